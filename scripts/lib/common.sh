@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/setup and scripts/stack: repo paths, the Kafka
+# jar cache (version read from scripts/kafka/pom.xml) and the PostgreSQL bindir.
+# Source it; it defines functions and LD_ROOT only and runs nothing.
+
+LD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LD_KAFKA_POM="$LD_ROOT/scripts/kafka/pom.xml"
+
+ld_die() { echo "${LD_PROG:-linkdrop}: error: $*" >&2; exit 1; }
+
+ld_cache_dir() { echo "${LINKDROP_CACHE_DIR:-$HOME/.cache/linkdrop}"; }
+
+# The one place the Kafka version lives is the pom's <kafka.version> property.
+ld_kafka_version() {
+  local v
+  v="$(sed -n 's:.*<kafka\.version>[[:space:]]*\([^<[:space:]]*\)[[:space:]]*</kafka\.version>.*:\1:p' "$LD_KAFKA_POM" | head -n 1)"
+  [[ -n "$v" ]] || ld_die "no <kafka.version> in $LD_KAFKA_POM"
+  echo "$v"
+}
+
+# The Python venv holding the test tools (standardwebhooks).
+LD_STANDARDWEBHOOKS_VERSION=1.1.0
+ld_test_venv() { echo "$(ld_cache_dir)/venv"; }
+
+ld_kafka_home() { echo "$(ld_cache_dir)/kafka-$(ld_kafka_version)"; }
+ld_kafka_lib() { echo "$(ld_kafka_home)/lib"; }
+
+# The marker holds the pom's checksum: a changed pom means a new download.
+ld_kafka_pom_sum() { sha256sum "$LD_KAFKA_POM" | cut -d' ' -f1; }
+ld_kafka_ready() {
+  local marker
+  marker="$(ld_kafka_home)/.complete"
+  [[ -f "$marker" && -d "$(ld_kafka_lib)" ]] && [[ "$(cat "$marker")" == "$(ld_kafka_pom_sum)" ]]
+}
+
+# Newest /usr/lib/postgresql/<ver>/bin that has initdb; empty if none.
+ld_pg_bindir() {
+  local d best=""
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x "$d/initdb" ]] || continue
+    best="$(printf '%s\n%s\n' "$best" "$d" | sed '/^$/d' | sort -V | tail -n 1)"
+  done
+  echo "$best"
+}

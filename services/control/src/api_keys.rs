@@ -1,0 +1,59 @@
+//! `POST /v1/api-keys` (admin): keys for hosts and merchants. The key is shown once.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use linkdrop_domain::ApiError;
+use linkdrop_domain::auth::{Principal, generate_api_key};
+use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::ids::{self, new_id, prefix};
+use linkdrop_domain::json::ApiJson;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ControlState;
+
+#[derive(Debug, Deserialize)]
+pub struct NewApiKey {
+    role: String,
+    merchant_id: String,
+}
+
+pub async fn create(
+    State(state): State<ControlState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<NewApiKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require_admin()?;
+    if !matches!(body.role.as_str(), "host" | "merchant") {
+        return Err(ApiError::invalid("role", "host or merchant"));
+    }
+    if !ids::is_well_formed(&body.merchant_id) {
+        return Err(ApiError::invalid(
+            "merchant_id",
+            "1 to 64 characters of a-z, 0-9 and _",
+        ));
+    }
+    let id = new_id(prefix::API_KEY);
+    let key = generate_api_key();
+    sqlx::query!(
+        "INSERT INTO api_keys (id, key_hash, role, merchant_id, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5)",
+        id,
+        key.key_hash,
+        body.role,
+        body.merchant_id,
+        now_ms()
+    )
+    .execute(&state.db)
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id,
+            "key": key.key.expose(),
+            "role": body.role,
+            "merchant_id": body.merchant_id,
+        })),
+    ))
+}

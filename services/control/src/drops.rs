@@ -1,0 +1,171 @@
+//! Drops: create (draft), list, read with live figures, launch, close.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use linkdrop_domain::ApiError;
+use linkdrop_domain::auth::Principal;
+use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::events::{DropCard, RoomEvent};
+use linkdrop_domain::ids::{self, new_id, prefix};
+use linkdrop_domain::json::ApiJson;
+use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ControlState;
+use crate::live::{self, DropRow};
+use crate::rooms::load_room;
+
+pub async fn create(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path(room_id): Path<String>,
+    ApiJson(body): ApiJson<NewDrop>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let room = load_room(&state, &principal, &room_id).await?;
+    let spec = DropSpec::parse(body)?;
+    if let Fairness::Lottery { .. } = spec.fairness {
+        return Err(ApiError::invalid(
+            "fairness.policy",
+            "lottery drops are not available yet; use fcfs",
+        ));
+    }
+    let row = DropRow::new(new_id(prefix::DROP), &room, &spec, now_ms());
+    sqlx::query!(
+        "INSERT INTO drops (id, room_id, merchant_id, sku, title, image_url, price_cents,
+                            currency, stock, max_per_user, policy, window_ms, pay_within_s,
+                            created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        row.id,
+        row.room_id,
+        row.merchant_id,
+        row.sku,
+        row.title,
+        row.image_url,
+        row.price_cents,
+        row.currency,
+        row.stock,
+        row.max_per_user,
+        row.policy,
+        row.window_ms,
+        row.pay_within_s,
+        row.created_at_ms
+    )
+    .execute(&state.db)
+    .await?;
+    live::write_initial_state(&state, &row).await?;
+    let view = live::drop_view(&state, &row).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The drop, if it exists and `principal` may run it.
+async fn load_drop(
+    state: &ControlState,
+    principal: &Principal,
+    drop_id: &str,
+) -> Result<DropRow, ApiError> {
+    if !ids::is_well_formed(drop_id) {
+        return Err(ApiError::NotFound("drop"));
+    }
+    let row = live::fetch_drop(state, drop_id)
+        .await?
+        .ok_or(ApiError::NotFound("drop"))?;
+    principal.require_host_of(&row.merchant_id)?;
+    Ok(row)
+}
+
+pub async fn get(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path(drop_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = load_drop(&state, &principal, &drop_id).await?;
+    Ok(Json(live::drop_view(&state, &row).await?))
+}
+
+pub async fn list(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path(room_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let room = load_room(&state, &principal, &room_id).await?;
+    let rows = live::fetch_room_drops(&state, &room.id).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(live::drop_view(&state, row).await?);
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LaunchRequest {
+    countdown_ms: Option<i64>,
+}
+
+pub async fn launch(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path(drop_id): Path<String>,
+    ApiJson(body): ApiJson<LaunchRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let row = load_drop(&state, &principal, &drop_id).await?;
+    let countdown_ms = body.countdown_ms.unwrap_or(3000);
+    if !(0..=MAX_COUNTDOWN_MS).contains(&countdown_ms) {
+        return Err(ApiError::invalid(
+            "countdown_ms",
+            "between 0 and 600000 milliseconds",
+        ));
+    }
+    let opens_at_ms = live::launch(&state, &row, countdown_ms).await?;
+    sqlx::query!(
+        "UPDATE drops SET phase = 'launched', opens_at_ms = $2 WHERE id = $1",
+        row.id,
+        opens_at_ms
+    )
+    .execute(&state.db)
+    .await?;
+    let spec = row.spec();
+    let event = RoomEvent::Countdown {
+        drop: DropCard::new(&row.id, &spec),
+        opens_at_ms,
+        order_url: format!("{}/v1/drops/{}/orders", state.public_url, row.id),
+        seed_hash: None,
+    };
+    let published = state.bus.publish(&row.room_id, &event).await?;
+    tracing::info!(drop_id = %row.id, opens_at_ms, seq = published.seq, "drop launched");
+    metrics::counter!("linkdrop_drops_launched_total").increment(1);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "opens_at_ms": opens_at_ms })),
+    ))
+}
+
+pub async fn close(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path(drop_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = load_drop(&state, &principal, &drop_id).await?;
+    let (closed_now, closed_at_ms) = live::close(&state, &row).await?;
+    // Also when Redis was closed before: a retry repairs a record the first call missed.
+    sqlx::query!(
+        "UPDATE drops SET phase = 'closed', closed_at_ms = $2
+         WHERE id = $1 AND closed_at_ms IS NULL",
+        row.id,
+        closed_at_ms
+    )
+    .execute(&state.db)
+    .await?;
+    if closed_now {
+        let event = RoomEvent::Closed {
+            drop_id: row.id.clone(),
+        };
+        state.bus.publish(&row.room_id, &event).await?;
+        tracing::info!(drop_id = %row.id, "drop closed");
+    }
+    let row = live::fetch_drop(&state, &row.id)
+        .await?
+        .ok_or(ApiError::NotFound("drop"))?;
+    Ok(Json(live::drop_view(&state, &row).await?))
+}

@@ -1,0 +1,24 @@
+-- Launches a drop: moves it from draft to launched with opens_at_ms = Redis server time +
+-- countdown, once. If Redis lost the drop's state (or never got it), the configuration
+-- passed in ARGV recreates it first, so PostgreSQL's record is enough to launch.
+--
+-- KEYS[1]  drop meta hash
+-- ARGV[1]  countdown in milliseconds (>= 0)
+-- ARGV[2..] field, value, field, value, ... of the drop's initial state (used only when
+--           the hash does not exist)
+-- Returns  { 'launched', opens_at_ms } | { 'already_launched' } | { 'closed' }
+local phase = redis.call('HGET', KEYS[1], 'phase')
+if phase == 'launched' then
+  return { 'already_launched' }
+end
+if phase == 'closed' then
+  return { 'closed' }
+end
+if not phase then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local opens_at_ms = string.format('%.0f', now_ms + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'phase', 'launched', 'opens_at_ms', opens_at_ms)
+return { 'launched', opens_at_ms }

@@ -1,0 +1,53 @@
+//! The control role: what hosts and the admin use to run a sale — API keys, rooms, drops,
+//! launch and close, and a drop's live figures.
+//!
+//! PostgreSQL keeps the record of every room and drop; Redis keeps what admission reads
+//! (phase, opening time, stock). A launch is decided in Redis (one script, so a drop
+//! launches once) and then told to the room through the room bus.
+
+pub mod api_keys;
+pub mod drops;
+pub mod live;
+pub mod rooms;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use linkdrop_domain::auth::Auth;
+use linkdrop_domain::keys::Keys;
+use linkdrop_domain::room_bus::RoomBus;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+/// What the control routes share.
+#[derive(Clone)]
+pub struct ControlState {
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub bus: RoomBus,
+    pub auth: Auth,
+    /// Base URL of the public API, for the `order_url` pushed with a countdown.
+    pub public_url: String,
+}
+
+impl FromRef<ControlState> for Auth {
+    fn from_ref(state: &ControlState) -> Auth {
+        state.auth.clone()
+    }
+}
+
+pub fn router(state: ControlState) -> Router {
+    Router::new()
+        .route("/v1/api-keys", post(api_keys::create))
+        .route("/v1/rooms", post(rooms::create).get(rooms::list))
+        .route("/v1/rooms/{room_id}", get(rooms::get))
+        .route(
+            "/v1/rooms/{room_id}/drops",
+            post(drops::create).get(drops::list),
+        )
+        .route("/v1/drops/{drop_id}", get(drops::get))
+        .route("/v1/drops/{drop_id}/launch", post(drops::launch))
+        .route("/v1/drops/{drop_id}/close", post(drops::close))
+        .with_state(state)
+}

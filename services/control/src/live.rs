@@ -1,0 +1,258 @@
+//! A drop's record (PostgreSQL) joined with its live state (Redis), and the scripts that
+//! change the live state: launch and close.
+
+use linkdrop_domain::ApiError;
+use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::model::{DropSpec, DropState, Fairness, Room};
+use serde_json::{Value, json};
+
+use crate::ControlState;
+
+/// A row of `drops`.
+#[derive(Debug, Clone)]
+pub struct DropRow {
+    pub id: String,
+    pub room_id: String,
+    pub merchant_id: String,
+    pub sku: String,
+    pub title: String,
+    pub image_url: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub stock: i32,
+    pub max_per_user: i32,
+    pub policy: String,
+    pub window_ms: Option<i32>,
+    pub pay_within_s: i32,
+    pub phase: String,
+    pub opens_at_ms: Option<i64>,
+    pub closed_at_ms: Option<i64>,
+    pub seed_hash: Option<String>,
+    pub created_at_ms: i64,
+}
+
+impl DropRow {
+    /// A new draft drop of `room`.
+    pub fn new(id: String, room: &Room, spec: &DropSpec, created_at_ms: i64) -> Self {
+        Self {
+            id,
+            room_id: room.id.clone(),
+            merchant_id: room.merchant_id.clone(),
+            sku: spec.sku.clone(),
+            title: spec.title.clone(),
+            image_url: spec.image_url.clone(),
+            price_cents: spec.price_cents,
+            currency: spec.currency.clone(),
+            stock: spec.stock as i32,
+            max_per_user: spec.max_per_user as i32,
+            policy: spec.fairness.policy().to_string(),
+            window_ms: spec.fairness.window_ms().map(|w| w as i32),
+            pay_within_s: spec.pay_within_s as i32,
+            phase: "draft".into(),
+            opens_at_ms: None,
+            closed_at_ms: None,
+            seed_hash: None,
+            created_at_ms,
+        }
+    }
+
+    pub fn fairness(&self) -> Fairness {
+        Fairness::from_parts(&self.policy, self.window_ms).unwrap_or(Fairness::Fcfs)
+    }
+
+    pub fn spec(&self) -> DropSpec {
+        DropSpec {
+            sku: self.sku.clone(),
+            title: self.title.clone(),
+            image_url: self.image_url.clone(),
+            price_cents: self.price_cents,
+            currency: self.currency.clone(),
+            stock: self.stock as u32,
+            max_per_user: self.max_per_user as u32,
+            fairness: self.fairness(),
+            pay_within_s: self.pay_within_s as u32,
+        }
+    }
+
+    /// The drop's state in Redis before launch: what admission reads.
+    fn initial_state(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("phase", "draft".into()),
+            ("room_id", self.room_id.clone()),
+            ("merchant_id", self.merchant_id.clone()),
+            ("stock", self.stock.to_string()),
+            ("stock_left", self.stock.to_string()),
+            ("paid", "0".into()),
+            ("max_per_user", self.max_per_user.to_string()),
+            ("policy", self.policy.clone()),
+            ("window_ms", self.window_ms.unwrap_or(0).to_string()),
+            (
+                "pay_within_ms",
+                (i64::from(self.pay_within_s) * 1000).to_string(),
+            ),
+        ]
+    }
+}
+
+pub async fn fetch_drop(state: &ControlState, drop_id: &str) -> Result<Option<DropRow>, ApiError> {
+    Ok(sqlx::query_as!(
+        DropRow,
+        "SELECT id, room_id, merchant_id, sku, title, image_url, price_cents, currency, stock,
+                max_per_user, policy, window_ms, pay_within_s, phase, opens_at_ms,
+                closed_at_ms, seed_hash, created_at_ms
+         FROM drops WHERE id = $1",
+        drop_id
+    )
+    .fetch_optional(&state.db)
+    .await?)
+}
+
+pub async fn fetch_room_drops(
+    state: &ControlState,
+    room_id: &str,
+) -> Result<Vec<DropRow>, ApiError> {
+    Ok(sqlx::query_as!(
+        DropRow,
+        "SELECT id, room_id, merchant_id, sku, title, image_url, price_cents, currency, stock,
+                max_per_user, policy, window_ms, pay_within_s, phase, opens_at_ms,
+                closed_at_ms, seed_hash, created_at_ms
+         FROM drops WHERE room_id = $1 ORDER BY id DESC LIMIT 200",
+        room_id
+    )
+    .fetch_all(&state.db)
+    .await?)
+}
+
+/// Writes the draft state to Redis and registers the drop's outbox with the relay.
+pub async fn write_initial_state(state: &ControlState, row: &DropRow) -> Result<(), ApiError> {
+    redis::pipe()
+        .atomic()
+        .hset_multiple(state.keys.drop_meta(&row.id), &row.initial_state())
+        .ignore()
+        .sadd(state.keys.outboxes(), &row.id)
+        .ignore()
+        .query_async::<()>(&mut state.redis.clone())
+        .await?;
+    Ok(())
+}
+
+fn state_args(row: &DropRow) -> Vec<String> {
+    row.initial_state()
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_string(), v])
+        .collect()
+}
+
+/// Runs `launch.lua`: the opening time, or 409/410 if launched or closed before.
+pub async fn launch(
+    state: &ControlState,
+    row: &DropRow,
+    countdown_ms: i64,
+) -> Result<i64, ApiError> {
+    let script = redis::Script::new(include_str!("launch.lua"));
+    let mut invocation = script.key(state.keys.drop_meta(&row.id));
+    invocation.arg(countdown_ms).arg(state_args(row));
+    let reply: Vec<String> = invocation.invoke_async(&mut state.redis.clone()).await?;
+    // The outbox must be watched before the first order can arrive.
+    redis::cmd("SADD")
+        .arg(state.keys.outboxes())
+        .arg(&row.id)
+        .query_async::<()>(&mut state.redis.clone())
+        .await?;
+    match reply.as_slice() {
+        [status, opens_at] if status == "launched" => opens_at
+            .parse()
+            .map_err(|_| ApiError::internal("launch script returned a bad time")),
+        [status] if status == "already_launched" => Err(ApiError::AlreadyLaunched),
+        [status] if status == "closed" => Err(ApiError::Closed),
+        other => Err(ApiError::internal(format!(
+            "launch script answered {other:?}"
+        ))),
+    }
+}
+
+/// Runs `close.lua`: whether this call closed the drop, and when it was closed.
+pub async fn close(state: &ControlState, row: &DropRow) -> Result<(bool, i64), ApiError> {
+    let script = redis::Script::new(include_str!("close.lua"));
+    let mut invocation = script.key(state.keys.drop_meta(&row.id));
+    invocation.arg(state_args(row));
+    let reply: Vec<String> = invocation.invoke_async(&mut state.redis.clone()).await?;
+    match reply.as_slice() {
+        [status, at] => {
+            let at = at
+                .parse()
+                .map_err(|_| ApiError::internal("close script returned a bad time"))?;
+            Ok((status == "closed", at))
+        }
+        other => Err(ApiError::internal(format!(
+            "close script answered {other:?}"
+        ))),
+    }
+}
+
+/// The live half of a drop, from Redis.
+#[derive(Debug, Default)]
+struct Live {
+    phase: Option<String>,
+    opens_at_ms: Option<i64>,
+    stock_left: Option<i64>,
+    paid: Option<i64>,
+    sold_out_at_ms: Option<i64>,
+    closed_at_ms: Option<i64>,
+}
+
+async fn read_live(state: &ControlState, drop_id: &str) -> Result<Live, ApiError> {
+    let (phase, opens_at_ms, stock_left, paid, sold_out_at_ms, closed_at_ms) = redis::cmd("HMGET")
+        .arg(state.keys.drop_meta(drop_id))
+        .arg(&[
+            "phase",
+            "opens_at_ms",
+            "stock_left",
+            "paid",
+            "sold_out_at_ms",
+            "closed_at_ms",
+        ])
+        .query_async(&mut state.redis.clone())
+        .await?;
+    Ok(Live {
+        phase,
+        opens_at_ms,
+        stock_left,
+        paid,
+        sold_out_at_ms,
+        closed_at_ms,
+    })
+}
+
+/// The drop as `GET /v1/drops/{id}` shows it: record plus live figures.
+pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, ApiError> {
+    let live = read_live(state, &row.id).await?;
+    let stock = i64::from(row.stock);
+    let stock_left = live.stock_left.unwrap_or(stock);
+    let paid = live.paid.unwrap_or(0);
+    let phase = live.phase.as_deref().unwrap_or(&row.phase);
+    let opens_at_ms = live.opens_at_ms.or(row.opens_at_ms);
+    let drop_state = DropState::at(phase, opens_at_ms, stock_left, now_ms());
+    Ok(json!({
+        "id": row.id,
+        "room_id": row.room_id,
+        "merchant_id": row.merchant_id,
+        "sku": row.sku,
+        "title": row.title,
+        "image_url": row.image_url,
+        "price_cents": row.price_cents,
+        "currency": row.currency,
+        "max_per_user": row.max_per_user,
+        "fairness": row.fairness(),
+        "pay_within_s": row.pay_within_s,
+        "state": drop_state.as_str(),
+        "stock": stock,
+        "stock_left": stock_left,
+        "reserved": stock - stock_left - paid,
+        "paid": paid,
+        "opens_at_ms": opens_at_ms,
+        "sold_out_at_ms": live.sold_out_at_ms,
+        "closed_at_ms": live.closed_at_ms.or(row.closed_at_ms),
+        "created_at_ms": row.created_at_ms,
+    }))
+}

@@ -1,0 +1,394 @@
+//! Credentials: shopper tokens (JWT, HS256) and API keys of hosts, merchants and the admin.
+//!
+//! Shoppers send `Authorization: Bearer <JWT>` with claims `sub` (user id) and `exp`. Hosts,
+//! merchants and the admin send `Authorization: Bearer <API key>`; keys start with `ldk_`
+//! (the admin key is whatever configuration says) and only their SHA-256 is stored.
+//! Nothing here logs a credential.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::problem::ApiError;
+use crate::secret::Secret;
+
+/// Prefix of every API key linkdrop issues, so a key and a JWT are told apart at a glance.
+pub const API_KEY_PREFIX: &str = "ldk_";
+/// Longest accepted shopper id (`sub`).
+pub const MAX_USER_ID_LEN: usize = 128;
+
+/// Claims of a shopper token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShopperClaims {
+    /// The shopper's user id: 1 to 128 visible ASCII characters.
+    pub sub: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+/// Signs and checks shopper tokens with the configured HS256 secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &Secret) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+        }
+    }
+
+    /// A token for `user_id` valid for `ttl_s` seconds (`linkdrop token`, tests, load).
+    pub fn mint(&self, user_id: &str, ttl_s: u64) -> Result<String, ApiError> {
+        if !is_valid_user_id(user_id) {
+            return Err(ApiError::invalid(
+                "user",
+                "1 to 128 visible ASCII characters",
+            ));
+        }
+        let claims = ShopperClaims {
+            sub: user_id.to_string(),
+            exp: jsonwebtoken::get_current_timestamp() + ttl_s,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    /// The user id of a valid, unexpired token signed with our secret.
+    pub fn verify(&self, token: &str) -> Result<String, ApiError> {
+        let data = jsonwebtoken::decode::<ShopperClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                ApiError::Unauthorized("the token has expired")
+            }
+            _ => ApiError::Unauthorized("the token is malformed or not signed by us"),
+        })?;
+        if !is_valid_user_id(&data.claims.sub) {
+            return Err(ApiError::Unauthorized(
+                "the token's sub is not a valid user id",
+            ));
+        }
+        Ok(data.claims.sub)
+    }
+}
+
+/// User ids are used inside Redis fields, so they are kept to visible ASCII.
+pub fn is_valid_user_id(user_id: &str) -> bool {
+    (1..=MAX_USER_ID_LEN).contains(&user_id.len()) && user_id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Who a host/merchant/admin request is from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin,
+    /// Controls the rooms and drops of its merchant.
+    Host {
+        merchant_id: String,
+    },
+    /// Reads its merchant's orders and manages its webhooks.
+    Merchant {
+        merchant_id: String,
+    },
+}
+
+impl Principal {
+    /// Allowed to run the rooms and drops of `merchant_id`.
+    pub fn require_host_of(&self, merchant_id: &str) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            Self::Host { merchant_id: m } if m == merchant_id => Ok(()),
+            _ => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// Allowed to read the orders and manage the webhooks of `merchant_id`.
+    pub fn require_merchant_of(&self, merchant_id: &str) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            Self::Merchant { merchant_id: m } if m == merchant_id => Ok(()),
+            _ => Err(ApiError::Forbidden),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            _ => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// The merchant this key acts for; `None` for the admin.
+    pub fn merchant_id(&self) -> Option<&str> {
+        match self {
+            Self::Admin => None,
+            Self::Host { merchant_id } | Self::Merchant { merchant_id } => Some(merchant_id),
+        }
+    }
+}
+
+/// A freshly generated API key: the key itself (shown once) and what is stored.
+pub struct NewApiKey {
+    pub key: Secret,
+    pub key_hash: String,
+}
+
+/// Generates an API key with 32 random bytes.
+pub fn generate_api_key() -> NewApiKey {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    NewApiKey {
+        key_hash: hash_api_key(&key),
+        key: Secret::new(key),
+    }
+}
+
+/// The stored form of an API key. Keys carry 256 random bits, so a plain SHA-256 is enough.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// What the credential extractors need. Cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<AuthInner>,
+}
+
+struct AuthInner {
+    tokens: Option<TokenKeys>,
+    admin_key_hash: Option<String>,
+    keys_db: Option<PgPool>,
+}
+
+impl Auth {
+    /// `tokens` checks shopper JWTs; `admin_key` and `keys_db` check API keys. A role that
+    /// lacks one of them answers the corresponding requests 401.
+    pub fn new(
+        tokens: Option<TokenKeys>,
+        admin_key: Option<&Secret>,
+        keys_db: Option<PgPool>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(AuthInner {
+                tokens,
+                admin_key_hash: admin_key.map(|k| hash_api_key(k.expose())),
+                keys_db,
+            }),
+        }
+    }
+
+    pub fn tokens(&self) -> Option<&TokenKeys> {
+        self.inner.tokens.as_ref()
+    }
+
+    /// The shopper of a bearer JWT.
+    pub fn shopper(&self, token: &str) -> Result<Shopper, ApiError> {
+        let tokens = self.inner.tokens.as_ref().ok_or(ApiError::Unauthorized(
+            "shopper tokens are not accepted here",
+        ))?;
+        Ok(Shopper {
+            user_id: tokens.verify(token)?,
+        })
+    }
+
+    /// The principal of a bearer API key.
+    pub async fn principal(&self, key: &str) -> Result<Principal, ApiError> {
+        let hash = hash_api_key(key);
+        // Comparing digests, not keys, keeps the comparison free of timing hints.
+        if self.inner.admin_key_hash.as_deref() == Some(hash.as_str()) {
+            return Ok(Principal::Admin);
+        }
+        let Some(db) = &self.inner.keys_db else {
+            return Err(ApiError::Unauthorized("unknown API key"));
+        };
+        let row = sqlx::query!(
+            "SELECT role, merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
+            hash
+        )
+        .fetch_optional(db)
+        .await?;
+        match row {
+            Some(r) if r.role == "host" => Ok(Principal::Host {
+                merchant_id: r.merchant_id,
+            }),
+            Some(r) if r.role == "merchant" => Ok(Principal::Merchant {
+                merchant_id: r.merchant_id,
+            }),
+            _ => Err(ApiError::Unauthorized("unknown API key")),
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized(
+            "missing Authorization: Bearer header",
+        ))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized(
+            "expected Authorization: Bearer <credential>",
+        ))
+}
+
+/// An authenticated shopper (from a JWT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shopper {
+    pub user_id: String,
+}
+
+impl<S> FromRequestParts<S> for Shopper
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Auth::from_ref(state).shopper(bearer(parts)?)
+    }
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts)?.to_string();
+        Auth::from_ref(state).principal(&key).await
+    }
+}
+
+/// Either kind of caller, for routes open to both (an order is visible to its shopper and
+/// to its merchant). A credential with the API key prefix, or equal to the admin key, is
+/// taken as a key; anything else as a JWT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Shopper(Shopper),
+    Principal(Principal),
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_ref(state);
+        let credential = bearer(parts)?.to_string();
+        // JWTs have three dot-separated parts; API keys have none.
+        if credential.matches('.').count() == 2 {
+            auth.shopper(&credential).map(Caller::Shopper)
+        } else {
+            auth.principal(&credential).await.map(Caller::Principal)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&Secret::new("0123456789abcdef0123456789abcdef"))
+    }
+
+    #[test]
+    fn a_minted_token_verifies_to_its_user() {
+        let token = keys().mint("u-1", 60).unwrap();
+        assert_eq!(keys().verify(&token).unwrap(), "u-1");
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let other = TokenKeys::new(&Secret::new("another-secret-another-secret-xx"));
+        let token = other.mint("u-1", 60).unwrap();
+        assert!(matches!(
+            keys().verify(&token),
+            Err(ApiError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_as_expired() {
+        let claims = ShopperClaims {
+            sub: "u-1".into(),
+            exp: jsonwebtoken::get_current_timestamp() - 10,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        let err = keys().verify(&token).unwrap_err();
+        assert!(matches!(
+            err,
+            ApiError::Unauthorized("the token has expired")
+        ));
+    }
+
+    #[test]
+    fn user_ids_with_spaces_cannot_get_a_token() {
+        assert!(keys().mint("a b", 60).is_err());
+        assert!(keys().mint("", 60).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_admin_key_is_recognised_and_others_are_not() {
+        let admin = Secret::new("admin-key-for-tests-0001");
+        let auth = Auth::new(None, Some(&admin), None);
+        assert_eq!(
+            auth.principal(admin.expose()).await.unwrap(),
+            Principal::Admin
+        );
+        assert!(auth.principal("ldk_unknown").await.is_err());
+    }
+
+    #[test]
+    fn hosts_control_only_their_merchant() {
+        let host = Principal::Host {
+            merchant_id: "m1".into(),
+        };
+        assert!(host.require_host_of("m1").is_ok());
+        assert!(host.require_host_of("m2").is_err());
+        assert!(host.require_merchant_of("m1").is_err());
+        assert!(Principal::Admin.require_merchant_of("m2").is_ok());
+    }
+
+    #[test]
+    fn generated_keys_hash_to_what_is_stored() {
+        let key = generate_api_key();
+        assert!(key.key.expose().starts_with(API_KEY_PREFIX));
+        assert_eq!(hash_api_key(key.key.expose()), key.key_hash);
+    }
+}

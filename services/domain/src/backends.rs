@@ -1,0 +1,137 @@
+//! Connections to the shared state: Redis, PostgreSQL and Kafka, and their readiness probes.
+//!
+//! Connecting fails fast with an error that names the backend; a connection lost later is
+//! retried by the clients themselves (Redis `ConnectionManager`, the sqlx pool, librdkafka).
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::secret::Secret;
+
+/// How long one readiness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A backend that could not be reached or set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("postgres migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// A Redis connection that reconnects by itself, after checking that Redis answers.
+pub async fn connect_redis(url: &str) -> Result<ConnectionManager, BackendError> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(5))
+        .set_response_timeout(Duration::from_secs(5));
+    let mut conn = ConnectionManager::new_with_config(client, config).await?;
+    let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+    Ok(conn)
+}
+
+/// A PostgreSQL pool, after one successful connection.
+pub async fn connect_db(url: &Secret, max_connections: u32) -> Result<PgPool, BackendError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url.expose())
+        .await?;
+    Ok(pool)
+}
+
+/// Applies the migrations in schemas/migrations that the database lacks.
+pub async fn migrate(pool: &PgPool) -> Result<(), BackendError> {
+    sqlx::migrate!("../../schemas/migrations").run(pool).await?;
+    Ok(())
+}
+
+/// The librdkafka settings every linkdrop client starts from.
+pub fn kafka_config(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("socket.timeout.ms", "10000")
+        .set("broker.address.family", "v4");
+    config
+}
+
+/// Creates `topic` with `partitions` unless it exists.
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), BackendError> {
+    let admin: AdminClient<DefaultClientContext> = kafka_config(brokers).create()?;
+    let replication = TopicReplication::Fixed(1.min(partitions));
+    let new_topic = NewTopic::new(topic, partitions, replication);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics([&new_topic], &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(rdkafka::error::KafkaError::AdminOp(code).into()),
+        }
+    }
+    Ok(())
+}
+
+/// A backend that `/readyz` checks.
+#[derive(Clone)]
+pub enum Probe {
+    Redis(ConnectionManager),
+    Postgres(PgPool),
+    Kafka(String),
+}
+
+impl Probe {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Redis(_) => "redis",
+            Self::Postgres(_) => "postgres",
+            Self::Kafka(_) => "kafka",
+        }
+    }
+
+    /// `Ok` when the backend answers within the probe timeout.
+    pub async fn check(&self) -> Result<(), String> {
+        let check = async {
+            match self {
+                Self::Redis(conn) => redis::cmd("PING")
+                    .query_async::<String>(&mut conn.clone())
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Self::Postgres(pool) => sqlx::query("SELECT 1")
+                    .execute(pool)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Self::Kafka(brokers) => kafka_metadata(brokers.clone()).await,
+            }
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, check)
+            .await
+            .unwrap_or_else(|_| Err("no answer within the probe timeout".into()))
+    }
+}
+
+async fn kafka_metadata(brokers: String) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = kafka_config(&brokers).create().map_err(|e| e.to_string())?;
+        consumer
+            .fetch_metadata(None, PROBE_TIMEOUT)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}

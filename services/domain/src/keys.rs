@@ -1,0 +1,127 @@
+//! The name of every Redis key, pub/sub channel, Kafka topic and consumer group.
+//!
+//! All keys of one drop share the hash tag `{d:<drop_id>}` and all keys of one room the tag
+//! `{r:<room_id>}`, so each admission or publish script touches a single Redis Cluster slot.
+//! Everything starts with the configured namespace, so installations and test runs that
+//! share a Redis or a Kafka never see each other's data.
+
+/// Key names for one namespace.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ns: String,
+}
+
+impl Keys {
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            ns: namespace.to_string(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// Hash: a drop's live state (phase, opens_at_ms, stock, stock_left, limits…).
+    pub fn drop_meta(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:meta", self.ns)
+    }
+
+    /// Hash: user id → units held of the drop.
+    pub fn drop_holders(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:holders", self.ns)
+    }
+
+    /// Hash: `<user id> <idempotency key>` → the stored answer.
+    pub fn drop_idempotency(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:idem", self.ns)
+    }
+
+    /// Stream: accepted orders of the drop, waiting for the relay.
+    pub fn drop_outbox(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:outbox", self.ns)
+    }
+
+    /// Set: drop ids whose outbox the relay must watch.
+    pub fn outboxes(&self) -> String {
+        format!("{}:outboxes", self.ns)
+    }
+
+    /// Consumer group of the relay on every outbox stream.
+    pub fn relay_group(&self) -> &'static str {
+        "relay"
+    }
+
+    /// Hash: a room's identity, so gateways can refuse unknown rooms without PostgreSQL.
+    pub fn room_meta(&self, room_id: &str) -> String {
+        format!("{}:{{r:{room_id}}}:meta", self.ns)
+    }
+
+    /// Counter: the room's latest event `seq`.
+    pub fn room_seq(&self, room_id: &str) -> String {
+        format!("{}:{{r:{room_id}}}:seq", self.ns)
+    }
+
+    /// Stream: the room's recent events, entry id `<seq>-0`, capped.
+    pub fn room_history(&self, room_id: &str) -> String {
+        format!("{}:{{r:{room_id}}}:history", self.ns)
+    }
+
+    /// Hash: gateway node → `<viewers>:<valid until ms>` for the room.
+    pub fn room_viewers(&self, room_id: &str) -> String {
+        format!("{}:{{r:{room_id}}}:viewers", self.ns)
+    }
+
+    /// Pub/sub channel carrying the room's events to every gateway node.
+    pub fn room_channel(&self, room_id: &str) -> String {
+        format!("{}:bus:room:{room_id}", self.ns)
+    }
+
+    /// Pattern matching every room channel.
+    pub fn room_channel_pattern(&self) -> String {
+        format!("{}:bus:room:*", self.ns)
+    }
+
+    /// The room id inside a room channel name.
+    pub fn room_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel
+            .strip_prefix(self.ns.as_str())?
+            .strip_prefix(":bus:room:")
+    }
+
+    /// Kafka topic of accepted orders, keyed by drop.
+    pub fn orders_topic(&self) -> String {
+        format!("{}.orders", self.ns)
+    }
+
+    /// Kafka consumer group of the settlement workers.
+    pub fn settle_group(&self) -> String {
+        format!("{}.settle", self.ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_keys_of_a_drop_share_one_hash_tag() {
+        let keys = Keys::new("ld");
+        for key in [
+            keys.drop_meta("drp_1"),
+            keys.drop_holders("drp_1"),
+            keys.drop_idempotency("drp_1"),
+            keys.drop_outbox("drp_1"),
+        ] {
+            assert!(key.contains("{d:drp_1}"), "{key}");
+        }
+    }
+
+    #[test]
+    fn room_channels_round_trip_their_room_id() {
+        let keys = Keys::new("t1");
+        let channel = keys.room_channel("room_9");
+        assert_eq!(keys.room_of_channel(&channel), Some("room_9"));
+        assert_eq!(Keys::new("t2").room_of_channel(&channel), None);
+    }
+}

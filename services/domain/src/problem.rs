@@ -1,0 +1,310 @@
+//! The error of every HTTP boundary, rendered as `application/problem+json` (RFC 9457) with
+//! the stable `code` listed in API.md.
+//!
+//! Internal failures (Redis, PostgreSQL, Kafka) are logged with their cause and answered with
+//! a generic 500 or 503: no SQL, no stack, no connection string ever reaches a client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// A field that failed validation, shown next to the field by the control panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything an HTTP handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("route not found")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("sold out")]
+    SoldOut,
+    #[error("limit reached")]
+    LimitReached { max_per_user: u32 },
+    #[error("idempotency key reused with a different body")]
+    IdempotencyConflict,
+    #[error("already launched")]
+    AlreadyLaunched,
+    #[error("closed")]
+    Closed,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("invalid: {0:?}")]
+    Invalid(Vec<FieldError>),
+    #[error("not open")]
+    NotOpen { opens_at_ms: Option<i64> },
+    #[error("rate limited")]
+    RateLimited { retry_after_s: u64 },
+    #[error("overloaded")]
+    Overloaded { retry_after_s: u64 },
+    #[error("a backend is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// One invalid field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    /// An unexpected failure: logged here with its cause, answered as a bare 500.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SoldOut
+            | Self::LimitReached { .. }
+            | Self::IdempotencyConflict
+            | Self::AlreadyLaunched => StatusCode::CONFLICT,
+            Self::Closed => StatusCode::GONE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotOpen { .. } => StatusCode::TOO_EARLY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable reason (API.md, "Errors").
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) | Self::NoRoute => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::SoldOut => "sold_out",
+            Self::LimitReached { .. } => "limit_reached",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::AlreadyLaunched => "already_launched",
+            Self::Closed => "closed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Invalid(_) => "invalid",
+            Self::NotOpen { .. } => "not_open",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "Bad request",
+            Self::Unauthorized(_) => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound(_) | Self::NoRoute => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::SoldOut => "Sold out",
+            Self::LimitReached { .. } => "Limit reached",
+            Self::IdempotencyConflict => "Idempotency key reused",
+            Self::AlreadyLaunched => "Already launched",
+            Self::Closed => "Drop closed",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::Invalid(_) => "Invalid values",
+            Self::NotOpen { .. } => "Not open yet",
+            Self::RateLimited { .. } => "Too many requests",
+            Self::Overloaded { .. } => "Overloaded",
+            Self::Unavailable(_) => "Service unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::BadRequest(why) => why.clone(),
+            Self::Unauthorized(why) => (*why).to_string(),
+            Self::Forbidden => "these credentials may not do this".into(),
+            Self::NotFound(what) => format!("no such {what}"),
+            Self::NoRoute => "no such route".into(),
+            Self::MethodNotAllowed => "this route does not take that method".into(),
+            Self::SoldOut => "no stock left".into(),
+            Self::LimitReached { max_per_user } => {
+                format!("you already hold the most units allowed per shopper ({max_per_user})")
+            }
+            Self::IdempotencyConflict => {
+                "this Idempotency-Key was used before with a different body".into()
+            }
+            Self::AlreadyLaunched => "this drop was launched before".into(),
+            Self::Closed => "the host closed this drop".into(),
+            Self::PayloadTooLarge => "the request body is over the limit".into(),
+            Self::Invalid(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::NotOpen { .. } => "the drop does not take orders yet".into(),
+            Self::RateLimited { .. } => "slow down and retry after the given delay".into(),
+            Self::Overloaded { .. } => "too busy right now; retry after the given delay".into(),
+            Self::Unavailable(_) => "a backend is unavailable; retry shortly".into(),
+            Self::Internal(_) => "something went wrong on our side".into(),
+        }
+    }
+
+    /// Members added to the problem object beyond the standard ones.
+    fn extensions(&self) -> Map<String, Value> {
+        let mut ext = Map::new();
+        match self {
+            Self::Invalid(errors) => {
+                ext.insert("errors".into(), json!(errors));
+            }
+            Self::NotOpen { opens_at_ms } => {
+                ext.insert("opens_at_ms".into(), json!(opens_at_ms));
+            }
+            Self::LimitReached { max_per_user } => {
+                ext.insert("max_per_user".into(), json!(max_per_user));
+            }
+            _ => {}
+        }
+        ext
+    }
+
+    fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_s } | Self::Overloaded { retry_after_s } => {
+                Some(*retry_after_s)
+            }
+            Self::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The problem object, as sent in the body.
+    pub fn body(&self) -> Value {
+        let status = self.status();
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!("urn:linkdrop:problem:{}", self.code())),
+        );
+        body.insert("title".into(), json!(self.title()));
+        body.insert("status".into(), json!(status.as_u16()));
+        body.insert("code".into(), json!(self.code()));
+        body.insert("detail".into(), json!(self.detail()));
+        body.extend(self.extensions());
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => tracing::error!(%cause, "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            _ => {}
+        }
+        metrics::counter!("linkdrop_http_errors_total", "code" => self.code()).increment(1);
+        let mut response = (self.status(), Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = self.retry_after_s() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            Self::Unavailable(format!("redis: {e}"))
+        } else {
+            Self::Internal(format!("redis: {e}"))
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
+                Self::Unavailable(format!("postgres: {e}"))
+            }
+            _ => Self::Internal(format!("postgres: {e}")),
+        }
+    }
+}
+
+/// Fallback for unknown routes, so that they too answer problem+json.
+pub async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_carries_status_code_and_type() {
+        let body = ApiError::SoldOut.body();
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["code"], "sold_out");
+        assert_eq!(body["type"], "urn:linkdrop:problem:sold_out");
+    }
+
+    #[test]
+    fn not_open_tells_when_the_drop_opens() {
+        let body = ApiError::NotOpen {
+            opens_at_ms: Some(1_700_000_000_000),
+        }
+        .body();
+        assert_eq!(body["status"], 425);
+        assert_eq!(body["opens_at_ms"], 1_700_000_000_000_i64);
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let err = ApiError::internal("ERROR: relation \"orders\" does not exist");
+        let body = err.body().to_string();
+        assert!(!body.contains("relation"), "{body}");
+        assert_eq!(err.body()["code"], "internal");
+    }
+
+    #[test]
+    fn rate_limits_send_retry_after() {
+        let response = ApiError::RateLimited { retry_after_s: 2 }.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+}

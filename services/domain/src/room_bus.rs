@@ -1,0 +1,87 @@
+//! The room bus: how a room event gets its `seq` and reaches every gateway node.
+//!
+//! Publishing runs one script (`publish_event.lua`) that numbers the event, keeps it in the
+//! room's capped history stream and publishes it on the room's channel. Gateways subscribe
+//! to the channels; a reconnecting client's missed events come from the history stream.
+//! The frame is serialized once here, and gateways forward those exact bytes.
+
+use redis::aio::ConnectionManager;
+
+use crate::events::RoomEvent;
+use crate::keys::Keys;
+
+/// Events kept per room for clients that reconnect (approximate: Redis trims lazily).
+pub const HISTORY_CAP: usize = 1000;
+
+/// A published event: its place in the room and the exact text clients receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    pub frame: String,
+}
+
+/// Publishes room events for one namespace.
+#[derive(Clone)]
+pub struct RoomBus {
+    redis: ConnectionManager,
+    keys: Keys,
+    script: redis::Script,
+}
+
+impl RoomBus {
+    pub fn new(redis: ConnectionManager, keys: Keys) -> Self {
+        Self {
+            redis,
+            keys,
+            script: redis::Script::new(include_str!("publish_event.lua")),
+        }
+    }
+
+    /// Numbers `event`, records it in the room's history and publishes it to every gateway.
+    pub async fn publish(
+        &self,
+        room_id: &str,
+        event: &RoomEvent,
+    ) -> Result<Published, redis::RedisError> {
+        let body = serde_json::to_string(event).expect("room events always serialize");
+        let (seq, frame): (u64, String) = self
+            .script
+            .key(self.keys.room_seq(room_id))
+            .key(self.keys.room_history(room_id))
+            .arg(self.keys.room_channel(room_id))
+            .arg(body)
+            .arg(HISTORY_CAP)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        metrics::counter!("linkdrop_room_events_published_total").increment(1);
+        Ok(Published { seq, frame })
+    }
+
+    /// The room's latest `seq`, 0 before its first event.
+    pub async fn latest_seq(&self, room_id: &str) -> Result<u64, redis::RedisError> {
+        let seq: Option<u64> = redis::cmd("GET")
+            .arg(self.keys.room_seq(room_id))
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+}
+
+/// The `seq` at the start of a frame made by the publish script (`{"seq":N,...`).
+pub fn frame_seq(frame: &str) -> Option<u64> {
+    let rest = frame.strip_prefix("{\"seq\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_seq_reads_the_leading_number() {
+        assert_eq!(frame_seq(r#"{"seq":42,"ts_ms":1,"type":"x"}"#), Some(42));
+        assert_eq!(frame_seq(r#"{"type":"hello"}"#), None);
+        assert_eq!(frame_seq(r#"{"seq":}"#), None);
+    }
+}

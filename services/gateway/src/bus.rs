@@ -1,0 +1,93 @@
+//! This node's subscription to the room bus: every room event published anywhere reaches
+//! the local members of its room.
+//!
+//! The subscription reconnects by itself after a failure (with backoff); the first
+//! successful subscription is reported so that the node accepts viewers only once it can
+//! deliver to them.
+
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use linkdrop_domain::keys::Keys;
+use linkdrop_domain::room_bus::frame_seq;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::fanout::FanOut;
+use std::sync::Arc;
+
+/// Longest pause between two attempts to resubscribe.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Subscribes to every room channel of the namespace and fans each event out locally,
+/// until `shutdown`. `subscribed` fires after the first successful subscription.
+pub async fn run(
+    client: redis::Client,
+    keys: Keys,
+    fanout: Arc<FanOut>,
+    shutdown: CancellationToken,
+    subscribed: oneshot::Sender<()>,
+) {
+    let mut subscribed = Some(subscribed);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match subscribe(&client, &keys, &fanout, &shutdown, &mut subscribed).await {
+            Ok(()) => return,
+            Err(e) => {
+                metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
+                tracing::warn!(error = %e, ?backoff, "room bus subscription lost; resubscribing");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    keys: &Keys,
+    fanout: &FanOut,
+    shutdown: &CancellationToken,
+    subscribed: &mut Option<oneshot::Sender<()>>,
+) -> Result<(), redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(keys.room_channel_pattern()).await?;
+    if let Some(tx) = subscribed.take() {
+        let _ = tx.send(());
+    }
+    tracing::info!(pattern = %keys.room_channel_pattern(), "subscribed to the room bus");
+    let mut messages = pubsub.on_message();
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            message = messages.next() => message,
+        };
+        let Some(message) = message else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "room bus connection closed",
+            )));
+        };
+        let channel = message.get_channel_name();
+        let Some(room_id) = keys.room_of_channel(channel) else {
+            continue;
+        };
+        let frame: String = match message.get_payload() {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::warn!(error = %e, "room bus message is not text");
+                continue;
+            }
+        };
+        let seq = frame_seq(&frame);
+        let started = std::time::Instant::now();
+        let delivery = fanout.broadcast(room_id, seq, &Utf8Bytes::from(frame));
+        metrics::histogram!("linkdrop_gateway_broadcast_seconds")
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(%room_id, ?seq, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
+    }
+}

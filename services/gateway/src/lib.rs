@@ -1,0 +1,216 @@
+//! The gateway role: viewers' WebSockets (`GET /v1/rooms/{room_id}/ws`).
+//!
+//! A viewer is authenticated before the upgrade (401 otherwise), joins its room's members
+//! on this node ([`fanout`]), and from then on receives every room event the node hears on
+//! the room bus ([`bus`]). Viewer counts are reported to Redis and summed over all nodes.
+//! The gateway never waits on a slow viewer: full queues close with 4008.
+
+pub mod bus;
+pub mod fanout;
+pub mod session;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use linkdrop_domain::ApiError;
+use linkdrop_domain::auth::Auth;
+use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::ids::{self, new_id};
+use linkdrop_domain::keys::Keys;
+use linkdrop_domain::role::RoleHandle;
+use linkdrop_domain::room_bus::RoomBus;
+use linkdrop_domain::viewers;
+use redis::aio::ConnectionManager;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::fanout::{CloseReason, FanOut};
+use crate::session::MAX_CLIENT_FRAME;
+
+/// How often viewer counts are reported and `room.viewers` may be sent.
+const VIEWERS_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a node waits for its first room bus subscription before refusing to start.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the gateway's handlers and tasks share.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub fanout: Arc<FanOut>,
+    redis: ConnectionManager,
+    keys: Keys,
+    auth: Auth,
+    bus: RoomBus,
+    /// This node's name in viewer reports.
+    node_id: String,
+    /// Rooms known to exist, so that only a room's first viewer costs a Redis lookup.
+    known_rooms: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Everything a gateway needs to start.
+pub struct GatewayDeps {
+    pub redis_client: redis::Client,
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub auth: Auth,
+}
+
+/// Starts the gateway: subscribes to the room bus (and waits until subscribed), starts the
+/// viewer reporter, and returns the WebSocket route.
+pub async fn start(
+    deps: GatewayDeps,
+    shutdown: CancellationToken,
+) -> Result<RoleHandle, redis::RedisError> {
+    let state = GatewayState {
+        fanout: Arc::new(FanOut::default()),
+        bus: RoomBus::new(deps.redis.clone(), deps.keys.clone()),
+        redis: deps.redis,
+        keys: deps.keys.clone(),
+        auth: deps.auth,
+        node_id: new_id("gw"),
+        known_rooms: Arc::default(),
+    };
+    let (subscribed_tx, subscribed) = oneshot::channel();
+    let bus_task = tokio::spawn(bus::run(
+        deps.redis_client,
+        deps.keys,
+        state.fanout.clone(),
+        shutdown.clone(),
+        subscribed_tx,
+    ));
+    match tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed).await {
+        Ok(Ok(())) => {}
+        _ => {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "could not subscribe to the room bus",
+            )));
+        }
+    }
+    let viewers_task = tokio::spawn(report_viewers(state.clone(), shutdown.clone()));
+    let closer = tokio::spawn(close_on_shutdown(state.fanout.clone(), shutdown));
+    let router = Router::new()
+        .route("/v1/rooms/{room_id}/ws", get(connect))
+        .with_state(state);
+    Ok(RoleHandle::new("gateway")
+        .with_router(router)
+        .with_task(bus_task)
+        .with_task(viewers_task)
+        .with_task(closer))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConnectParams {
+    token: Option<String>,
+}
+
+/// `GET /v1/rooms/{room_id}/ws?token=<JWT>`: checks the token and the room, then upgrades.
+async fn connect(
+    State(state): State<GatewayState>,
+    Path(room_id): Path<String>,
+    Query(params): Query<ConnectParams>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let token = params
+        .token
+        .ok_or(ApiError::Unauthorized("missing token query parameter"))?;
+    let shopper = state.auth.shopper(&token)?;
+    ensure_room_exists(&state, &room_id).await?;
+    let upgrade =
+        upgrade.map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let room = state.fanout.room_or_insert(&room_id);
+    if !room.knows_seq() {
+        room.learn_seq(state.bus.latest_seq(&room_id).await?);
+    }
+    let response = upgrade
+        .read_buffer_size(MAX_CLIENT_FRAME)
+        .write_buffer_size(0)
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| session::run(socket, state, room_id, room, shopper.user_id));
+    Ok(response.into_response())
+}
+
+async fn ensure_room_exists(state: &GatewayState, room_id: &str) -> Result<(), ApiError> {
+    if !ids::is_well_formed(room_id) {
+        return Err(ApiError::NotFound("room"));
+    }
+    if state
+        .known_rooms
+        .lock()
+        .expect("rooms lock")
+        .contains(room_id)
+    {
+        return Ok(());
+    }
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(state.keys.room_meta(room_id))
+        .query_async(&mut state.redis.clone())
+        .await?;
+    if !exists {
+        return Err(ApiError::NotFound("room"));
+    }
+    state
+        .known_rooms
+        .lock()
+        .expect("rooms lock")
+        .insert(room_id.to_string());
+    Ok(())
+}
+
+/// Every second: reports this node's viewers per room, learns the totals over all nodes,
+/// and sends `room.viewers` to local viewers when a total changed.
+async fn report_viewers(state: GatewayState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(VIEWERS_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (room_id, room) in state.fanout.rooms() {
+            if let Err(e) = report_room(&state, &room_id, &room).await {
+                tracing::warn!(%room_id, error = %e, "could not report viewers");
+            }
+        }
+        state.fanout.prune();
+    }
+}
+
+async fn report_room(
+    state: &GatewayState,
+    room_id: &str,
+    room: &fanout::RoomMembers,
+) -> Result<(), redis::RedisError> {
+    viewers::report(
+        &state.redis,
+        &state.keys,
+        room_id,
+        &state.node_id,
+        room.len(),
+    )
+    .await?;
+    let total = viewers::total(&state.redis, &state.keys, room_id).await?;
+    let previous = room
+        .viewers_total
+        .swap(total, std::sync::atomic::Ordering::Relaxed);
+    if previous != total && !room.is_empty() {
+        let frame = json!({"type": "room.viewers", "viewers": total, "ts_ms": now_ms()});
+        state
+            .fanout
+            .broadcast(room_id, None, &Utf8Bytes::from(frame.to_string()));
+    }
+    Ok(())
+}
+
+/// On shutdown, tells every viewer to reconnect (1012) so that they move to another node.
+async fn close_on_shutdown(fanout: Arc<FanOut>, shutdown: CancellationToken) {
+    shutdown.cancelled().await;
+    fanout.close_all(CloseReason::Restart);
+}

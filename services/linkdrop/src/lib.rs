@@ -1,0 +1,5 @@
+//! The linkdrop binary's library half: [`startup`] builds an application from the
+//! configuration and a set of roles, exactly as `main` does, so that integration tests
+//! start the very same thing on port 0.
+
+pub mod startup;

@@ -1,0 +1,115 @@
+//! `linkdrop`: every role of the flash-sale backend, one subcommand each (README.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use linkdrop::startup::{Application, Role};
+use linkdrop_domain::auth::TokenKeys;
+use linkdrop_domain::config::Config;
+use linkdrop_domain::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "linkdrop",
+    version,
+    about = "Live-commerce flash sales: push the link, admit fairly, settle durably"
+)]
+struct Cli {
+    /// Configuration file (default: ./linkdrop.toml when present; also LINKDROP_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every role in one process, one listener.
+    All,
+    /// WebSocket gateway: pushes room events to viewers.
+    Gateway,
+    /// Orders API: admits orders atomically in Redis.
+    Orders,
+    /// Moves accepted orders from the Redis outbox to Kafka.
+    Relay,
+    /// Settles orders from Kafka into PostgreSQL.
+    Settle,
+    /// Delivers merchant webhooks.
+    Webhooks,
+    /// Control API for hosts and merchants.
+    Control,
+    /// Prints a shopper token (JWT) for tests and load generators.
+    Token {
+        /// The shopper's user id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_s: u64,
+    },
+    /// Applies the database migrations and exits.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("linkdrop: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logs(&config.log_filter, config.log_format);
+    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("linkdrop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let roles = match command {
+        Command::Token { user, ttl_s } => {
+            let keys = TokenKeys::new(config.require_jwt_secret()?);
+            println!("{}", keys.mint(&user, ttl_s)?);
+            return Ok(());
+        }
+        Command::Migrate => {
+            let db = linkdrop_domain::backends::connect_db(config.require_database()?, 2).await?;
+            linkdrop_domain::backends::migrate(&db).await?;
+            println!("migrations applied");
+            return Ok(());
+        }
+        Command::All => Role::ALL.to_vec(),
+        Command::Gateway => vec![Role::Gateway],
+        Command::Orders => vec![Role::Orders],
+        Command::Relay => vec![Role::Relay],
+        Command::Settle => vec![Role::Settle],
+        Command::Webhooks => vec![Role::Webhooks],
+        Command::Control => vec![Role::Control],
+    };
+    let app = Application::build(config, &roles).await?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,348 @@
+//! Building and running an application: connect the backends the chosen roles need,
+//! start each role, merge their routes with `/healthz`, `/readyz` and `/metrics` behind one
+//! listener, and on shutdown stop accepting, let the roles drain, and wait for them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use linkdrop_domain::auth::{Auth, TokenKeys};
+use linkdrop_domain::backends::{self, Probe};
+use linkdrop_domain::config::Config;
+use linkdrop_domain::keys::Keys;
+use linkdrop_domain::ops::Ops;
+use linkdrop_domain::problem::no_route;
+use linkdrop_domain::role::RoleHandle;
+use linkdrop_domain::room_bus::RoomBus;
+use linkdrop_domain::telemetry;
+use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long roles may take to finish their work after shutdown was signalled.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Relay entries left unacknowledged this long by a dead relay are claimed by another.
+const RELAY_CLAIM_IDLE_MS: usize = 10_000;
+
+/// A role of the binary (ARCHITECTURE.md, "Processes and data flow").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Gateway,
+    Orders,
+    Relay,
+    Settle,
+    Webhooks,
+    Control,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Gateway,
+        Role::Orders,
+        Role::Relay,
+        Role::Settle,
+        Role::Webhooks,
+        Role::Control,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Orders => "orders",
+            Self::Relay => "relay",
+            Self::Settle => "settle",
+            Self::Webhooks => "webhooks",
+            Self::Control => "control",
+        }
+    }
+
+    fn needs_redis(&self) -> bool {
+        matches!(
+            self,
+            Self::Gateway | Self::Orders | Self::Relay | Self::Control
+        )
+    }
+
+    fn needs_database(&self) -> bool {
+        matches!(
+            self,
+            Self::Orders | Self::Settle | Self::Webhooks | Self::Control
+        )
+    }
+
+    fn needs_kafka(&self) -> bool {
+        matches!(self, Self::Relay | Self::Settle)
+    }
+
+    fn needs_shopper_tokens(&self) -> bool {
+        matches!(self, Self::Gateway | Self::Orders)
+    }
+}
+
+/// The backends one process connected to.
+struct Backends {
+    redis_url: Option<String>,
+    redis: Option<ConnectionManager>,
+    db: Option<PgPool>,
+    kafka: Option<String>,
+}
+
+impl Backends {
+    async fn connect(config: &Config, roles: &[Role]) -> anyhow::Result<Self> {
+        let mut backends = Backends {
+            redis_url: None,
+            redis: None,
+            db: None,
+            kafka: None,
+        };
+        if roles.iter().any(Role::needs_redis) {
+            let url = config.require_redis()?;
+            backends.redis = Some(
+                backends::connect_redis(url)
+                    .await
+                    .context("connecting to Redis")?,
+            );
+            backends.redis_url = Some(url.to_string());
+        }
+        if roles.iter().any(Role::needs_database) {
+            let db =
+                backends::connect_db(config.require_database()?, config.database_max_connections)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+            backends::migrate(&db)
+                .await
+                .context("migrating PostgreSQL")?;
+            backends.db = Some(db);
+        }
+        if roles.iter().any(Role::needs_kafka) {
+            backends.kafka = Some(config.require_kafka()?.to_string());
+        }
+        Ok(backends)
+    }
+
+    fn probes(&self) -> Vec<Probe> {
+        let mut probes = Vec::new();
+        if let Some(redis) = &self.redis {
+            probes.push(Probe::Redis(redis.clone()));
+        }
+        if let Some(db) = &self.db {
+            probes.push(Probe::Postgres(db.clone()));
+        }
+        if let Some(brokers) = &self.kafka {
+            probes.push(Probe::Kafka(brokers.clone()));
+        }
+        probes
+    }
+
+    fn redis(&self) -> ConnectionManager {
+        self.redis
+            .clone()
+            .expect("connected for roles that need Redis")
+    }
+
+    fn db(&self) -> PgPool {
+        self.db
+            .clone()
+            .expect("connected for roles that need PostgreSQL")
+    }
+
+    fn kafka(&self) -> String {
+        self.kafka
+            .clone()
+            .expect("configured for roles that need Kafka")
+    }
+}
+
+/// A built application: bound, with every role started, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    roles: Vec<RoleHandle>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects what `roles` need, starts them, and binds the listener
+    /// (`config.http_addr`; port 0 picks a free port).
+    pub async fn build(config: Config, roles: &[Role]) -> anyhow::Result<Application> {
+        if roles.iter().any(Role::needs_shopper_tokens) {
+            config.require_jwt_secret()?;
+        }
+        if roles.contains(&Role::Control) {
+            config.require_admin_key()?;
+        }
+        let backends = Backends::connect(&config, roles).await?;
+        let keys = Keys::new(&config.namespace);
+        let auth = Auth::new(
+            config.jwt_secret.as_ref().map(TokenKeys::new),
+            config.admin_key.as_ref(),
+            backends.db.clone(),
+        );
+        let shutdown = CancellationToken::new();
+        let mut handles = Vec::new();
+        for role in roles {
+            let handle = start_role(*role, &config, &backends, &keys, &auth, &shutdown)
+                .await
+                .with_context(|| format!("starting the {} role", role.name()))?;
+            handles.push(handle);
+        }
+        let backend = "redis+kafka+postgres";
+        let role_names = roles.iter().map(Role::name).collect();
+        let mut router = Ops::new(backends.probes(), backend, role_names).router();
+        for handle in &mut handles {
+            if let Some(routes) = handle.router.take() {
+                router = router.merge(routes);
+            }
+        }
+        let router = router
+            .fallback(no_route)
+            .layer(DefaultBodyLimit::max(config.body_limit_bytes));
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
+        let _ = telemetry::metrics_handle();
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            roles = ?roles.iter().map(Role::name).collect::<Vec<_>>(),
+            backend,
+            "linkdrop listening"
+        );
+        Ok(Application {
+            listener,
+            router,
+            roles: handles,
+            shutdown,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Cancel it to stop the application.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until shutdown, then waits (bounded) for every role to finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("serving HTTP")?;
+        let tasks: Vec<_> = self.roles.into_iter().flat_map(|r| r.tasks).collect();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, join_all_tasks(tasks)).await;
+        if drained.is_err() {
+            tracing::warn!("some roles did not finish within the drain timeout");
+        }
+        tracing::info!("linkdrop stopped");
+        Ok(())
+    }
+}
+
+async fn join_all_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn start_role(
+    role: Role,
+    config: &Config,
+    backends: &Backends,
+    keys: &Keys,
+    auth: &Auth,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<RoleHandle> {
+    Ok(match role {
+        Role::Gateway => {
+            let deps = linkdrop_gateway::GatewayDeps {
+                redis_client: redis::Client::open(backends.redis_url.clone().unwrap_or_default())?,
+                redis: backends.redis(),
+                keys: keys.clone(),
+                auth: auth.clone(),
+            };
+            linkdrop_gateway::start(deps, shutdown.clone()).await?
+        }
+        Role::Orders => {
+            let redis = backends.redis();
+            let bus = RoomBus::new(redis.clone(), keys.clone());
+            let state = linkdrop_orders::OrdersState {
+                admission: linkdrop_orders::admission::Admission::new(redis.clone(), keys.clone()),
+                stock: StockTicker::new(bus, redis, keys.clone(), STOCK_EVENT_INTERVAL),
+                auth: auth.clone(),
+                db: backends.db(),
+            };
+            RoleHandle::new("orders").with_router(linkdrop_orders::router(state))
+        }
+        Role::Relay => {
+            // The relay blocks on reads: it gets a Redis connection of its own.
+            let redis_url = config.require_redis()?;
+            let deps = linkdrop_relay::RelayDeps {
+                redis: backends::connect_redis(redis_url).await?,
+                keys: keys.clone(),
+                brokers: backends.kafka(),
+                partitions: config.kafka_partitions,
+                batch_max: config.relay_batch_max,
+                claim_idle_ms: RELAY_CLAIM_IDLE_MS,
+            };
+            linkdrop_relay::start(deps, shutdown.clone()).await?
+        }
+        Role::Settle => {
+            let deps = linkdrop_settle::SettleDeps {
+                db: backends.db(),
+                keys: keys.clone(),
+                brokers: backends.kafka(),
+                partitions: config.kafka_partitions,
+                batch_max: config.settle_batch_max,
+                batch_wait: Duration::from_millis(config.settle_batch_wait_ms),
+            };
+            linkdrop_settle::start(deps, shutdown.clone()).await?
+        }
+        Role::Webhooks => {
+            let deps = linkdrop_webhooks::DispatcherDeps {
+                db: backends.db(),
+                guard: webhook_guard(config),
+                poll: Duration::from_millis(config.webhook_poll_ms),
+                timeout: Duration::from_millis(config.webhook_timeout_ms),
+            };
+            linkdrop_webhooks::start(deps, shutdown.clone())
+        }
+        Role::Control => {
+            let redis = backends.redis();
+            let state = linkdrop_control::ControlState {
+                db: backends.db(),
+                bus: RoomBus::new(redis.clone(), keys.clone()),
+                redis,
+                keys: keys.clone(),
+                auth: auth.clone(),
+                public_url: config.public_url.clone(),
+            };
+            let endpoints = linkdrop_webhooks::WebhooksState {
+                db: backends.db(),
+                auth: auth.clone(),
+                guard: webhook_guard(config),
+            };
+            let router = linkdrop_control::router(state)
+                .merge(linkdrop_webhooks::endpoints_router(endpoints));
+            RoleHandle::new("control").with_router(router)
+        }
+    })
+}
+
+fn webhook_guard(config: &Config) -> linkdrop_webhooks::guard::Guard {
+    linkdrop_webhooks::guard::Guard::new(
+        config.webhook_allow_nets.clone(),
+        config.webhook_https_only,
+    )
+}

@@ -1,0 +1,390 @@
+//! Test support: start linkdrop on the real stack (Redis, Kafka, PostgreSQL from
+//! `scripts/stack`), isolated per test by a fresh database and a fresh namespace, and talk
+//! to it through its public API only.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use linkdrop::startup::{Application, Role};
+use linkdrop_domain::config::Config;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something the system does asynchronously.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123";
+
+/// Where the local stack listens: `scripts/test` exports these; the defaults are the
+/// ports of `scripts/stack`.
+fn stack_env(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_string())
+}
+
+pub fn redis_url() -> String {
+    stack_env("LINKDROP_REDIS_URL", "redis://127.0.0.1:16379")
+}
+
+pub fn kafka_brokers() -> String {
+    stack_env("LINKDROP_KAFKA_BROKERS", "127.0.0.1:19092")
+}
+
+fn database_server() -> String {
+    let url = stack_env(
+        "LINKDROP_DATABASE_URL",
+        "postgres://postgres@127.0.0.1:15432/linkdrop",
+    );
+    url.rsplit_once('/')
+        .map(|(server, _)| server.to_string())
+        .unwrap_or(url)
+}
+
+/// A fresh, empty database on the stack's PostgreSQL; its URL.
+pub async fn fresh_database() -> String {
+    let server = database_server();
+    let admin = PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .expect("the stack's PostgreSQL is up (run ./scripts/stack up)");
+    let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create the test database");
+    admin.close().await;
+    format!("{server}/{name}")
+}
+
+/// A namespace no other test uses: Redis keys, Kafka topic and group are all fresh.
+pub fn fresh_namespace() -> String {
+    format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// The configuration of a test application on the stack.
+pub fn test_env(database_url: &str, namespace: &str) -> BTreeMap<String, String> {
+    [
+        ("LINKDROP_HTTP_ADDR", "127.0.0.1:0".to_string()),
+        ("LINKDROP_ADMIN_KEY", ADMIN_KEY.to_string()),
+        ("LINKDROP_JWT_SECRET", JWT_SECRET.to_string()),
+        ("LINKDROP_REDIS_URL", redis_url()),
+        ("LINKDROP_DATABASE_URL", database_url.to_string()),
+        ("LINKDROP_DATABASE_MAX_CONNECTIONS", "5".to_string()),
+        ("LINKDROP_KAFKA_BROKERS", kafka_brokers()),
+        ("LINKDROP_KAFKA_PARTITIONS", "2".to_string()),
+        ("LINKDROP_NAMESPACE", namespace.to_string()),
+        ("LINKDROP_WEBHOOK_ALLOW_NETS", "127.0.0.0/8".to_string()),
+        ("LINKDROP_WEBHOOK_POLL_MS", "50".to_string()),
+        ("LINKDROP_SETTLE_BATCH_WAIT_MS", "5".to_string()),
+        ("LINKDROP_LOG", "warn".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A running linkdrop with every role, and a client for its API.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub db: PgPool,
+    pub http: reqwest::Client,
+    pub namespace: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts linkdrop (`all`) on the stack with a fresh database and namespace.
+pub async fn spawn_app() -> TestApp {
+    let database_url = fresh_database().await;
+    let namespace = fresh_namespace();
+    let config = Config::from_sources(None, &test_env(&database_url, &namespace))
+        .expect("the test configuration is valid");
+    let app = Application::build(config, &Role::ALL)
+        .await
+        .expect("linkdrop starts on the stack");
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        base_url: format!("http://{addr}"),
+        db: PgPool::connect(&database_url)
+            .await
+            .expect("connect to the test database"),
+        http: reqwest::Client::new(),
+        namespace,
+        shutdown,
+    }
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when the body is empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        credential: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(credential);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("linkdrop answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// POST as the admin.
+    pub async fn admin_post(&self, path: &str, body: Value) -> Answer {
+        self.request(reqwest::Method::POST, path, ADMIN_KEY, Some(body), &[])
+            .await
+    }
+
+    /// GET as the admin.
+    pub async fn admin_get(&self, path: &str) -> Answer {
+        self.request(reqwest::Method::GET, path, ADMIN_KEY, None, &[])
+            .await
+    }
+
+    /// A room of `merchant_id`; its id.
+    pub async fn create_room(&self, merchant_id: &str) -> String {
+        let answer = self
+            .admin_post(
+                "/v1/rooms",
+                json!({"title": "Evening live", "merchant_id": merchant_id}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// A draft drop with `stock` units in `room_id`; its id.
+    pub async fn create_drop(&self, room_id: &str, stock: u32, max_per_user: u32) -> String {
+        let answer = self
+            .admin_post(
+                &format!("/v1/rooms/{room_id}/drops"),
+                json!({
+                    "sku": "SKU-LAMP", "title": "Desk lamp",
+                    "image_url": "https://img.example/lamp.png",
+                    "price_cents": 9900, "currency": "CNY",
+                    "stock": stock, "max_per_user": max_per_user,
+                }),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Launches `drop_id`; its `opens_at_ms`.
+    pub async fn launch(&self, drop_id: &str, countdown_ms: i64) -> i64 {
+        let answer = self
+            .admin_post(
+                &format!("/v1/drops/{drop_id}/launch"),
+                json!({"countdown_ms": countdown_ms}),
+            )
+            .await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        answer.body["opens_at_ms"].as_i64().unwrap()
+    }
+
+    /// A shopper token for `user_id`.
+    pub fn token(&self, user_id: &str) -> String {
+        let keys = linkdrop_domain::auth::TokenKeys::new(&linkdrop_domain::secret::Secret::new(
+            JWT_SECRET,
+        ));
+        keys.mint(user_id, 3600).unwrap()
+    }
+
+    /// `POST /v1/drops/{drop_id}/orders` as the shopper of `token`.
+    pub async fn order(&self, drop_id: &str, token: &str, key: &str, qty: i64) -> Answer {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/v1/drops/{drop_id}/orders"),
+            token,
+            Some(json!({"qty": qty})),
+            &[("Idempotency-Key", key)],
+        )
+        .await
+    }
+
+    /// A viewer's WebSocket in `room_id`.
+    pub async fn viewer(&self, room_id: &str, token: &str) -> Viewer {
+        let url = format!("ws://{}/v1/rooms/{room_id}/ws?token={token}", self.addr);
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the WebSocket opens");
+        Viewer { socket }
+    }
+}
+
+/// A WebSocket client in a room.
+pub struct Viewer {
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Viewer {
+    /// The next JSON text frame; panics after [`PATIENCE`].
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others (e.g. `room.viewers`).
+    pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::text(text)).await.expect("send");
+    }
+}
+
+/// One webhook delivery as received.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// A local HTTP receiver for webhooks that answers 200 and hands every delivery to the
+/// test.
+pub struct WebhookReceiver {
+    pub url: String,
+    deliveries: mpsc::UnboundedReceiver<Delivery>,
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> Self {
+        let (tx, deliveries) = mpsc::unbounded_channel();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let tx = tx.clone();
+                async move {
+                    let headers = headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                        .collect();
+                    let _ = tx.send(Delivery { headers, body });
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, deliveries }
+    }
+
+    /// The next delivery; panics after [`PATIENCE`].
+    pub async fn next(&mut self) -> Delivery {
+        tokio::time::timeout(PATIENCE, self.deliveries.recv())
+            .await
+            .expect("a webhook arrives in time")
+            .expect("the receiver is running")
+    }
+}
+
+/// Verifies a delivery with the Standard Webhooks reference library (Python, installed in
+/// the test venv by `scripts/setup`), independently of linkdrop's own signing code.
+pub async fn verify_with_reference_library(
+    secret: &str,
+    delivery: &Delivery,
+) -> Result<(), String> {
+    let python = std::env::var("LINKDROP_TEST_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/linkdrop/venv/bin/python")
+    });
+    let script = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+given = json.load(sys.stdin)
+Webhook(given["secret"]).verify(given["body"], given["headers"])
+"#;
+    let mut child = tokio::process::Command::new(&python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {python} (run ./scripts/setup): {e}"))?;
+    let input = json!({"secret": secret, "headers": delivery.headers, "body": delivery.body});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .await
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Waits until the wall clock passes `at_ms`: for tests of behaviour that is defined by a
+/// time the server announced (`opens_at_ms`), not for synchronizing with the system.
+pub async fn wait_until_ms(at_ms: i64) {
+    let now = linkdrop_domain::clock::now_ms();
+    if at_ms > now {
+        tokio::time::sleep(Duration::from_millis((at_ms - now) as u64)).await;
+    }
+}

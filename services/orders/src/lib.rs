@@ -1,0 +1,13 @@
+//! The orders role: shoppers' `POST /v1/drops/{drop_id}/orders` and the order queries.
+//!
+//! Owns the admission path (module [`admission`], one Redis script per decision) and the
+//! live stock figures it pushes to the room ([`stock`]). It never answers 201 before the
+//! admission script has appended the order to the drop's outbox: from there the relay
+//! carries it to Kafka and settlement to PostgreSQL.
+
+pub mod admission;
+pub mod queries;
+pub mod routes;
+pub mod stock;
+
+pub use routes::{OrdersState, router};

@@ -1,0 +1,106 @@
+//! Order queries on the system of record: `GET /v1/orders/{id}` for the shopper who placed
+//! the order and the drop's merchant, and the merchant's paginated `GET /v1/orders`.
+//! Orders appear here once settled (normally within a second of their 201).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use linkdrop_domain::ApiError;
+use linkdrop_domain::auth::{Caller, Principal};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::routes::OrdersState;
+
+/// Most orders on one page of `GET /v1/orders`.
+const MAX_PAGE: i64 = 500;
+const DEFAULT_PAGE: i64 = 50;
+
+/// An order as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    pub order_id: String,
+    pub drop_id: String,
+    pub user_id: String,
+    pub qty: i32,
+    pub status: String,
+    pub admitted_at_ms: i64,
+    pub pay_by_ms: i64,
+    pub paid_at_ms: Option<i64>,
+    #[serde(skip)]
+    pub merchant_id: String,
+}
+
+pub async fn get_order(
+    State(state): State<OrdersState>,
+    Path(order_id): Path<String>,
+    caller: Caller,
+) -> Result<Json<OrderView>, ApiError> {
+    let order = sqlx::query_as!(
+        OrderView,
+        "SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms, pay_by_ms, paid_at_ms,
+                merchant_id
+         FROM orders WHERE order_id = $1",
+        order_id
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ApiError::NotFound("order"))?;
+    let visible = match &caller {
+        Caller::Shopper(shopper) => shopper.user_id == order.user_id,
+        Caller::Principal(principal) => principal.require_merchant_of(&order.merchant_id).is_ok(),
+    };
+    // Someone else's order is indistinguishable from one that does not exist.
+    if !visible {
+        return Err(ApiError::NotFound("order"));
+    }
+    Ok(Json(order))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    drop_id: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+    /// Only for the admin key: whose orders to list (all merchants when absent).
+    merchant_id: Option<String>,
+}
+
+pub async fn list_orders(
+    State(state): State<OrdersState>,
+    principal: Principal,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant_id = match &principal {
+        Principal::Admin => params.merchant_id.clone(),
+        Principal::Merchant { merchant_id } => Some(merchant_id.clone()),
+        Principal::Host { .. } => return Err(ApiError::Forbidden),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid("limit", "between 1 and 500"));
+    }
+    let items = sqlx::query_as!(
+        OrderView,
+        "SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms, pay_by_ms, paid_at_ms,
+                merchant_id
+         FROM orders
+         WHERE ($1::text IS NULL OR merchant_id = $1)
+           AND ($2::text IS NULL OR drop_id = $2)
+           AND ($3::text IS NULL OR status = $3)
+           AND ($4::text IS NULL OR order_id > $4)
+         ORDER BY order_id
+         LIMIT $5",
+        merchant_id,
+        params.drop_id,
+        params.status,
+        params.cursor,
+        limit
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|o| o.order_id.clone()))
+        .flatten();
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+}

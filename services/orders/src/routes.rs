@@ -1,0 +1,157 @@
+//! HTTP routes of the orders role.
+
+use axum::Router;
+use axum::extract::{FromRef, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use linkdrop_domain::ApiError;
+use linkdrop_domain::auth::{Auth, Shopper};
+use linkdrop_domain::ids;
+use linkdrop_domain::json::ApiJson;
+use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::admission::{Admission, AdmissionError, Answer, Decision, Rejection};
+use crate::queries;
+use crate::stock::StockTicker;
+
+/// Header set on an answer replayed for a reused Idempotency-Key (the body is identical).
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// What the orders routes share.
+#[derive(Clone)]
+pub struct OrdersState {
+    pub admission: Admission,
+    pub stock: StockTicker,
+    pub auth: Auth,
+    /// The system of record, for order queries.
+    pub db: PgPool,
+}
+
+impl FromRef<OrdersState> for Auth {
+    fn from_ref(state: &OrdersState) -> Auth {
+        state.auth.clone()
+    }
+}
+
+pub fn router(state: OrdersState) -> Router {
+    Router::new()
+        .route("/v1/drops/{drop_id}/orders", post(place_order))
+        .route("/v1/orders/{order_id}", get(queries::get_order))
+        .route("/v1/orders", get(queries::list_orders))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderRequest {
+    qty: i64,
+}
+
+async fn place_order(
+    State(state): State<OrdersState>,
+    Path(drop_id): Path<String>,
+    shopper: Shopper,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<OrderRequest>,
+) -> Result<Response, ApiError> {
+    let key = IdempotencyKey::parse(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
+    if !ids::is_well_formed(&drop_id) {
+        return Err(ApiError::NotFound("drop"));
+    }
+    let qty = Quantity::parse(body.qty)?;
+    let started = std::time::Instant::now();
+    let decision = state
+        .admission
+        .admit(&drop_id, &shopper.user_id, &key, qty)
+        .await
+        .map_err(|e| match e {
+            AdmissionError::Redis(e) => ApiError::from(e),
+            other => ApiError::internal(other),
+        })?;
+    metrics::histogram!("linkdrop_admission_seconds").record(started.elapsed().as_secs_f64());
+    match decision {
+        Decision::Fresh {
+            answer,
+            stock_left,
+            sold_out_at_ms,
+        } => {
+            count_outcome(&answer, "fresh");
+            if matches!(answer, Answer::Reserved { .. }) {
+                state.stock.stock_changed(&drop_id);
+            }
+            if let Some(at) = sold_out_at_ms {
+                announce_sold_out(&state, &drop_id, at);
+            }
+            tracing::debug!(%drop_id, stock_left, "order decided");
+            Ok(answer_response(answer))
+        }
+        Decision::Replay(answer) => {
+            count_outcome(&answer, "replay");
+            let mut response = answer_response(answer);
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Decision::Reject(rejection) => Err(rejection_error(rejection)),
+    }
+}
+
+fn count_outcome(answer: &Answer, how: &'static str) {
+    let outcome = match answer {
+        Answer::Reserved { .. } => "reserved",
+        Answer::SoldOut => "sold_out",
+        Answer::LimitReached { .. } => "limit_reached",
+    };
+    metrics::counter!("linkdrop_orders_total", "outcome" => outcome, "how" => how).increment(1);
+}
+
+fn announce_sold_out(state: &OrdersState, drop_id: &str, at: i64) {
+    let stock = state.stock.clone();
+    let drop_id = drop_id.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = stock.sold_out(&drop_id, at).await {
+            tracing::warn!(%drop_id, error = %e, "could not publish drop.sold_out");
+        }
+    });
+}
+
+/// The HTTP answer of a final decision; the same for the first request and every replay.
+fn answer_response(answer: Answer) -> Response {
+    match answer {
+        Answer::Reserved {
+            order_id,
+            qty,
+            pay_by_ms,
+        } => (
+            StatusCode::CREATED,
+            axum::Json(json!({
+                "order_id": order_id,
+                "status": "reserved",
+                "qty": qty,
+                "pay_by_ms": pay_by_ms,
+            })),
+        )
+            .into_response(),
+        Answer::SoldOut => ApiError::SoldOut.into_response(),
+        Answer::LimitReached { max_per_user } => {
+            ApiError::LimitReached { max_per_user }.into_response()
+        }
+    }
+}
+
+fn rejection_error(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::NotFound => ApiError::NotFound("drop"),
+        Rejection::IdempotencyConflict => ApiError::IdempotencyConflict,
+        Rejection::NotOpen { opens_at_ms } => ApiError::NotOpen { opens_at_ms },
+        Rejection::Closed => ApiError::Closed,
+        Rejection::QtyOverLimit { max_per_user } => ApiError::invalid(
+            "qty",
+            format!("at most max_per_user ({max_per_user}) units per order"),
+        ),
+    }
+}

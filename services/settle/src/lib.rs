@@ -1,0 +1,197 @@
+//! The settlement role: a Kafka consumer-group member that writes accepted orders to
+//! PostgreSQL in batches.
+//!
+//! Offsets are committed only after the batch's transaction committed, so a worker killed
+//! at any moment re-reads what it had not settled; the insert is by `order_id`, so nothing
+//! is written twice. A batch that cannot be written is retried, never skipped; a message
+//! that is not an order at all is logged, counted and skipped.
+
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use linkdrop_domain::backends::{BackendError, ensure_topic, kafka_config};
+use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::events::OrderAccepted;
+use linkdrop_domain::keys::Keys;
+use linkdrop_domain::role::RoleHandle;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::settle_batch;
+
+/// While idle, settlement re-enters `recv` this often: librdkafka counts only calls into
+/// it as polls, and a consumer that does not poll for `max.poll.interval.ms` (5 minutes)
+/// is dropped from its group.
+const IDLE_REPOLL: Duration = Duration::from_secs(10);
+/// Pause before retrying a batch that could not be written.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Settings of one settlement worker.
+pub struct SettleDeps {
+    pub db: PgPool,
+    pub keys: Keys,
+    pub brokers: String,
+    pub partitions: i32,
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+}
+
+/// Joins the settlement consumer group and settles until `shutdown`.
+pub async fn start(
+    deps: SettleDeps,
+    shutdown: CancellationToken,
+) -> Result<RoleHandle, BackendError> {
+    ensure_topic(&deps.brokers, &deps.keys.orders_topic(), deps.partitions).await?;
+    let consumer: StreamConsumer = kafka_config(&deps.brokers)
+        .set("group.id", deps.keys.settle_group())
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .create()?;
+    consumer.subscribe(&[&deps.keys.orders_topic()])?;
+    tracing::info!(group = %deps.keys.settle_group(), "settlement started");
+    let worker = Worker {
+        consumer,
+        db: deps.db,
+        batch_max: deps.batch_max,
+        batch_wait: deps.batch_wait,
+    };
+    Ok(RoleHandle::new("settle").with_task(tokio::spawn(worker.run(shutdown))))
+}
+
+struct Worker {
+    consumer: StreamConsumer,
+    db: PgPool,
+    batch_max: usize,
+    batch_wait: Duration,
+}
+
+impl Worker {
+    async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                message = tokio::time::timeout(IDLE_REPOLL, self.consumer.recv()) => message,
+            };
+            let first = match first {
+                // A fresh `recv` polls librdkafka, which counts as the application polling.
+                Err(_idle) => continue,
+                Ok(Ok(message)) => message,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            self.fill(&mut batch).await;
+            self.settle_until_done(&batch, &shutdown).await;
+        }
+        tracing::info!("settlement stopped");
+    }
+
+    /// Adds messages that arrive within the batch wait, up to the batch size.
+    async fn fill<'a>(&'a self, batch: &mut Vec<BorrowedMessage<'a>>) {
+        let deadline = tokio::time::Instant::now() + self.batch_wait;
+        while batch.len() < self.batch_max {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(message),
+                Ok(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Writes the batch, retrying until it is written or the worker stops; then commits
+    /// the offsets after it.
+    async fn settle_until_done(&self, batch: &[BorrowedMessage<'_>], shutdown: &CancellationToken) {
+        let orders = decode(batch);
+        loop {
+            let started = std::time::Instant::now();
+            match settle_batch(&self.db, &orders).await {
+                Ok(settled) => {
+                    record_batch(&orders, settled, started.elapsed());
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, orders = orders.len(), "settlement batch failed; retrying");
+                    tokio::select! {
+                        // Uncommitted: the next member of the group settles it.
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
+                    }
+                }
+            }
+        }
+        if let Err(e) = self
+            .consumer
+            .commit(&next_offsets(batch), CommitMode::Async)
+        {
+            // Harmless: the batch will be read again and inserts nothing twice.
+            tracing::warn!(error = %e, "offset commit failed");
+        }
+    }
+}
+
+fn decode(batch: &[BorrowedMessage<'_>]) -> Vec<OrderAccepted> {
+    batch
+        .iter()
+        .filter_map(|message| {
+            let parsed = message
+                .payload()
+                .map(serde_json::from_slice::<OrderAccepted>);
+            match parsed {
+                Some(Ok(order)) => Some(order),
+                other => {
+                    tracing::error!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        error = ?other.map(|r| r.err()),
+                        "message on the orders topic is not an order; skipped"
+                    );
+                    metrics::counter!("linkdrop_settle_malformed_total").increment(1);
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// For every partition in the batch, the offset after its last message.
+fn next_offsets(batch: &[BorrowedMessage<'_>]) -> TopicPartitionList {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let offset = next
+            .entry((message.topic(), message.partition()))
+            .or_default();
+        *offset = (*offset).max(message.offset() + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        // Only fails for an invalid offset, which `max(… + 1)` cannot produce.
+        let _ = list.add_partition_offset(topic, partition, Offset::Offset(offset));
+    }
+    list
+}
+
+fn record_batch(orders: &[OrderAccepted], settled: store::Settled, took: Duration) {
+    metrics::histogram!("linkdrop_settle_batch_size").record(orders.len() as f64);
+    metrics::histogram!("linkdrop_settle_batch_seconds").record(took.as_secs_f64());
+    metrics::counter!("linkdrop_settle_inserted_total").increment(settled.inserted as u64);
+    metrics::counter!("linkdrop_settle_duplicates_total").increment(settled.duplicates as u64);
+    let now = now_ms();
+    for order in orders {
+        metrics::histogram!("linkdrop_settle_latency_seconds")
+            .record((now - order.admitted_at_ms) as f64 / 1000.0);
+    }
+    tracing::debug!(
+        inserted = settled.inserted,
+        duplicates = settled.duplicates,
+        "batch settled"
+    );
+}
