@@ -3,3 +3,4 @@
 //! start the very same thing on port 0.
 
 pub mod startup;
+pub mod watch;

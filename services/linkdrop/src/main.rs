@@ -50,6 +50,18 @@ enum Command {
     },
     /// Applies the database migrations and exits.
     Migrate,
+    /// Joins a room as a viewer and prints every WebSocket frame.
+    Watch {
+        /// The room to join.
+        #[arg(long)]
+        room: String,
+        /// The viewer's user id (a token is minted with LINKDROP_JWT_SECRET).
+        #[arg(long, default_value = "watcher")]
+        user: String,
+        /// Base URL of linkdrop (default: http://<LINKDROP_HTTP_ADDR>).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +90,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let keys = TokenKeys::new(config.require_jwt_secret()?);
             println!("{}", keys.mint(&user, ttl_s)?);
             return Ok(());
+        }
+        Command::Watch { room, user, url } => {
+            let token = TokenKeys::new(config.require_jwt_secret()?).mint(&user, 86_400)?;
+            let url = url.unwrap_or_else(|| config.public_url.clone());
+            return linkdrop::watch::watch(&url, &room, &token).await;
         }
         Command::Migrate => {
             let db = linkdrop_domain::backends::connect_db(config.require_database()?, 2).await?;
