@@ -7,6 +7,7 @@ use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::{DropCard, RoomEvent};
+use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
@@ -14,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::live::{self, DropRow};
+use crate::live::{self, DropRow, Seed};
 use crate::rooms::load_room;
+use linkdrop_orders::lottery;
 
 pub async fn create(
     State(state): State<ControlState>,
@@ -25,12 +27,6 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = load_room(&state, &principal, &room_id).await?;
     let spec = DropSpec::parse(body)?;
-    if let Fairness::Lottery { .. } = spec.fairness {
-        return Err(ApiError::invalid(
-            "fairness.policy",
-            "lottery drops are not available yet; use fcfs",
-        ));
-    }
     let row = DropRow::new(new_id(prefix::DROP), &room, &spec, now_ms());
     sqlx::query!(
         "INSERT INTO drops (id, room_id, merchant_id, sku, title, image_url, price_cents,
@@ -117,28 +113,47 @@ pub async fn launch(
             "between 0 and 600000 milliseconds",
         ));
     }
-    let opens_at_ms = live::launch(&state, &row, countdown_ms).await?;
+    let seed = match row.fairness() {
+        Fairness::Lottery { .. } => {
+            let seed = lottery::new_seed();
+            Some(Seed {
+                hex: hex::encode(seed),
+                hash: lottery::seed_hash(&seed),
+            })
+        }
+        Fairness::Fcfs => None,
+    };
+    let opens_at_ms = live::launch(&state, &row, countdown_ms, seed.as_ref()).await?;
+    let seed_hash = seed.map(|s| s.hash);
     sqlx::query!(
-        "UPDATE drops SET phase = 'launched', opens_at_ms = $2 WHERE id = $1",
+        "UPDATE drops SET phase = 'launched', opens_at_ms = $2, seed_hash = $3 WHERE id = $1",
         row.id,
-        opens_at_ms
+        opens_at_ms,
+        seed_hash
     )
     .execute(&state.db)
     .await?;
+    if let Fairness::Lottery { window_ms } = row.fairness() {
+        // Drawn on time even if nobody enters; orders processes schedule it too.
+        state
+            .drawer
+            .schedule(&row.id, opens_at_ms + i64::from(window_ms));
+    }
     let spec = row.spec();
     let event = RoomEvent::Countdown {
         drop: DropCard::new(&row.id, &spec),
         opens_at_ms,
         order_url: format!("{}/v1/drops/{}/orders", state.public_url, row.id),
-        seed_hash: None,
+        seed_hash: seed_hash.clone(),
     };
     let published = state.bus.publish(&row.room_id, &event).await?;
     tracing::info!(drop_id = %row.id, opens_at_ms, seq = published.seq, "drop launched");
     metrics::counter!("linkdrop_drops_launched_total").increment(1);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "opens_at_ms": opens_at_ms })),
-    ))
+    let mut body = json!({ "opens_at_ms": opens_at_ms });
+    if let Some(hash) = seed_hash {
+        body["seed_hash"] = json!(hash);
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 pub async fn close(
@@ -168,4 +183,48 @@ pub async fn close(
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
     Ok(Json(live::drop_view(&state, &row).await?))
+}
+
+/// `GET /v1/drops/{drop_id}/draw`: the lottery's published figures. `seed` and
+/// `cutoff_rank` appear once the draw is done.
+pub async fn get_draw(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path(drop_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = load_drop(&state, &principal, &drop_id).await?;
+    let Fairness::Lottery { window_ms } = row.fairness() else {
+        return Err(ApiError::NotFound("lottery draw"));
+    };
+    let meta = HashFields::read(
+        &state.redis,
+        &state.keys.drop_meta(&row.id),
+        &[
+            "seed_hash",
+            "drawn",
+            "seed",
+            "cutoff_rank",
+            "draw_winners",
+            "drawn_at_ms",
+            "opens_at_ms",
+        ],
+    )
+    .await?;
+    let entries: i64 = redis::cmd("HLEN")
+        .arg(state.keys.drop_entries(&row.id))
+        .query_async(&mut state.redis.clone())
+        .await?;
+    let mut body = json!({
+        "drop_id": row.id,
+        "seed_hash": meta.text("seed_hash").or(row.seed_hash.as_deref()),
+        "entries": entries,
+        "draw_at_ms": meta.int("opens_at_ms").map(|o| o + i64::from(window_ms)),
+    });
+    if meta.text("drawn") == Some("1") {
+        body["seed"] = json!(meta.text("seed"));
+        body["cutoff_rank"] = json!(meta.text("cutoff_rank").filter(|c| !c.is_empty()));
+        body["winners"] = json!(meta.int("draw_winners").unwrap_or(0));
+        body["drawn_at_ms"] = json!(meta.int("drawn_at_ms"));
+    }
+    Ok(Json(body))
 }

@@ -4,7 +4,9 @@
 --
 -- KEYS[1]  drop meta hash
 -- ARGV[1]  countdown in milliseconds (>= 0)
--- ARGV[2..] field, value, field, value, ... of the drop's initial state (used only when
+-- ARGV[2]  lottery seed (hex; secret until the draw) or "" for first come, first served
+-- ARGV[3]  hex(SHA-256(seed)), published at launch, or ""
+-- ARGV[4..] field, value, field, value, ... of the drop's initial state (used only when
 --           the hash does not exist)
 -- Returns  { 'launched', opens_at_ms } | { 'already_launched' } | { 'closed' }
 local phase = redis.call('HGET', KEYS[1], 'phase')
@@ -15,10 +17,13 @@ if phase == 'closed' then
   return { 'closed' }
 end
 if not phase then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local opens_at_ms = string.format('%.0f', now_ms + tonumber(ARGV[1]))
 redis.call('HSET', KEYS[1], 'phase', 'launched', 'opens_at_ms', opens_at_ms)
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'seed', ARGV[2], 'seed_hash', ARGV[3], 'drawn', '0')
+end
 return { 'launched', opens_at_ms }

@@ -29,6 +29,8 @@ pub struct ControlState {
     pub auth: Auth,
     /// Base URL of the public API, for the `order_url` pushed with a countdown.
     pub public_url: String,
+    /// Draws lottery drops at the end of their window.
+    pub drawer: linkdrop_orders::lottery::Drawer,
 }
 
 impl FromRef<ControlState> for Auth {
@@ -49,5 +51,6 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/drops/{drop_id}", get(drops::get))
         .route("/v1/drops/{drop_id}/launch", post(drops::launch))
         .route("/v1/drops/{drop_id}/close", post(drops::close))
+        .route("/v1/drops/{drop_id}/draw", get(drops::get_draw))
         .with_state(state)
 }

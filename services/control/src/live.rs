@@ -3,6 +3,7 @@
 
 use linkdrop_domain::ApiError;
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::model::{DropSpec, DropState, Fairness, Room};
 use serde_json::{Value, json};
 
@@ -143,15 +144,26 @@ fn state_args(row: &DropRow) -> Vec<String> {
         .collect()
 }
 
+/// A lottery's seed as launch stores it: the secret and its published hash.
+pub struct Seed {
+    pub hex: String,
+    pub hash: String,
+}
+
 /// Runs `launch.lua`: the opening time, or 409/410 if launched or closed before.
 pub async fn launch(
     state: &ControlState,
     row: &DropRow,
     countdown_ms: i64,
+    seed: Option<&Seed>,
 ) -> Result<i64, ApiError> {
     let script = redis::Script::new(include_str!("launch.lua"));
     let mut invocation = script.key(state.keys.drop_meta(&row.id));
-    invocation.arg(countdown_ms).arg(state_args(row));
+    invocation
+        .arg(countdown_ms)
+        .arg(seed.map(|s| s.hex.as_str()).unwrap_or(""))
+        .arg(seed.map(|s| s.hash.as_str()).unwrap_or(""))
+        .arg(state_args(row));
     let reply: Vec<String> = invocation.invoke_async(&mut state.redis.clone()).await?;
     // The outbox must be watched before the first order can arrive.
     redis::cmd("SADD")
@@ -190,48 +202,24 @@ pub async fn close(state: &ControlState, row: &DropRow) -> Result<(bool, i64), A
     }
 }
 
-/// The live half of a drop, from Redis.
-#[derive(Debug, Default)]
-struct Live {
-    phase: Option<String>,
-    opens_at_ms: Option<i64>,
-    stock_left: Option<i64>,
-    paid: Option<i64>,
-    sold_out_at_ms: Option<i64>,
-    closed_at_ms: Option<i64>,
-}
-
-async fn read_live(state: &ControlState, drop_id: &str) -> Result<Live, ApiError> {
-    let (phase, opens_at_ms, stock_left, paid, sold_out_at_ms, closed_at_ms) = redis::cmd("HMGET")
-        .arg(state.keys.drop_meta(drop_id))
-        .arg(&[
-            "phase",
-            "opens_at_ms",
-            "stock_left",
-            "paid",
-            "sold_out_at_ms",
-            "closed_at_ms",
-        ])
-        .query_async(&mut state.redis.clone())
-        .await?;
-    Ok(Live {
-        phase,
-        opens_at_ms,
-        stock_left,
-        paid,
-        sold_out_at_ms,
-        closed_at_ms,
-    })
-}
+/// The fields of a drop's live state that its view shows.
+const LIVE_FIELDS: &[&str] = &[
+    "phase",
+    "opens_at_ms",
+    "stock_left",
+    "paid",
+    "sold_out_at_ms",
+    "closed_at_ms",
+];
 
 /// The drop as `GET /v1/drops/{id}` shows it: record plus live figures.
 pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, ApiError> {
-    let live = read_live(state, &row.id).await?;
+    let live = HashFields::read(&state.redis, &state.keys.drop_meta(&row.id), LIVE_FIELDS).await?;
     let stock = i64::from(row.stock);
-    let stock_left = live.stock_left.unwrap_or(stock);
-    let paid = live.paid.unwrap_or(0);
-    let phase = live.phase.as_deref().unwrap_or(&row.phase);
-    let opens_at_ms = live.opens_at_ms.or(row.opens_at_ms);
+    let stock_left = live.int("stock_left").unwrap_or(stock);
+    let paid = live.int("paid").unwrap_or(0);
+    let phase = live.text("phase").unwrap_or(&row.phase);
+    let opens_at_ms = live.int("opens_at_ms").or(row.opens_at_ms);
     let drop_state = DropState::at(phase, opens_at_ms, stock_left, now_ms());
     Ok(json!({
         "id": row.id,
@@ -251,8 +239,9 @@ pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, Api
         "reserved": stock - stock_left - paid,
         "paid": paid,
         "opens_at_ms": opens_at_ms,
-        "sold_out_at_ms": live.sold_out_at_ms,
-        "closed_at_ms": live.closed_at_ms.or(row.closed_at_ms),
+        "sold_out_at_ms": live.int("sold_out_at_ms"),
+        "closed_at_ms": live.int("closed_at_ms").or(row.closed_at_ms),
+        "seed_hash": row.seed_hash,
         "created_at_ms": row.created_at_ms,
     }))
 }

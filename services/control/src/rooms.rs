@@ -1,13 +1,14 @@
 //! Rooms: create, read (with the viewer count across gateway nodes), list.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::json::ApiJson;
+use linkdrop_domain::json::ApiQuery;
 use linkdrop_domain::model::Room;
 use linkdrop_domain::viewers;
 use serde::Deserialize;
@@ -107,7 +108,7 @@ pub struct ListParams {
 pub async fn list(
     State(state): State<ControlState>,
     principal: Principal,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let merchant_id = match &principal {
         Principal::Admin => params.merchant_id,

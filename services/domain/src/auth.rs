@@ -255,6 +255,11 @@ pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         ))
 }
 
+/// JWTs have three dot-separated parts; API keys have none.
+fn looks_like_jwt(credential: &str) -> bool {
+    credential.matches('.').count() == 2
+}
+
 /// An authenticated shopper (from a JWT).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shopper {
@@ -281,8 +286,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts)?.to_string();
-        Auth::from_ref(state).principal(&key).await
+        let auth = Auth::from_ref(state);
+        let credential = bearer(parts)?.to_string();
+        // A valid shopper token is a known caller without the right: 403, not 401.
+        if looks_like_jwt(&credential) && auth.shopper(&credential).is_ok() {
+            return Err(ApiError::Forbidden);
+        }
+        auth.principal(&credential).await
     }
 }
 
@@ -305,8 +315,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_ref(state);
         let credential = bearer(parts)?.to_string();
-        // JWTs have three dot-separated parts; API keys have none.
-        if credential.matches('.').count() == 2 {
+        if looks_like_jwt(&credential) {
             auth.shopper(&credential).map(Caller::Shopper)
         } else {
             auth.principal(&credential).await.map(Caller::Principal)

@@ -75,6 +75,12 @@ pub struct Config {
     pub webhook_poll_ms: u64,
     /// Total time allowed for one webhook delivery attempt.
     pub webhook_timeout_ms: u64,
+    /// Orders one shopper may send per second (bursts of the same size); 0 = unlimited.
+    pub orders_per_user_per_s: u32,
+    /// Orders one client address may send per second; 0 = unlimited.
+    pub orders_per_ip_per_s: u32,
+    /// Order requests one process works on at once; more are shed with 503.
+    pub orders_max_in_flight: usize,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// Most outbox entries the relay moves to Kafka in one round.
@@ -145,6 +151,15 @@ impl Config {
                 .value("webhook_poll_ms", 500, |s| parse_in_range(s, 10, 60_000))?,
             webhook_timeout_ms: layers.value("webhook_timeout_ms", 10_000, |s| {
                 parse_in_range(s, 100, 120_000)
+            })?,
+            orders_per_user_per_s: layers.value("orders_per_user_per_s", 5, |s| {
+                parse_in_range(s, 0, 1_000_000)
+            })?,
+            orders_per_ip_per_s: layers.value("orders_per_ip_per_s", 1000, |s| {
+                parse_in_range(s, 0, 10_000_000)
+            })?,
+            orders_max_in_flight: layers.value("orders_max_in_flight", 4096, |s| {
+                parse_in_range(s, 1, 1_000_000)
             })?,
             body_limit_bytes: layers.value("body_limit_bytes", 64 * 1024, |s| {
                 parse_in_range(s, 1024, 16 * 1024 * 1024)

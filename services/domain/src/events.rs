@@ -59,22 +59,80 @@ pub enum RoomEvent {
     },
     #[serde(rename = "drop.closed")]
     Closed { drop_id: String },
+    /// The lottery draw is done: the seed (whose hash was published at launch) and how
+    /// many entries won.
+    #[serde(rename = "drop.draw")]
+    Draw {
+        drop_id: String,
+        seed: String,
+        winners: u64,
+        cutoff_rank: Option<String>,
+    },
 }
 
-/// An order the admission script accepted, as the relay puts it on the orders topic
-/// (keyed by `drop_id`) and settlement writes it to PostgreSQL.
+/// A change to an order, as the outbox and the orders topic carry it. The topic is keyed by
+/// drop, so the events of one drop (and so of one order) arrive in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderEvent {
+    /// Admitted by the script: `reserved` (first come, first served) or `entered` (lottery).
+    Accepted(OrderAccepted),
+    /// A lottery entry was drawn: `reserved` (it won) or `lost`.
+    Drawn(OrderDrawn),
+}
+
+impl OrderEvent {
+    pub fn order_id(&self) -> &str {
+        match self {
+            Self::Accepted(e) => &e.order_id,
+            Self::Drawn(e) => &e.order_id,
+        }
+    }
+
+    pub fn drop_id(&self) -> &str {
+        match self {
+            Self::Accepted(e) => &e.drop_id,
+            Self::Drawn(e) => &e.drop_id,
+        }
+    }
+
+    /// Redis server time at which the change was decided.
+    pub fn decided_at_ms(&self) -> i64 {
+        match self {
+            Self::Accepted(e) => e.admitted_at_ms,
+            Self::Drawn(e) => e.drawn_at_ms,
+        }
+    }
+}
+
+/// An order the admission script accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderAccepted {
     pub order_id: String,
     pub drop_id: String,
     pub user_id: String,
     pub qty: u32,
+    /// `reserved` or `entered`.
     pub status: OrderStatus,
     /// Redis server time at which the script accepted the order.
     pub admitted_at_ms: i64,
-    /// Deadline of payment; unpaid orders expire after it.
-    pub pay_by_ms: i64,
+    /// Deadline of payment of a reserved order; unpaid orders expire after it. `None` for a
+    /// lottery entry until it is drawn.
+    pub pay_by_ms: Option<i64>,
     pub idempotency_key: String,
+}
+
+/// The outcome of a lottery entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDrawn {
+    pub order_id: String,
+    pub drop_id: String,
+    pub user_id: String,
+    /// `reserved` (won) or `lost`.
+    pub status: OrderStatus,
+    pub drawn_at_ms: i64,
+    /// Deadline of payment when the entry won.
+    pub pay_by_ms: Option<i64>,
 }
 
 /// The events merchants can subscribe to (API.md, "Merchant").
@@ -122,6 +180,22 @@ mod tests {
         assert_eq!(json, r#"{"type":"drop.closed","drop_id":"drp_1"}"#);
         let back: RoomEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn order_events_carry_their_kind() {
+        let event = OrderEvent::Drawn(OrderDrawn {
+            order_id: "ord_1".into(),
+            drop_id: "drp_1".into(),
+            user_id: "u".into(),
+            status: OrderStatus::Lost,
+            drawn_at_ms: 5,
+            pay_by_ms: None,
+        });
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["kind"], "drawn");
+        assert_eq!(json["status"], "lost");
+        assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
     }
 
     #[test]

@@ -42,6 +42,11 @@ impl Keys {
         format!("{}:{{d:{drop_id}}}:outbox", self.ns)
     }
 
+    /// Hash: user id → `<order id>\t<qty>` of the user's lottery entry.
+    pub fn drop_entries(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:entries", self.ns)
+    }
+
     /// Set: drop ids whose outbox the relay must watch.
     pub fn outboxes(&self) -> String {
         format!("{}:outboxes", self.ns)
@@ -89,6 +94,23 @@ impl Keys {
             .strip_prefix(":bus:room:")
     }
 
+    /// Pub/sub channel carrying `order.result` to the connections of one shopper.
+    pub fn user_channel(&self, user_id: &str) -> String {
+        format!("{}:bus:user:{user_id}", self.ns)
+    }
+
+    /// Pattern matching every user channel.
+    pub fn user_channel_pattern(&self) -> String {
+        format!("{}:bus:user:*", self.ns)
+    }
+
+    /// The user id inside a user channel name.
+    pub fn user_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel
+            .strip_prefix(self.ns.as_str())?
+            .strip_prefix(":bus:user:")
+    }
+
     /// Kafka topic of accepted orders, keyed by drop.
     pub fn orders_topic(&self) -> String {
         format!("{}.orders", self.ns)
@@ -112,6 +134,7 @@ mod tests {
             keys.drop_holders("drp_1"),
             keys.drop_idempotency("drp_1"),
             keys.drop_outbox("drp_1"),
+            keys.drop_entries("drp_1"),
         ] {
             assert!(key.contains("{d:drp_1}"), "{key}");
         }

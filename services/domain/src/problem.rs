@@ -61,6 +61,8 @@ pub enum ApiError {
     RateLimited { retry_after_s: u64 },
     #[error("overloaded")]
     Overloaded { retry_after_s: u64 },
+    #[error("the lottery draw is running")]
+    DrawPending,
     #[error("a backend is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -94,7 +96,9 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotOpen { .. } => StatusCode::TOO_EARLY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Overloaded { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::Unavailable(_) | Self::DrawPending => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +121,7 @@ impl ApiError {
             Self::NotOpen { .. } => "not_open",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded { .. } => "overloaded",
+            Self::DrawPending => "draw_pending",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -139,6 +144,7 @@ impl ApiError {
             Self::NotOpen { .. } => "Not open yet",
             Self::RateLimited { .. } => "Too many requests",
             Self::Overloaded { .. } => "Overloaded",
+            Self::DrawPending => "Draw in progress",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
@@ -170,6 +176,9 @@ impl ApiError {
             Self::NotOpen { .. } => "the drop does not take orders yet".into(),
             Self::RateLimited { .. } => "slow down and retry after the given delay".into(),
             Self::Overloaded { .. } => "too busy right now; retry after the given delay".into(),
+            Self::DrawPending => {
+                "the lottery window has closed and the draw is running; retry shortly".into()
+            }
             Self::Unavailable(_) => "a backend is unavailable; retry shortly".into(),
             Self::Internal(_) => "something went wrong on our side".into(),
         }
@@ -198,7 +207,7 @@ impl ApiError {
             Self::RateLimited { retry_after_s } | Self::Overloaded { retry_after_s } => {
                 Some(*retry_after_s)
             }
-            Self::Unavailable(_) => Some(1),
+            Self::Unavailable(_) | Self::DrawPending => Some(1),
             _ => None,
         }
     }
@@ -265,6 +274,11 @@ impl From<sqlx::Error> for ApiError {
 /// Fallback for unknown routes, so that they too answer problem+json.
 pub async fn no_route() -> ApiError {
     ApiError::NoRoute
+}
+
+/// Fallback for a known route called with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 #[cfg(test)]

@@ -57,6 +57,16 @@ impl RoomBus {
         Ok(Published { seq, frame })
     }
 
+    /// Sends `frame` (an `order.result`) to every connection of `user_id`, on any node.
+    /// Not numbered and not kept: the same result is always readable from the order.
+    pub async fn notify_user(&self, user_id: &str, frame: &str) -> Result<(), redis::RedisError> {
+        redis::cmd("PUBLISH")
+            .arg(self.keys.user_channel(user_id))
+            .arg(frame)
+            .query_async::<()>(&mut self.redis.clone())
+            .await
+    }
+
     /// The room's latest `seq`, 0 before its first event.
     pub async fn latest_seq(&self, room_id: &str) -> Result<u64, redis::RedisError> {
         let seq: Option<u64> = redis::cmd("GET")

@@ -1,5 +1,6 @@
 //! This node's subscription to the room bus: every room event published anywhere reaches
-//! the local members of its room.
+//! the local members of its room, and every `order.result` the local connections of its
+//! shopper.
 //!
 //! The subscription reconnects by itself after a failure (with backoff); the first
 //! successful subscription is reported so that the node accepts viewers only once it can
@@ -56,6 +57,7 @@ async fn subscribe(
 ) -> Result<(), redis::RedisError> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.psubscribe(keys.room_channel_pattern()).await?;
+    pubsub.psubscribe(keys.user_channel_pattern()).await?;
     if let Some(tx) = subscribed.take() {
         let _ = tx.send(());
     }
@@ -73,15 +75,19 @@ async fn subscribe(
             )));
         };
         let channel = message.get_channel_name();
-        let Some(room_id) = keys.room_of_channel(channel) else {
-            continue;
-        };
         let frame: String = match message.get_payload() {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::warn!(error = %e, "room bus message is not text");
                 continue;
             }
+        };
+        if let Some(user_id) = keys.user_of_channel(channel) {
+            fanout.send_to_user(user_id, &Utf8Bytes::from(frame));
+            continue;
+        }
+        let Some(room_id) = keys.room_of_channel(channel) else {
+            continue;
         };
         let seq = frame_seq(&frame);
         let started = std::time::Instant::now();

@@ -118,10 +118,12 @@ impl RoomMembers {
     }
 }
 
-/// Every room with members on this node.
+/// Every room with members on this node, and every shopper's connections here (for
+/// `order.result`, which goes to one shopper only).
 #[derive(Default)]
 pub struct FanOut {
     rooms: RwLock<HashMap<String, Arc<RoomMembers>>>,
+    users: Mutex<HashMap<String, HashMap<u64, Member>>>,
     next_id: AtomicU64,
 }
 
@@ -247,6 +249,45 @@ impl FanOut {
         delivery
     }
 
+    /// Registers member `id` as a connection of `user_id`.
+    pub fn join_user(&self, user_id: &str, id: u64, member: Member) {
+        self.users
+            .lock()
+            .expect("users lock")
+            .entry(user_id.to_string())
+            .or_default()
+            .insert(id, member);
+    }
+
+    pub fn leave_user(&self, user_id: &str, id: u64) {
+        let mut users = self.users.lock().expect("users lock");
+        if let Some(connections) = users.get_mut(user_id) {
+            connections.remove(&id);
+            if connections.is_empty() {
+                users.remove(user_id);
+            }
+        }
+    }
+
+    /// Offers `frame` to every connection of `user_id` on this node; how many took it.
+    pub fn send_to_user(&self, user_id: &str, frame: &Utf8Bytes) -> usize {
+        let users = self.users.lock().expect("users lock");
+        let Some(connections) = users.get(user_id) else {
+            return 0;
+        };
+        connections
+            .values()
+            .filter(|member| match member.queue.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    member.kill.fire(CloseReason::SlowConsumer);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            })
+            .count()
+    }
+
     /// Tells every connection on this node to close with `reason`.
     pub fn close_all(&self, reason: CloseReason) {
         for (_, room) in self.rooms() {
@@ -349,5 +390,28 @@ mod tests {
         room.learn_seq(3);
         let (m, _rx) = member(1);
         assert_eq!(fanout.join(&room, m).1, 5);
+    }
+
+    #[test]
+    fn a_user_frame_reaches_only_that_users_connections() {
+        let fanout = FanOut::default();
+        let room = fanout.room_or_insert("r");
+        let (a, mut rx_a) = member(4);
+        let (b, mut rx_b) = member(4);
+        let (id_a, _) = fanout.join(&room, a.clone());
+        fanout.join_user("alice", id_a, a);
+        let (id_b, _) = fanout.join(&room, b.clone());
+        fanout.join_user("bob", id_b, b);
+        assert_eq!(
+            fanout.send_to_user("alice", &Utf8Bytes::from_static("won")),
+            1
+        );
+        assert_eq!(rx_a.try_recv().unwrap().as_str(), "won");
+        assert!(rx_b.try_recv().is_err());
+        fanout.leave_user("alice", id_a);
+        assert_eq!(
+            fanout.send_to_user("alice", &Utf8Bytes::from_static("x")),
+            0
+        );
     }
 }

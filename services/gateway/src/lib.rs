@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Auth;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::{self, new_id};
+use linkdrop_domain::json::ApiQuery;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::room_bus::RoomBus;
@@ -115,7 +116,7 @@ struct ConnectParams {
 async fn connect(
     State(state): State<GatewayState>,
     Path(room_id): Path<String>,
-    Query(params): Query<ConnectParams>,
+    ApiQuery(params): ApiQuery<ConnectParams>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = params

@@ -54,7 +54,8 @@ pub async fn run(
         queue,
         kill: kill.clone(),
     };
-    let (member_id, seq) = state.fanout.join(&room, member);
+    let (member_id, seq) = state.fanout.join(&room, member.clone());
+    state.fanout.join_user(&user_id, member_id, member);
     let hello = json!({
         "type": "hello",
         "session_id": new_id(prefix::SESSION),
@@ -81,6 +82,7 @@ pub async fn run(
     drop(control);
     let _ = writer.await;
     state.fanout.leave(&room, member_id);
+    state.fanout.leave_user(&user_id, member_id);
     tracing::debug!(%room_id, %user_id, "viewer left");
 }
 

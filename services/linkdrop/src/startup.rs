@@ -13,10 +13,12 @@ use linkdrop_domain::backends::{self, Probe};
 use linkdrop_domain::config::Config;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::ops::Ops;
-use linkdrop_domain::problem::no_route;
+use linkdrop_domain::problem::{method_not_allowed, no_route};
 use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_domain::telemetry;
+use linkdrop_orders::lottery::Drawer;
+use linkdrop_orders::protection::{Limits, Protection};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -200,6 +202,7 @@ impl Application {
         }
         let router = router
             .fallback(no_route)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(config.body_limit_bytes));
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -276,14 +279,24 @@ async fn start_role(
         }
         Role::Orders => {
             let redis = backends.redis();
-            let bus = RoomBus::new(redis.clone(), keys.clone());
+            let stock = stock_ticker(backends, keys);
+            let protection = Protection::new(Limits {
+                per_user_per_s: config.orders_per_user_per_s,
+                per_ip_per_s: config.orders_per_ip_per_s,
+                max_in_flight: config.orders_max_in_flight,
+            });
+            let cleanup = tokio::spawn(protection.clone().clean_up(shutdown.clone()));
             let state = linkdrop_orders::OrdersState {
-                admission: linkdrop_orders::admission::Admission::new(redis.clone(), keys.clone()),
-                stock: StockTicker::new(bus, redis, keys.clone(), STOCK_EVENT_INTERVAL),
+                admission: linkdrop_orders::admission::Admission::new(redis, keys.clone()),
+                protection,
+                drawer: drawer(backends, keys, &stock),
+                stock,
                 auth: auth.clone(),
                 db: backends.db(),
             };
-            RoleHandle::new("orders").with_router(linkdrop_orders::router(state))
+            RoleHandle::new("orders")
+                .with_router(linkdrop_orders::router(state))
+                .with_task(cleanup)
         }
         Role::Relay => {
             // The relay blocks on reads: it gets a Redis connection of its own.
@@ -327,6 +340,7 @@ async fn start_role(
                 keys: keys.clone(),
                 auth: auth.clone(),
                 public_url: config.public_url.clone(),
+                drawer: drawer(backends, keys, &stock_ticker(backends, keys)),
             };
             let endpoints = linkdrop_webhooks::WebhooksState {
                 db: backends.db(),
@@ -338,6 +352,18 @@ async fn start_role(
             RoleHandle::new("control").with_router(router)
         }
     })
+}
+
+fn stock_ticker(backends: &Backends, keys: &Keys) -> StockTicker {
+    let redis = backends.redis();
+    let bus = RoomBus::new(redis.clone(), keys.clone());
+    StockTicker::new(bus, redis, keys.clone(), STOCK_EVENT_INTERVAL)
+}
+
+fn drawer(backends: &Backends, keys: &Keys, stock: &StockTicker) -> Drawer {
+    let redis = backends.redis();
+    let bus = RoomBus::new(redis.clone(), keys.clone());
+    Drawer::new(redis, keys.clone(), bus, stock.clone(), backends.db())
 }
 
 fn webhook_guard(config: &Config) -> linkdrop_webhooks::guard::Guard {

@@ -16,6 +16,12 @@ pub enum Answer {
         qty: u32,
         pay_by_ms: i64,
     },
+    /// A lottery entry; the draw at `draw_at_ms` decides.
+    Entered {
+        order_id: String,
+        qty: u32,
+        draw_at_ms: i64,
+    },
     SoldOut,
     LimitReached {
         max_per_user: u32,
@@ -43,9 +49,17 @@ pub enum Decision {
 pub enum Rejection {
     NotFound,
     IdempotencyConflict,
-    NotOpen { opens_at_ms: Option<i64> },
+    NotOpen {
+        opens_at_ms: Option<i64>,
+    },
     Closed,
-    QtyOverLimit { max_per_user: u32 },
+    QtyOverLimit {
+        max_per_user: u32,
+    },
+    /// The lottery window closed and the draw has not run yet.
+    DrawPending {
+        draw_at_ms: i64,
+    },
 }
 
 /// A request the script could not make sense of: a bug, never a client error.
@@ -88,6 +102,7 @@ impl Admission {
             .key(self.keys.drop_holders(drop_id))
             .key(self.keys.drop_idempotency(drop_id))
             .key(self.keys.drop_outbox(drop_id))
+            .key(self.keys.drop_entries(drop_id))
             .arg(user_id)
             .arg(key.as_str())
             .arg(fingerprint(qty))
@@ -129,6 +144,7 @@ fn parse_reply(reply: &[String]) -> Result<Decision, AdmissionError> {
                 "invalid_qty" => Rejection::QtyOverLimit {
                     max_per_user: u32::try_from(number).map_err(|_| bad())?,
                 },
+                "draw_pending" => Rejection::DrawPending { draw_at_ms: number },
                 _ => return Err(bad()),
             };
             Ok(Decision::Reject(rejection))
@@ -137,8 +153,8 @@ fn parse_reply(reply: &[String]) -> Result<Decision, AdmissionError> {
     }
 }
 
-/// Parses a recorded answer: `reserved\t<id>\t<qty>\t<pay_by_ms>`, `sold_out` or
-/// `limit_reached\t<max>`.
+/// Parses a recorded answer: `reserved\t<id>\t<qty>\t<pay_by_ms>`,
+/// `entered\t<id>\t<qty>\t<draw_at_ms>`, `sold_out` or `limit_reached\t<max>`.
 fn parse_answer(text: &str) -> Option<Answer> {
     let parts: Vec<&str> = text.split('\t').collect();
     match parts.as_slice() {
@@ -146,6 +162,11 @@ fn parse_answer(text: &str) -> Option<Answer> {
             order_id: order_id.to_string(),
             qty: qty.parse().ok()?,
             pay_by_ms: pay_by_ms.parse().ok()?,
+        }),
+        ["entered", order_id, qty, draw_at_ms] => Some(Answer::Entered {
+            order_id: order_id.to_string(),
+            qty: qty.parse().ok()?,
+            draw_at_ms: draw_at_ms.parse().ok()?,
         }),
         ["sold_out"] => Some(Answer::SoldOut),
         ["limit_reached", max] => Some(Answer::LimitReached {

@@ -6,6 +6,8 @@
 //! carries it to Kafka and settlement to PostgreSQL.
 
 pub mod admission;
+pub mod lottery;
+pub mod protection;
 pub mod queries;
 pub mod routes;
 pub mod stock;

@@ -3,9 +3,10 @@
 //! Orders appear here once settled (normally within a second of their 201).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::{Caller, Principal};
+use linkdrop_domain::json::ApiQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -24,7 +25,8 @@ pub struct OrderView {
     pub qty: i32,
     pub status: String,
     pub admitted_at_ms: i64,
-    pub pay_by_ms: i64,
+    /// Absent for a lottery entry that has not been drawn (or lost).
+    pub pay_by_ms: Option<i64>,
     pub paid_at_ms: Option<i64>,
     #[serde(skip)]
     pub merchant_id: String,
@@ -69,7 +71,7 @@ pub struct ListParams {
 pub async fn list_orders(
     State(state): State<OrdersState>,
     principal: Principal,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let merchant_id = match &principal {
         Principal::Admin => params.merchant_id.clone(),

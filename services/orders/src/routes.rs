@@ -1,8 +1,10 @@
 //! HTTP routes of the orders role.
 
 use axum::Router;
-use axum::extract::{FromRef, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use linkdrop_domain::ApiError;
@@ -15,6 +17,8 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::admission::{Admission, AdmissionError, Answer, Decision, Rejection};
+use crate::lottery::Drawer;
+use crate::protection::Protection;
 use crate::queries;
 use crate::stock::StockTicker;
 
@@ -25,6 +29,8 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 #[derive(Clone)]
 pub struct OrdersState {
     pub admission: Admission,
+    pub protection: Protection,
+    pub drawer: Drawer,
     pub stock: StockTicker,
     pub auth: Auth,
     /// The system of record, for order queries.
@@ -50,13 +56,22 @@ struct OrderRequest {
     qty: i64,
 }
 
+/// Per-IP limit, authentication, per-user limit, in-flight cap, then the body: the cheap
+/// refusals come before the work.
 async fn place_order(
     State(state): State<OrdersState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(drop_id): Path<String>,
-    shopper: Shopper,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<OrderRequest>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    state.protection.check_ip(peer.ip())?;
+    let (mut parts, body) = request.into_parts();
+    let shopper = Shopper::from_request_parts(&mut parts, &state).await?;
+    state.protection.check_user(&shopper.user_id)?;
+    let _in_flight = state.protection.enter()?;
+    let headers = parts.headers.clone();
+    let ApiJson(body) =
+        ApiJson::<OrderRequest>::from_request(Request::from_parts(parts, body), &state).await?;
     let key = IdempotencyKey::parse(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
     if !ids::is_well_formed(&drop_id) {
         return Err(ApiError::NotFound("drop"));
@@ -79,8 +94,10 @@ async fn place_order(
             sold_out_at_ms,
         } => {
             count_outcome(&answer, "fresh");
-            if matches!(answer, Answer::Reserved { .. }) {
-                state.stock.stock_changed(&drop_id);
+            match &answer {
+                Answer::Reserved { .. } => state.stock.stock_changed(&drop_id),
+                Answer::Entered { draw_at_ms, .. } => state.drawer.schedule(&drop_id, *draw_at_ms),
+                _ => {}
             }
             if let Some(at) = sold_out_at_ms {
                 announce_sold_out(&state, &drop_id, at);
@@ -96,6 +113,15 @@ async fn place_order(
                 .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             Ok(response)
         }
+        Decision::Reject(Rejection::DrawPending { .. }) => {
+            let drawer = state.drawer.clone();
+            tokio::spawn(async move {
+                if let Err(e) = drawer.draw(&drop_id).await {
+                    tracing::warn!(%drop_id, error = %e, "draw failed");
+                }
+            });
+            Err(ApiError::DrawPending)
+        }
         Decision::Reject(rejection) => Err(rejection_error(rejection)),
     }
 }
@@ -103,6 +129,7 @@ async fn place_order(
 fn count_outcome(answer: &Answer, how: &'static str) {
     let outcome = match answer {
         Answer::Reserved { .. } => "reserved",
+        Answer::Entered { .. } => "entered",
         Answer::SoldOut => "sold_out",
         Answer::LimitReached { .. } => "limit_reached",
     };
@@ -136,6 +163,20 @@ fn answer_response(answer: Answer) -> Response {
             })),
         )
             .into_response(),
+        Answer::Entered {
+            order_id,
+            qty,
+            draw_at_ms,
+        } => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "order_id": order_id,
+                "status": "entered",
+                "qty": qty,
+                "draw_at_ms": draw_at_ms,
+            })),
+        )
+            .into_response(),
         Answer::SoldOut => ApiError::SoldOut.into_response(),
         Answer::LimitReached { max_per_user } => {
             ApiError::LimitReached { max_per_user }.into_response()
@@ -153,5 +194,6 @@ fn rejection_error(rejection: Rejection) -> ApiError {
             "qty",
             format!("at most max_per_user ({max_per_user}) units per order"),
         ),
+        Rejection::DrawPending { .. } => ApiError::DrawPending,
     }
 }

@@ -1,4 +1,4 @@
-//! The relay role: moves accepted orders from the drops' Redis outbox streams to the Kafka
+//! The relay role: moves order events from the drops' Redis outbox streams to the Kafka
 //! orders topic.
 //!
 //! It acknowledges an outbox entry only after Kafka confirmed the message (idempotent
@@ -137,12 +137,12 @@ impl Relay {
             return Ok(());
         }
         let deliveries = entries.iter().map(|entry| {
-            let payload = serde_json::to_string(&entry.order).expect("orders serialize");
+            let payload = serde_json::to_string(&entry.event).expect("order events serialize");
             let producer = &self.producer;
             let topic = &self.topic;
             async move {
                 let record = FutureRecord::to(topic)
-                    .key(&entry.order.drop_id)
+                    .key(entry.event.drop_id())
                     .payload(&payload);
                 producer.send(record, Duration::from_secs(5)).await
             }
@@ -153,11 +153,11 @@ impl Relay {
             match result {
                 Ok(_) => {
                     metrics::histogram!("linkdrop_relay_lag_seconds")
-                        .record((now_ms() - entry.order.admitted_at_ms) as f64 / 1000.0);
+                        .record((now_ms() - entry.event.decided_at_ms()) as f64 / 1000.0);
                     confirmed.push((entry.stream.clone(), entry.id.clone()));
                 }
                 Err((e, _)) => {
-                    tracing::warn!(order_id = %entry.order.order_id, error = %e, "produce failed; will retry");
+                    tracing::warn!(order_id = %entry.event.order_id(), error = %e, "produce failed; will retry");
                 }
             }
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use linkdrop_domain::events::OrderAccepted;
+use linkdrop_domain::events::{OrderAccepted, OrderDrawn, OrderEvent};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::OrderStatus;
 use redis::aio::ConnectionManager;
@@ -18,7 +18,7 @@ use redis::{AsyncCommands, RedisResult};
 pub struct Entry {
     pub stream: String,
     pub id: String,
-    pub order: OrderAccepted,
+    pub event: OrderEvent,
 }
 
 /// An entry whose fields do not make an order (never written by our script).
@@ -190,11 +190,11 @@ fn push_entry(
     drop_id: &str,
     entry: &StreamId,
 ) {
-    match parse_order(drop_id, entry) {
-        Some(order) => batch.0.push(Entry {
+    match parse_event(drop_id, entry) {
+        Some(event) => batch.0.push(Entry {
             stream: stream.to_string(),
             id: entry.id.clone(),
-            order,
+            event,
         }),
         None => batch.1.push(Malformed {
             stream: stream.to_string(),
@@ -203,17 +203,41 @@ fn push_entry(
     }
 }
 
-/// The order in an entry written by the admission script.
-fn parse_order(drop_id: &str, entry: &StreamId) -> Option<OrderAccepted> {
+/// The order event in an entry written by the admission or draw script.
+fn parse_event(drop_id: &str, entry: &StreamId) -> Option<OrderEvent> {
     let text = |field: &str| entry.get::<String>(field);
-    Some(OrderAccepted {
-        order_id: text("order_id")?,
-        drop_id: drop_id.to_string(),
-        user_id: text("user_id")?,
-        qty: text("qty")?.parse().ok()?,
-        status: OrderStatus::Reserved,
-        admitted_at_ms: text("admitted_at_ms")?.parse().ok()?,
-        pay_by_ms: text("pay_by_ms")?.parse().ok()?,
-        idempotency_key: text("idempotency_key")?,
-    })
+    let status = match text("status")?.as_str() {
+        "reserved" => OrderStatus::Reserved,
+        "entered" => OrderStatus::Entered,
+        "lost" => OrderStatus::Lost,
+        _ => return None,
+    };
+    let pay_by_ms = match text("pay_by_ms") {
+        Some(ms) => Some(ms.parse().ok()?),
+        None => None,
+    };
+    let order_id = text("order_id")?;
+    let user_id = text("user_id")?;
+    let at_ms = text("at_ms")?.parse().ok()?;
+    match text("kind")?.as_str() {
+        "accepted" => Some(OrderEvent::Accepted(OrderAccepted {
+            order_id,
+            drop_id: drop_id.to_string(),
+            user_id,
+            qty: text("qty")?.parse().ok()?,
+            status,
+            admitted_at_ms: at_ms,
+            pay_by_ms,
+            idempotency_key: text("idempotency_key")?,
+        })),
+        "drawn" => Some(OrderEvent::Drawn(OrderDrawn {
+            order_id,
+            drop_id: drop_id.to_string(),
+            user_id,
+            status,
+            drawn_at_ms: at_ms,
+            pay_by_ms,
+        })),
+        _ => None,
+    }
 }

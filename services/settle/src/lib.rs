@@ -1,4 +1,4 @@
-//! The settlement role: a Kafka consumer-group member that writes accepted orders to
+//! The settlement role: a Kafka consumer-group member that writes order events to
 //! PostgreSQL in batches.
 //!
 //! Offsets are committed only after the batch's transaction committed, so a worker killed
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use linkdrop_domain::backends::{BackendError, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::events::OrderAccepted;
+use linkdrop_domain::events::OrderEvent;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -110,16 +110,16 @@ impl Worker {
     /// Writes the batch, retrying until it is written or the worker stops; then commits
     /// the offsets after it.
     async fn settle_until_done(&self, batch: &[BorrowedMessage<'_>], shutdown: &CancellationToken) {
-        let orders = decode(batch);
+        let events = decode(batch);
         loop {
             let started = std::time::Instant::now();
-            match settle_batch(&self.db, &orders).await {
+            match settle_batch(&self.db, &events).await {
                 Ok(settled) => {
-                    record_batch(&orders, settled, started.elapsed());
+                    record_batch(&events, settled, started.elapsed());
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, orders = orders.len(), "settlement batch failed; retrying");
+                    tracing::warn!(error = %e, events = events.len(), "settlement batch failed; retrying");
                     tokio::select! {
                         // Uncommitted: the next member of the group settles it.
                         _ = shutdown.cancelled() => return,
@@ -138,13 +138,11 @@ impl Worker {
     }
 }
 
-fn decode(batch: &[BorrowedMessage<'_>]) -> Vec<OrderAccepted> {
+fn decode(batch: &[BorrowedMessage<'_>]) -> Vec<OrderEvent> {
     batch
         .iter()
         .filter_map(|message| {
-            let parsed = message
-                .payload()
-                .map(serde_json::from_slice::<OrderAccepted>);
+            let parsed = message.payload().map(serde_json::from_slice::<OrderEvent>);
             match parsed {
                 Some(Ok(order)) => Some(order),
                 other => {
@@ -152,7 +150,7 @@ fn decode(batch: &[BorrowedMessage<'_>]) -> Vec<OrderAccepted> {
                         partition = message.partition(),
                         offset = message.offset(),
                         error = ?other.map(|r| r.err()),
-                        "message on the orders topic is not an order; skipped"
+                        "message on the orders topic is not an order event; skipped"
                     );
                     metrics::counter!("linkdrop_settle_malformed_total").increment(1);
                     None
@@ -179,18 +177,20 @@ fn next_offsets(batch: &[BorrowedMessage<'_>]) -> TopicPartitionList {
     list
 }
 
-fn record_batch(orders: &[OrderAccepted], settled: store::Settled, took: Duration) {
-    metrics::histogram!("linkdrop_settle_batch_size").record(orders.len() as f64);
+fn record_batch(events: &[OrderEvent], settled: store::Settled, took: Duration) {
+    metrics::histogram!("linkdrop_settle_batch_size").record(events.len() as f64);
     metrics::histogram!("linkdrop_settle_batch_seconds").record(took.as_secs_f64());
     metrics::counter!("linkdrop_settle_inserted_total").increment(settled.inserted as u64);
     metrics::counter!("linkdrop_settle_duplicates_total").increment(settled.duplicates as u64);
     let now = now_ms();
-    for order in orders {
+    for event in events {
         metrics::histogram!("linkdrop_settle_latency_seconds")
-            .record((now - order.admitted_at_ms) as f64 / 1000.0);
+            .record((now - event.decided_at_ms()) as f64 / 1000.0);
     }
+    metrics::counter!("linkdrop_settle_drawn_total").increment(settled.drawn as u64);
     tracing::debug!(
         inserted = settled.inserted,
+        drawn = settled.drawn,
         duplicates = settled.duplicates,
         "batch settled"
     );

@@ -1,12 +1,14 @@
-//! Writing a batch of accepted orders to PostgreSQL in one transaction: the orders (once
-//! each, by `order_id`) and, for the orders inserted now, their `order.created` merchant
-//! events and the deliveries to subscribed endpoints. An event exists if and only if its
-//! order does.
+//! Writing a batch of order events to PostgreSQL in one transaction: new orders (once
+//! each, by `order_id`), then lottery outcomes (only onto entries still `entered`), and for
+//! every order that became `reserved` now, its `order.created` merchant event and the
+//! deliveries to subscribed endpoints. An event exists if and only if its order does, and
+//! a redelivered message changes nothing.
 
 use std::collections::{HashMap, HashSet};
 
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::events::{OrderAccepted, merchant_event};
+use linkdrop_domain::events::{OrderAccepted, OrderDrawn, OrderEvent, merchant_event};
+use linkdrop_domain::model::OrderStatus;
 use linkdrop_domain::webhook_outbox::{self, MerchantEvent};
 use serde_json::json;
 use sqlx::PgPool;
@@ -16,7 +18,9 @@ use sqlx::PgPool;
 pub struct Settled {
     /// Orders written now.
     pub inserted: usize,
-    /// Orders that were already there (redelivered messages).
+    /// Lottery outcomes applied now.
+    pub drawn: usize,
+    /// Events that were applied before (redelivered messages).
     pub duplicates: usize,
 }
 
@@ -29,11 +33,98 @@ pub enum SettleError {
     UnknownDrops(Vec<String>),
 }
 
-/// Settles `orders` in one transaction; nothing is written if anything fails.
-pub async fn settle_batch(db: &PgPool, orders: &[OrderAccepted]) -> Result<Settled, SettleError> {
-    let merchants = merchants_of(db, orders).await?;
-    let mut tx = db.begin().await?;
+/// An order as its `order.created` event describes it.
+struct CreatedOrder {
+    order_id: String,
+    drop_id: String,
+    user_id: String,
+    qty: i64,
+    admitted_at_ms: i64,
+    pay_by_ms: Option<i64>,
+}
+
+/// Settles `events` in one transaction; nothing is written if anything fails.
+pub async fn settle_batch(db: &PgPool, events: &[OrderEvent]) -> Result<Settled, SettleError> {
+    let accepted: Vec<&OrderAccepted> = events
+        .iter()
+        .filter_map(|e| match e {
+            OrderEvent::Accepted(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let drawn: Vec<&OrderDrawn> = events
+        .iter()
+        .filter_map(|e| match e {
+            OrderEvent::Drawn(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let merchants = merchants_of(db, events).await?;
     let now = now_ms();
+    let mut tx = db.begin().await?;
+    let inserted = insert_accepted(&mut tx, &accepted, &merchants, now).await?;
+    let (winners, drawn_now) = apply_drawn(&mut tx, &drawn).await?;
+    let mut created: Vec<CreatedOrder> = accepted
+        .iter()
+        .filter(|a| a.status == OrderStatus::Reserved && inserted.contains(a.order_id.as_str()))
+        .map(|a| CreatedOrder {
+            order_id: a.order_id.clone(),
+            drop_id: a.drop_id.clone(),
+            user_id: a.user_id.clone(),
+            qty: i64::from(a.qty),
+            admitted_at_ms: a.admitted_at_ms,
+            pay_by_ms: a.pay_by_ms,
+        })
+        .collect();
+    created.extend(winners);
+    let events_now: Vec<MerchantEvent> = created
+        .iter()
+        .map(|order| created_event(order, &merchants[&order.drop_id], now))
+        .collect();
+    webhook_outbox::enqueue(&mut tx, &events_now, now).await?;
+    tx.commit().await?;
+    Ok(Settled {
+        inserted: inserted.len(),
+        drawn: drawn_now,
+        duplicates: events.len() - inserted.len() - drawn_now,
+    })
+}
+
+async fn merchants_of(
+    db: &PgPool,
+    events: &[OrderEvent],
+) -> Result<HashMap<String, String>, SettleError> {
+    let mut drop_ids: Vec<String> = events.iter().map(|e| e.drop_id().to_string()).collect();
+    drop_ids.sort();
+    drop_ids.dedup();
+    let rows = sqlx::query!(
+        "SELECT id, merchant_id FROM drops WHERE id = ANY($1)",
+        &drop_ids
+    )
+    .fetch_all(db)
+    .await?;
+    let merchants: HashMap<String, String> =
+        rows.into_iter().map(|r| (r.id, r.merchant_id)).collect();
+    let unknown: Vec<String> = drop_ids
+        .into_iter()
+        .filter(|d| !merchants.contains_key(d))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(SettleError::UnknownDrops(unknown));
+    }
+    Ok(merchants)
+}
+
+/// Inserts the accepted orders that are not there yet; the ids inserted now.
+async fn insert_accepted(
+    tx: &mut sqlx::PgConnection,
+    orders: &[&OrderAccepted],
+    merchants: &HashMap<String, String>,
+    now: i64,
+) -> Result<HashSet<String>, sqlx::Error> {
+    if orders.is_empty() {
+        return Ok(HashSet::new());
+    }
     let mut cols = Columns::default();
     for order in orders {
         cols.push(order, &merchants[&order.drop_id]);
@@ -57,47 +148,55 @@ pub async fn settle_batch(db: &PgPool, orders: &[OrderAccepted]) -> Result<Settl
         &cols.statuses,
         &cols.keys,
         &cols.admitted,
-        &cols.pay_by,
+        &cols.pay_by as &[Option<i64>],
         now
     )
     .fetch_all(&mut *tx)
     .await?;
-    let inserted_ids: HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let fresh: Vec<&OrderAccepted> = orders
-        .iter()
-        .filter(|o| inserted_ids.contains(o.order_id.as_str()))
-        .collect();
-    webhook_outbox::enqueue(&mut tx, &created_events(&fresh, &merchants, now), now).await?;
-    tx.commit().await?;
-    Ok(Settled {
-        inserted: inserted.len(),
-        duplicates: orders.len() - inserted.len(),
-    })
+    Ok(inserted.into_iter().collect())
 }
 
-async fn merchants_of(
-    db: &PgPool,
-    orders: &[OrderAccepted],
-) -> Result<HashMap<String, String>, SettleError> {
-    let mut drop_ids: Vec<String> = orders.iter().map(|o| o.drop_id.clone()).collect();
-    drop_ids.sort();
-    drop_ids.dedup();
-    let rows = sqlx::query!(
-        "SELECT id, merchant_id FROM drops WHERE id = ANY($1)",
-        &drop_ids
-    )
-    .fetch_all(db)
-    .await?;
-    let merchants: HashMap<String, String> =
-        rows.into_iter().map(|r| (r.id, r.merchant_id)).collect();
-    let unknown: Vec<String> = drop_ids
-        .into_iter()
-        .filter(|d| !merchants.contains_key(d))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(SettleError::UnknownDrops(unknown));
+/// Applies lottery outcomes to entries still `entered`; the winners changed now (for their
+/// `order.created`) and how many outcomes were applied now.
+async fn apply_drawn(
+    tx: &mut sqlx::PgConnection,
+    drawn: &[&OrderDrawn],
+) -> Result<(Vec<CreatedOrder>, usize), sqlx::Error> {
+    if drawn.is_empty() {
+        return Ok((Vec::new(), 0));
     }
-    Ok(merchants)
+    let ids: Vec<String> = drawn.iter().map(|d| d.order_id.clone()).collect();
+    let statuses: Vec<String> = drawn
+        .iter()
+        .map(|d| d.status.as_str().to_string())
+        .collect();
+    let pay_by: Vec<Option<i64>> = drawn.iter().map(|d| d.pay_by_ms).collect();
+    let rows = sqlx::query!(
+        "UPDATE orders o SET status = u.status, pay_by_ms = u.pay_by_ms
+         FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(order_id, status, pay_by_ms)
+         WHERE o.order_id = u.order_id AND o.status = 'entered'
+         RETURNING o.order_id, o.drop_id, o.user_id, o.qty, o.status, o.admitted_at_ms,
+                   o.pay_by_ms",
+        &ids,
+        &statuses,
+        &pay_by as &[Option<i64>]
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let applied = rows.len();
+    let won = rows
+        .into_iter()
+        .filter(|r| r.status == OrderStatus::Reserved.as_str())
+        .map(|r| CreatedOrder {
+            order_id: r.order_id,
+            drop_id: r.drop_id,
+            user_id: r.user_id,
+            qty: i64::from(r.qty),
+            admitted_at_ms: r.admitted_at_ms,
+            pay_by_ms: r.pay_by_ms,
+        })
+        .collect();
+    Ok((won, applied))
 }
 
 /// Column arrays for one UNNEST insert.
@@ -111,7 +210,7 @@ struct Columns {
     statuses: Vec<String>,
     keys: Vec<String>,
     admitted: Vec<i64>,
-    pay_by: Vec<i64>,
+    pay_by: Vec<Option<i64>>,
 }
 
 impl Columns {
@@ -128,33 +227,23 @@ impl Columns {
     }
 }
 
-/// The `order.created` events of newly inserted orders.
-fn created_events(
-    orders: &[&OrderAccepted],
-    merchants: &HashMap<String, String>,
-    now: i64,
-) -> Vec<MerchantEvent> {
-    orders
-        .iter()
-        .map(|order| {
-            let merchant_id = &merchants[&order.drop_id];
-            let data = json!({
-                "order_id": order.order_id,
-                "drop_id": order.drop_id,
-                "merchant_id": merchant_id,
-                "user_id": order.user_id,
-                "qty": order.qty,
-                "status": order.status,
-                "admitted_at_ms": order.admitted_at_ms,
-                "pay_by_ms": order.pay_by_ms,
-            });
-            MerchantEvent::new(
-                &order.order_id,
-                merchant_id,
-                merchant_event::ORDER_CREATED,
-                &data,
-                now,
-            )
-        })
-        .collect()
+/// The `order.created` event of an order that is now reserved.
+fn created_event(order: &CreatedOrder, merchant_id: &str, now: i64) -> MerchantEvent {
+    let data = json!({
+        "order_id": order.order_id,
+        "drop_id": order.drop_id,
+        "merchant_id": merchant_id,
+        "user_id": order.user_id,
+        "qty": order.qty,
+        "status": "reserved",
+        "admitted_at_ms": order.admitted_at_ms,
+        "pay_by_ms": order.pay_by_ms,
+    });
+    MerchantEvent::new(
+        &order.order_id,
+        merchant_id,
+        merchant_event::ORDER_CREATED,
+        &data,
+        now,
+    )
 }

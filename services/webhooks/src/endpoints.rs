@@ -2,7 +2,7 @@
 //! delete, and the recent delivery attempts of an endpoint.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Principal;
@@ -10,6 +10,7 @@ use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::merchant_event;
 use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::json::ApiJson;
+use linkdrop_domain::json::ApiQuery;
 use linkdrop_domain::webhook_signature::generate_secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -106,7 +107,7 @@ struct EndpointView {
 pub async fn list(
     State(state): State<WebhooksState>,
     principal: Principal,
-    Query(params): Query<MerchantParam>,
+    ApiQuery(params): ApiQuery<MerchantParam>,
 ) -> Result<Json<Value>, ApiError> {
     let merchant_id = merchant_of(&principal, params.merchant_id)?;
     let items = sqlx::query_as!(
@@ -120,7 +121,7 @@ pub async fn list(
     Ok(Json(json!({ "items": items })))
 }
 
-/// Fails with 404 unless `endpoint_id` exists and belongs to `principal`'s merchant.
+/// 404 unless `endpoint_id` exists, 403 unless it belongs to `principal`'s merchant.
 async fn ensure_owned(
     state: &WebhooksState,
     principal: &Principal,
@@ -133,9 +134,7 @@ async fn ensure_owned(
     .fetch_optional(&state.db)
     .await?
     .ok_or(ApiError::NotFound("webhook endpoint"))?;
-    principal
-        .require_merchant_of(&owner)
-        .map_err(|_| ApiError::NotFound("webhook endpoint"))
+    principal.require_merchant_of(&owner)
 }
 
 pub async fn delete(

@@ -86,6 +86,9 @@ pub fn test_env(database_url: &str, namespace: &str) -> BTreeMap<String, String>
         ("LINKDROP_WEBHOOK_POLL_MS", "50".to_string()),
         ("LINKDROP_SETTLE_BATCH_WAIT_MS", "5".to_string()),
         ("LINKDROP_LOG", "warn".to_string()),
+        // Every test client shares 127.0.0.1; tests of the limits set their own.
+        ("LINKDROP_ORDERS_PER_IP_PER_S", "0".to_string()),
+        ("LINKDROP_ORDERS_PER_USER_PER_S", "1000".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -110,10 +113,18 @@ impl Drop for TestApp {
 
 /// Starts linkdrop (`all`) on the stack with a fresh database and namespace.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Like [`spawn_app`], with some settings changed.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let database_url = fresh_database().await;
     let namespace = fresh_namespace();
-    let config = Config::from_sources(None, &test_env(&database_url, &namespace))
-        .expect("the test configuration is valid");
+    let mut env = test_env(&database_url, &namespace);
+    for (key, value) in overrides {
+        env.insert(key.to_string(), value.to_string());
+    }
+    let config = Config::from_sources(None, &env).expect("the test configuration is valid");
     let app = Application::build(config, &Role::ALL)
         .await
         .expect("linkdrop starts on the stack");
@@ -199,8 +210,20 @@ impl TestApp {
         answer.body["id"].as_str().unwrap().to_string()
     }
 
-    /// A draft drop with `stock` units in `room_id`; its id.
+    /// A draft first-come-first-served drop with `stock` units in `room_id`; its id.
     pub async fn create_drop(&self, room_id: &str, stock: u32, max_per_user: u32) -> String {
+        self.create_drop_with(room_id, stock, max_per_user, json!({"policy": "fcfs"}))
+            .await
+    }
+
+    /// A draft drop with the given `fairness`; its id.
+    pub async fn create_drop_with(
+        &self,
+        room_id: &str,
+        stock: u32,
+        max_per_user: u32,
+        fairness: Value,
+    ) -> String {
         let answer = self
             .admin_post(
                 &format!("/v1/rooms/{room_id}/drops"),
@@ -209,6 +232,7 @@ impl TestApp {
                     "image_url": "https://img.example/lamp.png",
                     "price_cents": 9900, "currency": "CNY",
                     "stock": stock, "max_per_user": max_per_user,
+                    "fairness": fairness,
                 }),
             )
             .await;

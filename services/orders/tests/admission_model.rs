@@ -1,0 +1,262 @@
+//! The admission script against a plain model in Rust: random sequences of launch, order,
+//! retry (same key, same or other body) and close run against real Redis and against the
+//! model, and answers and state (stock left, units per user, outbox length) must agree
+//! after every step. Needs the stack's Redis (`scripts/stack up`).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use linkdrop_domain::backends::connect_redis;
+use linkdrop_domain::ids::{new_id, prefix};
+use linkdrop_domain::keys::Keys;
+use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use linkdrop_orders::admission::{Admission, Answer, Decision, Rejection};
+use proptest::prelude::*;
+use redis::aio::ConnectionManager;
+
+const STOCK: u32 = 6;
+const MAX_PER_USER: u32 = 2;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Launch,
+    Order { user: u8, key: u8, qty: u32 },
+    Close,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => Just(Op::Launch),
+        12 => (0u8..4, 0u8..5, 1u32..=3).prop_map(|(user, key, qty)| Op::Order { user, key, qty }),
+        1 => Just(Op::Close),
+    ]
+}
+
+/// What an order request came to, without the order id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Reserved(u32),
+    SoldOut,
+    LimitReached,
+    NotOpen,
+    Closed,
+    Conflict,
+    QtyOverLimit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Draft,
+    Launched,
+    Closed,
+}
+
+/// The rules of API.md and ARCHITECTURE.md, written plainly.
+struct Model {
+    phase: Phase,
+    stock_left: u32,
+    held: HashMap<u8, u32>,
+    recorded: HashMap<(u8, u8), (u32, Outcome)>,
+    accepted: usize,
+}
+
+impl Model {
+    fn new() -> Self {
+        Self {
+            phase: Phase::Draft,
+            stock_left: STOCK,
+            held: HashMap::new(),
+            recorded: HashMap::new(),
+            accepted: 0,
+        }
+    }
+
+    fn order(&mut self, user: u8, key: u8, qty: u32) -> Outcome {
+        if let Some((recorded_qty, outcome)) = self.recorded.get(&(user, key)) {
+            return if *recorded_qty == qty {
+                *outcome
+            } else {
+                Outcome::Conflict
+            };
+        }
+        match self.phase {
+            Phase::Closed => return Outcome::Closed,
+            Phase::Draft => return Outcome::NotOpen,
+            Phase::Launched => {}
+        }
+        if qty > MAX_PER_USER {
+            return Outcome::QtyOverLimit;
+        }
+        let held = self.held.get(&user).copied().unwrap_or(0);
+        let outcome = if held + qty > MAX_PER_USER {
+            Outcome::LimitReached
+        } else if self.stock_left < qty {
+            Outcome::SoldOut
+        } else {
+            self.stock_left -= qty;
+            *self.held.entry(user).or_default() += qty;
+            self.accepted += 1;
+            Outcome::Reserved(qty)
+        };
+        self.recorded.insert((user, key), (qty, outcome));
+        outcome
+    }
+}
+
+fn outcome_of(decision: &Decision) -> Outcome {
+    let answer = match decision {
+        Decision::Fresh { answer, .. } | Decision::Replay(answer) => answer,
+        Decision::Reject(Rejection::NotOpen { .. }) => return Outcome::NotOpen,
+        Decision::Reject(Rejection::Closed) => return Outcome::Closed,
+        Decision::Reject(Rejection::IdempotencyConflict) => return Outcome::Conflict,
+        Decision::Reject(Rejection::QtyOverLimit { .. }) => return Outcome::QtyOverLimit,
+        Decision::Reject(other) => panic!("unexpected rejection {other:?}"),
+    };
+    match answer {
+        Answer::Reserved { qty, .. } => Outcome::Reserved(*qty),
+        Answer::SoldOut => Outcome::SoldOut,
+        Answer::LimitReached { .. } => Outcome::LimitReached,
+        Answer::Entered { .. } => panic!("fcfs drops have no entries"),
+    }
+}
+
+struct World {
+    runtime: tokio::runtime::Runtime,
+    redis: ConnectionManager,
+    keys: Keys,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let url = std::env::var("LINKDROP_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:16379".to_string());
+        let redis = runtime
+            .block_on(connect_redis(&url))
+            .expect("the stack's Redis is up (run ./scripts/stack up)");
+        World {
+            runtime,
+            redis,
+            keys: Keys::new(&format!("model{}", &new_id("")[10..])),
+        }
+    })
+}
+
+async fn hset(redis: &ConnectionManager, key: &str, fields: &[(&str, String)]) {
+    redis::cmd("HSET")
+        .arg(key)
+        .arg(fields)
+        .query_async::<()>(&mut redis.clone())
+        .await
+        .unwrap();
+}
+
+async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let World { redis, keys, .. } = world();
+    let drop_id = new_id(prefix::DROP);
+    let meta = keys.drop_meta(&drop_id);
+    hset(
+        redis,
+        &meta,
+        &[
+            ("phase", "draft".into()),
+            ("stock", STOCK.to_string()),
+            ("stock_left", STOCK.to_string()),
+            ("max_per_user", MAX_PER_USER.to_string()),
+            ("policy", "fcfs".into()),
+            ("window_ms", "0".into()),
+            ("pay_within_ms", "600000".into()),
+        ],
+    )
+    .await;
+    let admission = Admission::new(redis.clone(), keys.clone());
+    let mut model = Model::new();
+    let mut order_ids: HashMap<(u8, u8), String> = HashMap::new();
+    for op in ops {
+        match op {
+            Op::Launch => {
+                if model.phase == Phase::Draft {
+                    model.phase = Phase::Launched;
+                    let opened = (linkdrop_domain::clock::now_ms() - 1000).to_string();
+                    hset(
+                        redis,
+                        &meta,
+                        &[("phase", "launched".into()), ("opens_at_ms", opened)],
+                    )
+                    .await;
+                }
+            }
+            Op::Close => {
+                model.phase = Phase::Closed;
+                hset(redis, &meta, &[("phase", "closed".into())]).await;
+            }
+            Op::Order { user, key, qty } => {
+                let expected = model.order(user, key, qty);
+                let idem = IdempotencyKey::parse(Some(&format!("key-{key}"))).unwrap();
+                let decision = admission
+                    .admit(
+                        &drop_id,
+                        &format!("user-{user}"),
+                        &idem,
+                        Quantity::parse(i64::from(qty)).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                prop_assert_eq!(
+                    outcome_of(&decision),
+                    expected,
+                    "user {} key {} qty {}",
+                    user,
+                    key,
+                    qty
+                );
+                if let Decision::Fresh {
+                    answer: Answer::Reserved { order_id, .. },
+                    ..
+                }
+                | Decision::Replay(Answer::Reserved { order_id, .. }) = &decision
+                {
+                    let first = order_ids
+                        .entry((user, key))
+                        .or_insert_with(|| order_id.clone());
+                    prop_assert_eq!(first, order_id, "a replay names the same order");
+                }
+            }
+        }
+        let stock_left: u32 = redis::cmd("HGET")
+            .arg(&meta)
+            .arg("stock_left")
+            .query_async(&mut redis.clone())
+            .await
+            .unwrap();
+        prop_assert_eq!(stock_left, model.stock_left);
+        let held: HashMap<String, u32> = redis::cmd("HGETALL")
+            .arg(keys.drop_holders(&drop_id))
+            .query_async(&mut redis.clone())
+            .await
+            .unwrap();
+        let model_held: HashMap<String, u32> = model
+            .held
+            .iter()
+            .map(|(u, n)| (format!("user-{u}"), *n))
+            .collect();
+        prop_assert_eq!(held, model_held);
+        let outbox: usize = redis::cmd("XLEN")
+            .arg(keys.drop_outbox(&drop_id))
+            .query_async(&mut redis.clone())
+            .await
+            .unwrap();
+        prop_assert_eq!(outbox, model.accepted);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_script_agrees_with_the_model_after_every_step(ops in proptest::collection::vec(op(), 1..40)) {
+        world().runtime.block_on(run(ops))?;
+    }
+}
