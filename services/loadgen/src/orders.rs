@@ -1,0 +1,156 @@
+//! Order storms: `n` requests, each from its own shopper with its own Idempotency-Key,
+//! sent by `concurrency` connections — as fast as they are answered (saturation), or at a
+//! fixed rate (latency measured from each request's scheduled time, so a stalled server is
+//! not hidden by requests that were never sent).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use linkdrop_domain::auth::TokenKeys;
+use linkdrop_domain::secret::Secret;
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use crate::stats::{Latency, latency};
+
+#[derive(Args, Debug, Clone)]
+pub struct OrdersArgs {
+    /// linkdrop's address, host:port.
+    #[arg(long)]
+    addr: String,
+    /// The drop to order from.
+    #[arg(long)]
+    drop: String,
+    /// The shopper-token secret (LINKDROP_JWT_SECRET of the server).
+    #[arg(long, env = "LINKDROP_JWT_SECRET")]
+    jwt_secret: String,
+    /// Requests in all.
+    #[arg(long)]
+    requests: u64,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u64,
+    /// Requests per second; omitted = as fast as answered.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Shopper ids are `<prefix><n>`; vary it between runs against the same drop.
+    #[arg(long, default_value = "shopper-")]
+    user_prefix: String,
+}
+
+/// What a storm came to.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub requests: u64,
+    pub seconds: f64,
+    /// Answers per second, whatever their status.
+    pub answers_per_s: f64,
+    /// 201 answers per second.
+    pub accepted_per_s: f64,
+    pub by_status: BTreeMap<u16, u64>,
+    /// Requests that got no HTTP answer (connection errors).
+    pub failed: u64,
+    pub latency: Latency,
+}
+
+/// One connection's tally.
+#[derive(Default)]
+struct Tally {
+    by_status: BTreeMap<u16, u64>,
+    failed: u64,
+    micros: Vec<u32>,
+}
+
+pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
+    let tokens = TokenKeys::new(&Secret::new(args.jwt_secret.clone()));
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let args = args.clone();
+        let tokens = tokens.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move { client(args, tokens, next, started).await }));
+    }
+    let mut total = Tally::default();
+    for task in tasks {
+        let tally = task.await??;
+        for (status, n) in tally.by_status {
+            *total.by_status.entry(status).or_default() += n;
+        }
+        total.failed += tally.failed;
+        total.micros.extend(tally.micros);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let answers: u64 = total.by_status.values().sum();
+    let accepted = total.by_status.get(&201).copied().unwrap_or(0);
+    Ok(Report {
+        requests: args.requests,
+        seconds,
+        answers_per_s: answers as f64 / seconds,
+        accepted_per_s: accepted as f64 / seconds,
+        by_status: total.by_status,
+        failed: total.failed,
+        latency: latency(total.micros),
+    })
+}
+
+/// One connection: takes the next request number until all are sent.
+async fn client(args: OrdersArgs, tokens: TokenKeys, next: Arc<AtomicU64>, started: Instant) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let mut sender = connect(&args.addr).await?;
+    let path = format!("/v1/drops/{}/orders", args.drop);
+    let body = Bytes::from_static(br#"{"qty":1}"#);
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= args.requests {
+            return Ok(tally);
+        }
+        let scheduled = match args.rate {
+            Some(rate) => {
+                let at = started + Duration::from_secs_f64(n as f64 / rate as f64);
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        let token = tokens.mint(&format!("{}{n}", args.user_prefix), 3600).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let request = Request::post(&path)
+            .header("host", &args.addr)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("k{n}"))
+            .body(Full::new(body.clone()))?;
+        match sender.send_request(request).await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                // Reading the body keeps the connection reusable.
+                let _ = response.into_body().collect().await;
+                *tally.by_status.entry(status).or_default() += 1;
+                tally.micros.push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            }
+            Err(_) => {
+                tally.failed += 1;
+                sender = connect(&args.addr).await?;
+            }
+        }
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: &str) -> anyhow::Result<Sender> {
+    let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
