@@ -78,7 +78,9 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
         let args = args.clone();
         let tokens = tokens.clone();
         let next = next.clone();
-        tasks.push(tokio::spawn(async move { client(args, tokens, next, started).await }));
+        tasks.push(tokio::spawn(async move {
+            client(args, tokens, next, started).await
+        }));
     }
     let mut total = Tally::default();
     for task in tasks {
@@ -104,7 +106,12 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
 }
 
 /// One connection: takes the next request number until all are sent.
-async fn client(args: OrdersArgs, tokens: TokenKeys, next: Arc<AtomicU64>, started: Instant) -> anyhow::Result<Tally> {
+async fn client(
+    args: OrdersArgs,
+    tokens: TokenKeys,
+    next: Arc<AtomicU64>,
+    started: Instant,
+) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
     let mut sender = connect(&args.addr).await?;
     let path = format!("/v1/drops/{}/orders", args.drop);
@@ -122,7 +129,9 @@ async fn client(args: OrdersArgs, tokens: TokenKeys, next: Arc<AtomicU64>, start
             }
             None => Instant::now(),
         };
-        let token = tokens.mint(&format!("{}{n}", args.user_prefix), 3600).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let token = tokens
+            .mint(&format!("{}{n}", args.user_prefix), 3600)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let request = Request::post(&path)
             .header("host", &args.addr)
             .header("authorization", format!("Bearer {token}"))
@@ -135,7 +144,9 @@ async fn client(args: OrdersArgs, tokens: TokenKeys, next: Arc<AtomicU64>, start
                 // Reading the body keeps the connection reusable.
                 let _ = response.into_body().collect().await;
                 *tally.by_status.entry(status).or_default() += 1;
-                tally.micros.push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                tally
+                    .micros
+                    .push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
             }
             Err(_) => {
                 tally.failed += 1;
@@ -148,7 +159,9 @@ async fn client(args: OrdersArgs, tokens: TokenKeys, next: Arc<AtomicU64>, start
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(addr: &str) -> anyhow::Result<Sender> {
-    let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
