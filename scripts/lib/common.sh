@@ -18,9 +18,22 @@ ld_kafka_version() {
   echo "$v"
 }
 
-# The Python venv holding the test tools (standardwebhooks).
+# The Python venv holding the test tools: the Standard Webhooks reference library, and
+# what schemas/check.py needs to check the contract (jsonschema, pyyaml,
+# openapi-spec-validator). Pinned; scripts/setup installs them.
 LD_STANDARDWEBHOOKS_VERSION=1.1.0
+LD_JSONSCHEMA_VERSION=4.26.0
+LD_PYYAML_VERSION=6.0.3
+LD_OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 ld_test_venv() { echo "$(ld_cache_dir)/venv"; }
+# The pinned requirements of the test venv, one `name==version` a line.
+ld_test_venv_requirements() {
+  printf '%s\n' \
+    "standardwebhooks==$LD_STANDARDWEBHOOKS_VERSION" \
+    "jsonschema==$LD_JSONSCHEMA_VERSION" \
+    "pyyaml==$LD_PYYAML_VERSION" \
+    "openapi-spec-validator==$LD_OPENAPI_SPEC_VALIDATOR_VERSION"
+}
 
 ld_kafka_home() { echo "$(ld_cache_dir)/kafka-$(ld_kafka_version)"; }
 ld_kafka_lib() { echo "$(ld_kafka_home)/lib"; }

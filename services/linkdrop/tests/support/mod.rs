@@ -365,16 +365,22 @@ impl WebhookReceiver {
     }
 }
 
+/// The Python of the test venv that `scripts/setup` installs (standardwebhooks and the
+/// schema checker's libraries): `LINKDROP_TEST_PYTHON`, else the default venv.
+pub fn test_python() -> String {
+    std::env::var("LINKDROP_TEST_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/linkdrop/venv/bin/python")
+    })
+}
+
 /// Verifies a delivery with the Standard Webhooks reference library (Python, installed in
 /// the test venv by `scripts/setup`), independently of linkdrop's own signing code.
 pub async fn verify_with_reference_library(
     secret: &str,
     delivery: &Delivery,
 ) -> Result<(), String> {
-    let python = std::env::var("LINKDROP_TEST_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/linkdrop/venv/bin/python")
-    });
+    let python = test_python();
     let script = r#"
 import json, sys
 from standardwebhooks.webhooks import Webhook
