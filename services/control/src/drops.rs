@@ -219,11 +219,11 @@ pub async fn get_draw(
         "seed_hash": meta.text("seed_hash").or(row.seed_hash.as_deref()),
         "entries": entries,
         "draw_at_ms": meta.int("opens_at_ms").map(|o| o + i64::from(window_ms)),
+        "winners": meta.int("draw_winners").unwrap_or(0),
     });
     if meta.text("drawn") == Some("1") {
         body["seed"] = json!(meta.text("seed"));
         body["cutoff_rank"] = json!(meta.text("cutoff_rank").filter(|c| !c.is_empty()));
-        body["winners"] = json!(meta.int("draw_winners").unwrap_or(0));
         body["drawn_at_ms"] = json!(meta.int("drawn_at_ms"));
     }
     Ok(Json(body))

@@ -48,8 +48,8 @@ pub struct Config {
     /// Where the HTTP listener binds (every route and the WebSocket in `all`).
     pub http_addr: SocketAddr,
     /// Base URL that clients use to reach linkdrop, used in links pushed to the room
-    /// (`order_url`). Defaults to `http://<http_addr>`.
-    pub public_url: String,
+    /// (`order_url`). When unset, the address the listener actually bound is used.
+    pub public_url: Option<String>,
     /// The admin API key; may do everything. Required by roles that serve the control API.
     pub admin_key: Option<Secret>,
     /// HS256 secret of shopper tokens. Required by every role that checks or mints them.
@@ -131,9 +131,7 @@ impl Config {
         let http_addr = layers.value("http_addr", default_addr(), parse_addr)?;
         let config = Config {
             http_addr,
-            public_url: layers
-                .optional("public_url", parse_http_url)?
-                .unwrap_or_else(|| format!("http://{http_addr}")),
+            public_url: layers.optional("public_url", parse_http_url)?,
             admin_key: layers.optional("admin_key", parse_admin_key)?,
             jwt_secret: layers.optional("jwt_secret", parse_jwt_secret)?,
             redis_url: layers.optional("redis_url", parse_redis_url)?,
@@ -175,6 +173,19 @@ impl Config {
         };
         layers.reject_unknown_file_keys()?;
         Ok(config)
+    }
+
+    /// The public base URL: the configured one, or `http://` plus the address bound
+    /// (loopback when bound to every interface).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            let host = if bound.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                bound.ip()
+            };
+            format!("http://{}", SocketAddr::new(host, bound.port()))
+        })
     }
 
     /// The Redis URL, or an error naming the key for a command that needs Redis.
@@ -462,10 +473,24 @@ mod tests {
     fn defaults_apply_when_nothing_is_set() {
         let config = load_env(&[]).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.public_url, None);
         assert_eq!(config.body_limit_bytes, 65536);
         assert_eq!(config.namespace, "ld");
         assert!(config.redis_url.is_none());
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_bound_address() {
+        let config = load_env(&[("LINKDROP_HTTP_ADDR", "0.0.0.0:0")]).unwrap();
+        assert_eq!(
+            config.public_url_for("0.0.0.0:4321".parse().unwrap()),
+            "http://127.0.0.1:4321"
+        );
+        let config = load_env(&[("LINKDROP_PUBLIC_URL", "https://live.example/")]).unwrap();
+        assert_eq!(
+            config.public_url_for("0.0.0.0:4321".parse().unwrap()),
+            "https://live.example"
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Watch { room, user, url } => {
             let token = TokenKeys::new(config.require_jwt_secret()?).mint(&user, 86_400)?;
-            let url = url.unwrap_or_else(|| config.public_url.clone());
+            let url = url.unwrap_or_else(|| config.public_url_for(config.http_addr));
             return linkdrop::watch::watch(&url, &room, &token).await;
         }
         Command::Migrate => {

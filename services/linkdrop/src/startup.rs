@@ -177,6 +177,10 @@ impl Application {
         if roles.contains(&Role::Control) {
             config.require_admin_key()?;
         }
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
+        let public_url = config.public_url_for(listener.local_addr()?);
         let backends = Backends::connect(&config, roles).await?;
         let keys = Keys::new(&config.namespace);
         let auth = Auth::new(
@@ -187,9 +191,17 @@ impl Application {
         let shutdown = CancellationToken::new();
         let mut handles = Vec::new();
         for role in roles {
-            let handle = start_role(*role, &config, &backends, &keys, &auth, &shutdown)
-                .await
-                .with_context(|| format!("starting the {} role", role.name()))?;
+            let handle = start_role(
+                *role,
+                &config,
+                &public_url,
+                &backends,
+                &keys,
+                &auth,
+                &shutdown,
+            )
+            .await
+            .with_context(|| format!("starting the {} role", role.name()))?;
             handles.push(handle);
         }
         let backend = "redis+kafka+postgres";
@@ -204,9 +216,6 @@ impl Application {
             .fallback(no_route)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(config.body_limit_bytes));
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
         let _ = telemetry::metrics_handle();
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -262,6 +271,7 @@ async fn join_all_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
 async fn start_role(
     role: Role,
     config: &Config,
+    public_url: &str,
     backends: &Backends,
     keys: &Keys,
     auth: &Auth,
@@ -339,7 +349,7 @@ async fn start_role(
                 redis,
                 keys: keys.clone(),
                 auth: auth.clone(),
-                public_url: config.public_url.clone(),
+                public_url: public_url.to_string(),
                 drawer: drawer(backends, keys, &stock_ticker(backends, keys)),
             };
             let endpoints = linkdrop_webhooks::WebhooksState {
