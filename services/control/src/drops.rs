@@ -6,11 +6,12 @@ use axum::http::StatusCode;
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::events::{DropCard, RoomEvent};
+use linkdrop_domain::events::{DropCard, RoomEvent, merchant_event};
 use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
+use linkdrop_domain::webhook_outbox::{self, MerchantEvent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -164,14 +165,28 @@ pub async fn close(
     let row = load_drop(&state, &principal, &drop_id).await?;
     let (closed_now, closed_at_ms) = live::close(&state, &row).await?;
     // Also when Redis was closed before: a retry repairs a record the first call missed.
-    sqlx::query!(
+    // The record and the merchant's `drop.closed` are written together, once.
+    let mut tx = state.db.begin().await?;
+    let recorded = sqlx::query!(
         "UPDATE drops SET phase = 'closed', closed_at_ms = $2
          WHERE id = $1 AND closed_at_ms IS NULL",
         row.id,
         closed_at_ms
     )
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
+    if recorded.rows_affected() == 1 {
+        let data = json!({"drop_id": row.id, "merchant_id": row.merchant_id, "closed_at_ms": closed_at_ms});
+        let event = MerchantEvent::new(
+            &row.id,
+            &row.merchant_id,
+            merchant_event::DROP_CLOSED,
+            &data,
+            now_ms(),
+        );
+        webhook_outbox::enqueue(&mut tx, &[event], now_ms()).await?;
+    }
+    tx.commit().await?;
     if closed_now {
         let event = RoomEvent::Closed {
             drop_id: row.id.clone(),

@@ -81,6 +81,8 @@ pub struct Config {
     pub orders_per_ip_per_s: u32,
     /// Order requests one process works on at once; more are shed with 503.
     pub orders_max_in_flight: usize,
+    /// How often unpaid orders past their deadline are looked for.
+    pub expiry_poll_ms: u64,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// Most outbox entries the relay moves to Kafka in one round.
@@ -159,6 +161,8 @@ impl Config {
             orders_max_in_flight: layers.value("orders_max_in_flight", 4096, |s| {
                 parse_in_range(s, 1, 1_000_000)
             })?,
+            expiry_poll_ms: layers
+                .value("expiry_poll_ms", 1000, |s| parse_in_range(s, 10, 60_000))?,
             body_limit_bytes: layers.value("body_limit_bytes", 64 * 1024, |s| {
                 parse_in_range(s, 1024, 16 * 1024 * 1024)
             })?,

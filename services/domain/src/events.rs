@@ -79,13 +79,23 @@ pub enum OrderEvent {
     Accepted(OrderAccepted),
     /// A lottery entry was drawn: `reserved` (it won) or `lost`.
     Drawn(OrderDrawn),
+    /// A reserved order was paid before its deadline.
+    Paid(OrderPaid),
+    /// A reserved order passed its deadline unpaid; its units went back to the stock.
+    Expired(OrderExpired),
+    /// The drop's last unit was taken (it may sell out again after expiries).
+    SoldOut(DropSoldOut),
 }
 
 impl OrderEvent {
-    pub fn order_id(&self) -> &str {
+    /// The order changed; `None` for events of the whole drop.
+    pub fn order_id(&self) -> Option<&str> {
         match self {
-            Self::Accepted(e) => &e.order_id,
-            Self::Drawn(e) => &e.order_id,
+            Self::Accepted(e) => Some(&e.order_id),
+            Self::Drawn(e) => Some(&e.order_id),
+            Self::Paid(e) => Some(&e.order_id),
+            Self::Expired(e) => Some(&e.order_id),
+            Self::SoldOut(_) => None,
         }
     }
 
@@ -93,6 +103,9 @@ impl OrderEvent {
         match self {
             Self::Accepted(e) => &e.drop_id,
             Self::Drawn(e) => &e.drop_id,
+            Self::Paid(e) => &e.drop_id,
+            Self::Expired(e) => &e.drop_id,
+            Self::SoldOut(e) => &e.drop_id,
         }
     }
 
@@ -101,6 +114,9 @@ impl OrderEvent {
         match self {
             Self::Accepted(e) => e.admitted_at_ms,
             Self::Drawn(e) => e.drawn_at_ms,
+            Self::Paid(e) => e.paid_at_ms,
+            Self::Expired(e) => e.expired_at_ms,
+            Self::SoldOut(e) => e.sold_out_at_ms,
         }
     }
 }
@@ -133,6 +149,34 @@ pub struct OrderDrawn {
     pub drawn_at_ms: i64,
     /// Deadline of payment when the entry won.
     pub pay_by_ms: Option<i64>,
+}
+
+/// A payment of a reserved order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPaid {
+    pub order_id: String,
+    pub drop_id: String,
+    pub user_id: String,
+    pub paid_at_ms: i64,
+    pub payment_ref: String,
+}
+
+/// A reserved order that was not paid in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderExpired {
+    pub order_id: String,
+    pub drop_id: String,
+    pub user_id: String,
+    /// Units returned to the stock.
+    pub qty: u32,
+    pub expired_at_ms: i64,
+}
+
+/// The moment a drop's stock ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropSoldOut {
+    pub drop_id: String,
+    pub sold_out_at_ms: i64,
 }
 
 /// The events merchants can subscribe to (API.md, "Merchant").

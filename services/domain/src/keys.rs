@@ -42,6 +42,17 @@ impl Keys {
         format!("{}:{{d:{drop_id}}}:outbox", self.ns)
     }
 
+    /// Hash: order id → `<status>\t<user>\t<qty>\t<pay_by_ms>[\t<paid_at_ms>\t<ref>]`, the
+    /// live state of every order of the drop (what pay and expiry decide on).
+    pub fn drop_orders(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:orders", self.ns)
+    }
+
+    /// Sorted set: reserved order ids scored by their payment deadline.
+    pub fn drop_deadlines(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:deadlines", self.ns)
+    }
+
     /// Hash: user id → `<order id>\t<qty>` of the user's lottery entry.
     pub fn drop_entries(&self, drop_id: &str) -> String {
         format!("{}:{{d:{drop_id}}}:entries", self.ns)
@@ -135,6 +146,8 @@ mod tests {
             keys.drop_idempotency("drp_1"),
             keys.drop_outbox("drp_1"),
             keys.drop_entries("drp_1"),
+            keys.drop_orders("drp_1"),
+            keys.drop_deadlines("drp_1"),
         ] {
             assert!(key.contains("{d:drp_1}"), "{key}");
         }

@@ -135,9 +135,9 @@ impl DropSpec {
         );
         let pay_within_s = req.pay_within_s.unwrap_or(600);
         check(
-            (10..=86_400).contains(&pay_within_s),
+            (1..=86_400).contains(&pay_within_s),
             "pay_within_s",
-            "between 10 and 86400 seconds",
+            "between 1 and 86400 seconds",
         );
         let fairness = match req.fairness {
             None => Some(Fairness::Fcfs),

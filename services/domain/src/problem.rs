@@ -51,6 +51,10 @@ pub enum ApiError {
     AlreadyLaunched,
     #[error("closed")]
     Closed,
+    #[error("expired")]
+    Expired,
+    #[error("not payable")]
+    NotPayable { status: String },
     #[error("payload too large")]
     PayloadTooLarge,
     #[error("invalid: {0:?}")]
@@ -90,7 +94,9 @@ impl ApiError {
             Self::SoldOut
             | Self::LimitReached { .. }
             | Self::IdempotencyConflict
-            | Self::AlreadyLaunched => StatusCode::CONFLICT,
+            | Self::AlreadyLaunched
+            | Self::Expired
+            | Self::NotPayable { .. } => StatusCode::CONFLICT,
             Self::Closed => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -116,6 +122,8 @@ impl ApiError {
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::AlreadyLaunched => "already_launched",
             Self::Closed => "closed",
+            Self::Expired => "expired",
+            Self::NotPayable { .. } => "not_payable",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Invalid(_) => "invalid",
             Self::NotOpen { .. } => "not_open",
@@ -139,6 +147,8 @@ impl ApiError {
             Self::IdempotencyConflict => "Idempotency key reused",
             Self::AlreadyLaunched => "Already launched",
             Self::Closed => "Drop closed",
+            Self::Expired => "Order expired",
+            Self::NotPayable { .. } => "Order not payable",
             Self::PayloadTooLarge => "Payload too large",
             Self::Invalid(_) => "Invalid values",
             Self::NotOpen { .. } => "Not open yet",
@@ -167,6 +177,10 @@ impl ApiError {
             }
             Self::AlreadyLaunched => "this drop was launched before".into(),
             Self::Closed => "the host closed this drop".into(),
+            Self::Expired => "the payment deadline passed; the units went back on sale".into(),
+            Self::NotPayable { status } => {
+                format!("only a reserved order can be paid; this one is {status}")
+            }
             Self::PayloadTooLarge => "the request body is over the limit".into(),
             Self::Invalid(errors) => errors
                 .iter()
@@ -196,6 +210,9 @@ impl ApiError {
             }
             Self::LimitReached { max_per_user } => {
                 ext.insert("max_per_user".into(), json!(max_per_user));
+            }
+            Self::NotPayable { status } => {
+                ext.insert("order_status".into(), json!(status));
             }
             _ => {}
         }

@@ -17,6 +17,7 @@ use linkdrop_domain::problem::{method_not_allowed, no_route};
 use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_domain::telemetry;
+use linkdrop_orders::lifecycle::Lifecycle;
 use linkdrop_orders::lottery::Drawer;
 use linkdrop_orders::protection::{Limits, Protection};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
@@ -296,17 +297,26 @@ async fn start_role(
                 max_in_flight: config.orders_max_in_flight,
             });
             let cleanup = tokio::spawn(protection.clone().clean_up(shutdown.clone()));
-            let state = linkdrop_orders::OrdersState {
-                admission: linkdrop_orders::admission::Admission::new(redis, keys.clone()),
+            let lifecycle = Lifecycle::new(redis.clone(), keys.clone(), stock.clone());
+            let expiry = tokio::spawn(lifecycle.clone().run_expiry(
+                Duration::from_millis(config.expiry_poll_ms),
+                shutdown.clone(),
+            ));
+            let state = linkdrop_orders::OrdersState::new(linkdrop_orders::OrdersParts {
+                admission: linkdrop_orders::admission::Admission::new(redis.clone(), keys.clone()),
+                lifecycle,
+                redis,
+                keys: keys.clone(),
                 protection,
                 drawer: drawer(backends, keys, &stock),
                 stock,
                 auth: auth.clone(),
                 db: backends.db(),
-            };
+            });
             RoleHandle::new("orders")
                 .with_router(linkdrop_orders::router(state))
                 .with_task(cleanup)
+                .with_task(expiry)
         }
         Role::Relay => {
             // The relay blocks on reads: it gets a Redis connection of its own.

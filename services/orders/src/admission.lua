@@ -15,6 +15,8 @@
 -- KEYS[3]  idempotency hash: "<user id> <key>" -> "<fingerprint>\n<answer>"
 -- KEYS[4]  outbox stream of order events
 -- KEYS[5]  entries hash (lottery): user id -> "<order id>\t<qty>"
+-- KEYS[6]  orders hash: order id -> "<status>\t<user>\t<qty>\t<pay_by_ms>" (live state)
+-- KEYS[7]  deadlines sorted set: reserved order ids scored by pay_by_ms
 -- ARGV[1]  user id (visible ASCII, no spaces)
 -- ARGV[2]  Idempotency-Key (visible ASCII, no spaces)
 -- ARGV[3]  fingerprint of the request body (same key + other fingerprint = conflict)
@@ -87,6 +89,7 @@ if meta[6] == 'lottery' and meta[8] ~= '1' then
     return record('entered\t' .. string.sub(entry, 1, tab - 1) .. '\t' .. string.sub(entry, tab + 1) .. '\t' .. draw_at_ms, 0)
   end
   redis.call('HSET', KEYS[5], user, ARGV[5] .. '\t' .. qty)
+  redis.call('HSET', KEYS[6], ARGV[5], 'entered\t' .. user .. '\t' .. qty .. '\t0')
   redis.call('XADD', KEYS[4], '*', 'kind', 'accepted', 'status', 'entered',
     'order_id', ARGV[5], 'user_id', user, 'qty', qty,
     'at_ms', admitted_at_ms, 'idempotency_key', key)
@@ -104,12 +107,15 @@ end
 stock_left = redis.call('HINCRBY', KEYS[1], 'stock_left', -qty)
 redis.call('HINCRBY', KEYS[2], user, qty)
 local pay_by_ms = string.format('%.0f', now_ms + tonumber(meta[5]))
+redis.call('HSET', KEYS[6], ARGV[5], 'reserved\t' .. user .. '\t' .. qty .. '\t' .. pay_by_ms)
+redis.call('ZADD', KEYS[7], pay_by_ms, ARGV[5])
 redis.call('XADD', KEYS[4], '*', 'kind', 'accepted', 'status', 'reserved',
   'order_id', ARGV[5], 'user_id', user, 'qty', qty,
   'at_ms', admitted_at_ms, 'pay_by_ms', pay_by_ms, 'idempotency_key', key)
 local sold_out_at_ms = 0
 if stock_left == 0 then
   redis.call('HSET', KEYS[1], 'sold_out_at_ms', admitted_at_ms)
+  redis.call('XADD', KEYS[4], '*', 'kind', 'sold_out', 'at_ms', admitted_at_ms)
   sold_out_at_ms = admitted_at_ms
 end
 return record('reserved\t' .. ARGV[5] .. '\t' .. qty .. '\t' .. pay_by_ms, sold_out_at_ms)

@@ -3,7 +3,7 @@
 //! This module never acknowledges an order itself: an order is accepted only when the
 //! script has taken the stock and appended the order to the drop's outbox in the same step.
 
-use linkdrop_domain::ids::{new_id, prefix};
+use linkdrop_domain::ids::new_order_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
 use redis::aio::ConnectionManager;
@@ -103,11 +103,13 @@ impl Admission {
             .key(self.keys.drop_idempotency(drop_id))
             .key(self.keys.drop_outbox(drop_id))
             .key(self.keys.drop_entries(drop_id))
+            .key(self.keys.drop_orders(drop_id))
+            .key(self.keys.drop_deadlines(drop_id))
             .arg(user_id)
             .arg(key.as_str())
             .arg(fingerprint(qty))
             .arg(qty.get())
-            .arg(new_id(prefix::ORDER))
+            .arg(new_order_id(drop_id))
             .invoke_async(&mut self.redis.clone())
             .await?;
         parse_reply(&reply)

@@ -8,6 +8,8 @@
 -- KEYS[2]  holders hash: user id -> units held
 -- KEYS[3]  outbox stream of order events
 -- KEYS[4]  entries hash: user id -> "<order id>\t<qty>"
+-- KEYS[5]  orders hash: order id -> "<status>\t<user>\t<qty>\t<pay_by_ms>" (live state)
+-- KEYS[6]  deadlines sorted set: reserved order ids scored by pay_by_ms
 -- ARGV[1]  number of entries the draw was computed over
 -- ARGV[2]  cutoff rank (hex of the largest winning rank; "" when nobody won)
 -- ARGV[3]  number of winners
@@ -47,9 +49,12 @@ for i = 4, #ARGV, 4 do
   if won == '1' then
     stock_left = redis.call('HINCRBY', KEYS[1], 'stock_left', -qty)
     redis.call('HINCRBY', KEYS[2], user, qty)
+    redis.call('HSET', KEYS[5], order_id, 'reserved\t' .. user .. '\t' .. qty .. '\t' .. pay_by_ms)
+    redis.call('ZADD', KEYS[6], pay_by_ms, order_id)
     redis.call('XADD', KEYS[3], '*', 'kind', 'drawn', 'status', 'reserved', 'order_id', order_id,
       'user_id', user, 'qty', qty, 'at_ms', at, 'pay_by_ms', pay_by_ms)
   else
+    redis.call('HSET', KEYS[5], order_id, 'lost\t' .. user .. '\t' .. qty .. '\t0')
     redis.call('XADD', KEYS[3], '*', 'kind', 'drawn', 'status', 'lost', 'order_id', order_id,
       'user_id', user, 'qty', qty, 'at_ms', at)
   end
@@ -57,6 +62,7 @@ end
 local sold_out_at_ms = 0
 if stock_left == 0 then
   redis.call('HSET', KEYS[1], 'sold_out_at_ms', at)
+  redis.call('XADD', KEYS[3], '*', 'kind', 'sold_out', 'at_ms', at)
   sold_out_at_ms = at
 end
 redis.call('HSET', KEYS[1], 'drawn', '1', 'drawn_at_ms', at, 'cutoff_rank', ARGV[2],

@@ -6,10 +6,11 @@
 //! carries it to Kafka and settlement to PostgreSQL.
 
 pub mod admission;
+pub mod lifecycle;
 pub mod lottery;
 pub mod protection;
 pub mod queries;
 pub mod routes;
 pub mod stock;
 
-pub use routes::{OrdersState, router};
+pub use routes::{OrdersParts, OrdersState, router};

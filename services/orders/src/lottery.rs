@@ -279,6 +279,8 @@ impl Drawer {
             .key(self.keys.drop_holders(drop_id))
             .key(self.keys.drop_outbox(drop_id))
             .key(self.keys.drop_entries(drop_id))
+            .key(self.keys.drop_orders(drop_id))
+            .key(self.keys.drop_deadlines(drop_id))
             .arg(count)
             .arg(outcome.cutoff_rank.clone().unwrap_or_default())
             .arg(outcome.winners);

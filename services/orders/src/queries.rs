@@ -1,11 +1,15 @@
-//! Order queries on the system of record: `GET /v1/orders/{id}` for the shopper who placed
-//! the order and the drop's merchant, and the merchant's paginated `GET /v1/orders`.
-//! Orders appear here once settled (normally within a second of their 201).
+//! Order queries: `GET /v1/orders/{id}` for the shopper who placed the order and the drop's
+//! merchant, and the merchant's paginated `GET /v1/orders` (the system of record).
+//!
+//! A single order is read from PostgreSQL and from its live state in Redis, which is where
+//! admission, payment and expiry decide: the live status wins, so a shopper sees their
+//! order (and its payment) at once, before settlement has written it.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::{Caller, Principal};
+use linkdrop_domain::ids::drop_of_order;
 use linkdrop_domain::json::ApiQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -24,7 +28,8 @@ pub struct OrderView {
     pub user_id: String,
     pub qty: i32,
     pub status: String,
-    pub admitted_at_ms: i64,
+    /// Absent while the order is known only from its live state.
+    pub admitted_at_ms: Option<i64>,
     /// Absent for a lottery entry that has not been drawn (or lost).
     pub pay_by_ms: Option<i64>,
     pub paid_at_ms: Option<i64>,
@@ -37,16 +42,26 @@ pub async fn get_order(
     Path(order_id): Path<String>,
     caller: Caller,
 ) -> Result<Json<OrderView>, ApiError> {
-    let order = sqlx::query_as!(
+    let recorded = sqlx::query_as!(
         OrderView,
-        "SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms, pay_by_ms, paid_at_ms,
-                merchant_id
-         FROM orders WHERE order_id = $1",
+        r#"SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms AS "admitted_at_ms?",
+                  pay_by_ms, paid_at_ms, merchant_id
+           FROM orders WHERE order_id = $1"#,
         order_id
     )
     .fetch_optional(&state.db)
-    .await?
-    .ok_or(ApiError::NotFound("order"))?;
+    .await?;
+    let live = live_order(&state, &order_id).await?;
+    let order = match (recorded, live) {
+        (Some(mut order), Some(live)) => {
+            order.status = live.status;
+            order.pay_by_ms = live.pay_by_ms.or(order.pay_by_ms);
+            order.paid_at_ms = live.paid_at_ms.or(order.paid_at_ms);
+            order
+        }
+        (Some(order), None) | (None, Some(order)) => order,
+        (None, None) => return Err(ApiError::NotFound("order")),
+    };
     let visible = match &caller {
         Caller::Shopper(shopper) => shopper.user_id == order.user_id,
         Caller::Principal(principal) => principal.require_merchant_of(&order.merchant_id).is_ok(),
@@ -56,6 +71,40 @@ pub async fn get_order(
         return Err(ApiError::NotFound("order"));
     }
     Ok(Json(order))
+}
+
+/// The order as its drop's live state in Redis knows it, if it does.
+async fn live_order(state: &OrdersState, order_id: &str) -> Result<Option<OrderView>, ApiError> {
+    let Some(drop_id) = drop_of_order(order_id) else {
+        return Ok(None);
+    };
+    let mut redis = state.redis.clone();
+    let (live, merchant_id): (Option<String>, Option<String>) = redis::pipe()
+        .hget(state.keys.drop_orders(&drop_id), order_id)
+        .hget(state.keys.drop_meta(&drop_id), "merchant_id")
+        .query_async(&mut redis)
+        .await?;
+    let (Some(live), Some(merchant_id)) = (live, merchant_id) else {
+        return Ok(None);
+    };
+    let fields: Vec<&str> = live.split('\t').collect();
+    let number = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<i64>().ok())
+            .filter(|n| *n > 0)
+    };
+    Ok(Some(OrderView {
+        order_id: order_id.to_string(),
+        drop_id,
+        user_id: fields.get(1).copied().unwrap_or_default().to_string(),
+        qty: number(2).unwrap_or(0) as i32,
+        status: fields[0].to_string(),
+        admitted_at_ms: None,
+        pay_by_ms: number(3),
+        paid_at_ms: number(4),
+        merchant_id,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,15 +133,15 @@ pub async fn list_orders(
     }
     let items = sqlx::query_as!(
         OrderView,
-        "SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms, pay_by_ms, paid_at_ms,
-                merchant_id
+        r#"SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms AS "admitted_at_ms?",
+                  pay_by_ms, paid_at_ms, merchant_id
          FROM orders
          WHERE ($1::text IS NULL OR merchant_id = $1)
            AND ($2::text IS NULL OR drop_id = $2)
            AND ($3::text IS NULL OR status = $3)
            AND ($4::text IS NULL OR order_id > $4)
          ORDER BY order_id
-         LIMIT $5",
+         LIMIT $5"#,
         merchant_id,
         params.drop_id,
         params.status,

@@ -2,6 +2,7 @@
 
 use axum::Router;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -11,12 +12,15 @@ use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::{Auth, Shopper};
 use linkdrop_domain::ids;
 use linkdrop_domain::json::ApiJson;
+use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 
 use crate::admission::{Admission, AdmissionError, Answer, Decision, Rejection};
+use crate::lifecycle::{Lifecycle, LifecycleError, Payment};
 use crate::lottery::Drawer;
 use crate::protection::Protection;
 use crate::queries;
@@ -25,10 +29,30 @@ use crate::stock::StockTicker;
 /// Header set on an answer replayed for a reused Idempotency-Key (the body is identical).
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// What the orders routes share.
+/// What the orders routes share; cloned per request, so one `Arc` inside.
 #[derive(Clone)]
-pub struct OrdersState {
+pub struct OrdersState(Arc<OrdersParts>);
+
+impl OrdersState {
+    pub fn new(parts: OrdersParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for OrdersState {
+    type Target = OrdersParts;
+
+    fn deref(&self) -> &OrdersParts {
+        &self.0
+    }
+}
+
+/// The parts of [`OrdersState`].
+pub struct OrdersParts {
     pub admission: Admission,
+    pub lifecycle: Lifecycle,
+    pub redis: ConnectionManager,
+    pub keys: Keys,
     pub protection: Protection,
     pub drawer: Drawer,
     pub stock: StockTicker,
@@ -47,6 +71,7 @@ pub fn router(state: OrdersState) -> Router {
     Router::new()
         .route("/v1/drops/{drop_id}/orders", post(place_order))
         .route("/v1/orders/{order_id}", get(queries::get_order))
+        .route("/v1/orders/{order_id}/pay", post(pay_order))
         .route("/v1/orders", get(queries::list_orders))
         .with_state(state)
 }
@@ -195,5 +220,52 @@ fn rejection_error(rejection: Rejection) -> ApiError {
             format!("at most max_per_user ({max_per_user}) units per order"),
         ),
         Rejection::DrawPending { .. } => ApiError::DrawPending,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PayRequest {
+    payment_ref: String,
+}
+
+/// `POST /v1/orders/{order_id}/pay`: the shopper (standing in for a payment provider's
+/// callback) pays a reserved order before its deadline.
+async fn pay_order(
+    State(state): State<OrdersState>,
+    Path(order_id): Path<String>,
+    shopper: Shopper,
+    ApiJson(body): ApiJson<PayRequest>,
+) -> Result<Response, ApiError> {
+    let reference = body.payment_ref;
+    if !(1..=128).contains(&reference.len()) || !reference.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            "payment_ref",
+            "1 to 128 visible ASCII characters",
+        ));
+    }
+    let payment = state
+        .lifecycle
+        .pay(&order_id, &shopper.user_id, &reference)
+        .await
+        .map_err(|e| match e {
+            LifecycleError::Redis(e) => ApiError::from(e),
+            other => ApiError::internal(other),
+        })?;
+    match payment {
+        Payment::Paid {
+            paid_at_ms,
+            payment_ref,
+            qty,
+        } => Ok(axum::Json(json!({
+            "order_id": order_id,
+            "status": "paid",
+            "qty": qty,
+            "paid_at_ms": paid_at_ms,
+            "payment_ref": payment_ref,
+        }))
+        .into_response()),
+        Payment::Expired => Err(ApiError::Expired),
+        Payment::NotPayable { status } => Err(ApiError::NotPayable { status }),
+        Payment::NotFound => Err(ApiError::NotFound("order")),
     }
 }

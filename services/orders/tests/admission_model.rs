@@ -1,7 +1,8 @@
-//! The admission script against a plain model in Rust: random sequences of launch, order,
-//! retry (same key, same or other body) and close run against real Redis and against the
-//! model, and answers and state (stock left, units per user, outbox length) must agree
-//! after every step. Needs the stack's Redis (`scripts/stack up`).
+//! The drop's scripts against a plain model in Rust: random sequences of launch, order,
+//! retry (same key, same or other body), close, pay, deadline passing and expiry run
+//! against real Redis and against the model, and answers and state (stock left, units per
+//! user, units paid, outbox length) must agree after every step. Needs the stack's Redis
+//! (`scripts/stack up`).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -10,7 +11,10 @@ use linkdrop_domain::backends::connect_redis;
 use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_orders::admission::{Admission, Answer, Decision, Rejection};
+use linkdrop_orders::lifecycle::{Lifecycle, Payment};
+use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
 use proptest::prelude::*;
 use redis::aio::ConnectionManager;
 
@@ -20,8 +24,24 @@ const MAX_PER_USER: u32 = 2;
 #[derive(Debug, Clone)]
 enum Op {
     Launch,
-    Order { user: u8, key: u8, qty: u32 },
+    Order {
+        user: u8,
+        key: u8,
+        qty: u32,
+    },
     Close,
+    /// Pay the n-th reservation (modulo their number).
+    Pay {
+        nth: usize,
+    },
+    /// The n-th reservation's deadline passes.
+    Overdue {
+        nth: usize,
+    },
+    /// The expiry worker looks at the n-th reservation.
+    Expire {
+        nth: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -29,7 +49,20 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Launch),
         12 => (0u8..4, 0u8..5, 1u32..=3).prop_map(|(user, key, qty)| Op::Order { user, key, qty }),
         1 => Just(Op::Close),
+        2 => (0usize..8).prop_map(|nth| Op::Pay { nth }),
+        2 => (0usize..8).prop_map(|nth| Op::Overdue { nth }),
+        2 => (0usize..8).prop_map(|nth| Op::Expire { nth }),
     ]
+}
+
+/// A reservation as the model sees it.
+#[derive(Debug, Clone)]
+struct Reservation {
+    order_id: String,
+    user: u8,
+    qty: u32,
+    status: &'static str,
+    overdue: bool,
 }
 
 /// What an order request came to, without the order id.
@@ -57,7 +90,10 @@ struct Model {
     stock_left: u32,
     held: HashMap<u8, u32>,
     recorded: HashMap<(u8, u8), (u32, Outcome)>,
-    accepted: usize,
+    reservations: Vec<Reservation>,
+    paid: u32,
+    /// Entries the drop's scripts appended to its outbox.
+    outbox: usize,
 }
 
 impl Model {
@@ -67,7 +103,42 @@ impl Model {
             stock_left: STOCK,
             held: HashMap::new(),
             recorded: HashMap::new(),
-            accepted: 0,
+            reservations: Vec::new(),
+            paid: 0,
+            outbox: 0,
+        }
+    }
+
+    /// Pays reservation `i`: paid before its deadline, expired after it.
+    fn pay(&mut self, i: usize) -> &'static str {
+        let r = &self.reservations[i];
+        match (r.status, r.overdue) {
+            ("reserved", false) => {
+                self.paid += r.qty;
+                self.outbox += 1;
+                self.reservations[i].status = "paid";
+                "paid"
+            }
+            ("reserved", true) => {
+                self.expire(i);
+                "expired"
+            }
+            (status, _) => status,
+        }
+    }
+
+    /// Expires reservation `i` if it is reserved and overdue.
+    fn expire(&mut self, i: usize) {
+        let r = self.reservations[i].clone();
+        if r.status == "reserved" && r.overdue {
+            self.stock_left += r.qty;
+            let held = self.held.get_mut(&r.user).unwrap();
+            *held -= r.qty;
+            if *held == 0 {
+                self.held.remove(&r.user);
+            }
+            self.outbox += 1;
+            self.reservations[i].status = "expired";
         }
     }
 
@@ -95,7 +166,8 @@ impl Model {
         } else {
             self.stock_left -= qty;
             *self.held.entry(user).or_default() += qty;
-            self.accepted += 1;
+            // The order, and the sell-out when it took the last unit.
+            self.outbox += if self.stock_left == 0 { 2 } else { 1 };
             Outcome::Reserved(qty)
         };
         self.recorded.insert((user, key), (qty, outcome));
@@ -171,6 +243,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     )
     .await;
     let admission = Admission::new(redis.clone(), keys.clone());
+    let bus = RoomBus::new(redis.clone(), keys.clone());
+    let stock = StockTicker::new(bus, redis.clone(), keys.clone(), STOCK_EVENT_INTERVAL);
+    let lifecycle = Lifecycle::new(redis.clone(), keys.clone(), stock);
     let mut model = Model::new();
     let mut order_ids: HashMap<(u8, u8), String> = HashMap::new();
     for op in ops {
@@ -222,8 +297,57 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .or_insert_with(|| order_id.clone());
                     prop_assert_eq!(first, order_id, "a replay names the same order");
                 }
+                if let Decision::Fresh {
+                    answer: Answer::Reserved { order_id, .. },
+                    ..
+                } = &decision
+                {
+                    model.reservations.push(Reservation {
+                        order_id: order_id.clone(),
+                        user,
+                        qty,
+                        status: "reserved",
+                        overdue: false,
+                    });
+                }
             }
+            Op::Pay { nth } if !model.reservations.is_empty() => {
+                let i = nth % model.reservations.len();
+                let r = model.reservations[i].clone();
+                let expected = model.pay(i);
+                let payment = lifecycle
+                    .pay(&r.order_id, &format!("user-{}", r.user), "ref-1")
+                    .await
+                    .unwrap();
+                let got = match payment {
+                    Payment::Paid { .. } => "paid",
+                    Payment::Expired => "expired",
+                    Payment::NotPayable { .. } | Payment::NotFound => "not payable",
+                };
+                prop_assert_eq!(got, expected, "paying {}", r.order_id);
+            }
+            Op::Overdue { nth } if !model.reservations.is_empty() => {
+                let i = nth % model.reservations.len();
+                model.reservations[i].overdue = true;
+                make_overdue(redis, keys, &drop_id, &model.reservations[i].order_id).await;
+            }
+            Op::Expire { nth } if !model.reservations.is_empty() => {
+                let i = nth % model.reservations.len();
+                model.expire(i);
+                lifecycle
+                    .expire(&drop_id, &model.reservations[i].order_id)
+                    .await
+                    .unwrap();
+            }
+            Op::Pay { .. } | Op::Overdue { .. } | Op::Expire { .. } => {}
         }
+        let paid: Option<u32> = redis::cmd("HGET")
+            .arg(&meta)
+            .arg("paid")
+            .query_async(&mut redis.clone())
+            .await
+            .unwrap();
+        prop_assert_eq!(paid.unwrap_or(0), model.paid);
         let stock_left: u32 = redis::cmd("HGET")
             .arg(&meta)
             .arg("stock_left")
@@ -247,13 +371,27 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             .query_async(&mut redis.clone())
             .await
             .unwrap();
-        prop_assert_eq!(outbox, model.accepted);
+        prop_assert_eq!(outbox, model.outbox);
     }
     Ok(())
 }
 
+/// Moves an order's payment deadline into the past, as time passing would.
+async fn make_overdue(redis: &ConnectionManager, keys: &Keys, drop_id: &str, order_id: &str) {
+    let orders = keys.drop_orders(drop_id);
+    let state: String = redis::cmd("HGET")
+        .arg(&orders)
+        .arg(order_id)
+        .query_async(&mut redis.clone())
+        .await
+        .unwrap();
+    let mut fields: Vec<&str> = state.split('\t').collect();
+    fields[3] = "1";
+    hset(redis, &orders, &[(order_id, fields.join("\t"))]).await;
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn the_script_agrees_with_the_model_after_every_step(ops in proptest::collection::vec(op(), 1..40)) {

@@ -157,7 +157,7 @@ impl Relay {
                     confirmed.push((entry.stream.clone(), entry.id.clone()));
                 }
                 Err((e, _)) => {
-                    tracing::warn!(order_id = %entry.event.order_id(), error = %e, "produce failed; will retry");
+                    tracing::warn!(order_id = ?entry.event.order_id(), error = %e, "produce failed; will retry");
                 }
             }
         }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use linkdrop_domain::events::{OrderAccepted, OrderDrawn, OrderEvent};
+use linkdrop_domain::events::{
+    DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid,
+};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::OrderStatus;
 use redis::aio::ConnectionManager;
@@ -203,26 +205,37 @@ fn push_entry(
     }
 }
 
-/// The order event in an entry written by the admission or draw script.
+/// The order event in an entry written by one of the drop's scripts (admission, draw,
+/// pay, expire).
 fn parse_event(drop_id: &str, entry: &StreamId) -> Option<OrderEvent> {
     let text = |field: &str| entry.get::<String>(field);
-    let status = match text("status")?.as_str() {
-        "reserved" => OrderStatus::Reserved,
-        "entered" => OrderStatus::Entered,
-        "lost" => OrderStatus::Lost,
-        _ => return None,
-    };
+    let drop_id = drop_id.to_string();
+    let at_ms: i64 = text("at_ms")?.parse().ok()?;
+    let kind = text("kind")?;
+    if kind == "sold_out" {
+        return Some(OrderEvent::SoldOut(DropSoldOut {
+            drop_id,
+            sold_out_at_ms: at_ms,
+        }));
+    }
+    let order_id = text("order_id")?;
+    let user_id = text("user_id")?;
     let pay_by_ms = match text("pay_by_ms") {
         Some(ms) => Some(ms.parse().ok()?),
         None => None,
     };
-    let order_id = text("order_id")?;
-    let user_id = text("user_id")?;
-    let at_ms = text("at_ms")?.parse().ok()?;
-    match text("kind")?.as_str() {
+    let status = match text("status")?.as_str() {
+        "reserved" => OrderStatus::Reserved,
+        "entered" => OrderStatus::Entered,
+        "lost" => OrderStatus::Lost,
+        "paid" => OrderStatus::Paid,
+        "expired" => OrderStatus::Expired,
+        _ => return None,
+    };
+    match kind.as_str() {
         "accepted" => Some(OrderEvent::Accepted(OrderAccepted {
             order_id,
-            drop_id: drop_id.to_string(),
+            drop_id,
             user_id,
             qty: text("qty")?.parse().ok()?,
             status,
@@ -232,11 +245,25 @@ fn parse_event(drop_id: &str, entry: &StreamId) -> Option<OrderEvent> {
         })),
         "drawn" => Some(OrderEvent::Drawn(OrderDrawn {
             order_id,
-            drop_id: drop_id.to_string(),
+            drop_id,
             user_id,
             status,
             drawn_at_ms: at_ms,
             pay_by_ms,
+        })),
+        "paid" => Some(OrderEvent::Paid(OrderPaid {
+            order_id,
+            drop_id,
+            user_id,
+            paid_at_ms: at_ms,
+            payment_ref: text("payment_ref")?,
+        })),
+        "expired" => Some(OrderEvent::Expired(OrderExpired {
+            order_id,
+            drop_id,
+            user_id,
+            qty: text("qty")?.parse().ok()?,
+            expired_at_ms: at_ms,
         })),
         _ => None,
     }

@@ -188,6 +188,8 @@ fn record_batch(events: &[OrderEvent], settled: store::Settled, took: Duration) 
             .record((now - event.decided_at_ms()) as f64 / 1000.0);
     }
     metrics::counter!("linkdrop_settle_drawn_total").increment(settled.drawn as u64);
+    metrics::counter!("linkdrop_settle_paid_total").increment(settled.paid as u64);
+    metrics::counter!("linkdrop_settle_expired_total").increment(settled.expired as u64);
     tracing::debug!(
         inserted = settled.inserted,
         drawn = settled.drawn,

@@ -1,13 +1,19 @@
 //! Writing a batch of order events to PostgreSQL in one transaction: new orders (once
-//! each, by `order_id`), then lottery outcomes (only onto entries still `entered`), and for
-//! every order that became `reserved` now, its `order.created` merchant event and the
-//! deliveries to subscribed endpoints. An event exists if and only if its order does, and
-//! a redelivered message changes nothing.
+//! each, by `order_id`), then lottery outcomes (only onto entries still `entered`), then
+//! payments and expiries (only onto orders still `reserved`), and for every change applied
+//! now its merchant event (`order.created`, `order.paid`, `order.expired`,
+//! `drop.sold_out`) with the deliveries to subscribed endpoints. An event exists if and
+//! only if its change does, and a redelivered message changes nothing. Within a drop the
+//! topic keeps events in order, and a batch applies them kind by kind in the order an
+//! order lives (accepted, drawn, paid or expired), so a batch holding an order's whole
+//! life applies it correctly.
 
 use std::collections::{HashMap, HashSet};
 
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::events::{OrderAccepted, OrderDrawn, OrderEvent, merchant_event};
+use linkdrop_domain::events::{
+    DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid, merchant_event,
+};
 use linkdrop_domain::model::OrderStatus;
 use linkdrop_domain::webhook_outbox::{self, MerchantEvent};
 use serde_json::json;
@@ -20,6 +26,9 @@ pub struct Settled {
     pub inserted: usize,
     /// Lottery outcomes applied now.
     pub drawn: usize,
+    /// Payments and expiries applied now.
+    pub paid: usize,
+    pub expired: usize,
     /// Events that were applied before (redelivered messages).
     pub duplicates: usize,
 }
@@ -59,6 +68,27 @@ pub async fn settle_batch(db: &PgPool, events: &[OrderEvent]) -> Result<Settled,
             _ => None,
         })
         .collect();
+    let paid: Vec<&OrderPaid> = events
+        .iter()
+        .filter_map(|e| match e {
+            OrderEvent::Paid(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let expired: Vec<&OrderExpired> = events
+        .iter()
+        .filter_map(|e| match e {
+            OrderEvent::Expired(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    let sold_out: Vec<&DropSoldOut> = events
+        .iter()
+        .filter_map(|e| match e {
+            OrderEvent::SoldOut(d) => Some(d),
+            _ => None,
+        })
+        .collect();
     let merchants = merchants_of(db, events).await?;
     let now = now_ms();
     let mut tx = db.begin().await?;
@@ -77,16 +107,34 @@ pub async fn settle_batch(db: &PgPool, events: &[OrderEvent]) -> Result<Settled,
         })
         .collect();
     created.extend(winners);
-    let events_now: Vec<MerchantEvent> = created
+    let mut events_now: Vec<MerchantEvent> = created
         .iter()
         .map(|order| created_event(order, &merchants[&order.drop_id], now))
         .collect();
+    let paid_now = apply_paid(&mut tx, &paid, &merchants, now, &mut events_now).await?;
+    let expired_now = apply_expired(&mut tx, &expired, &merchants, now, &mut events_now).await?;
+    for drop in &sold_out {
+        let merchant_id = &merchants[&drop.drop_id];
+        let data = json!({"drop_id": drop.drop_id, "merchant_id": merchant_id,
+                          "sold_out_at_ms": drop.sold_out_at_ms});
+        let subject = format!("{}_{}", drop.drop_id, drop.sold_out_at_ms);
+        events_now.push(MerchantEvent::new(
+            &subject,
+            merchant_id,
+            merchant_event::DROP_SOLD_OUT,
+            &data,
+            now,
+        ));
+    }
     webhook_outbox::enqueue(&mut tx, &events_now, now).await?;
     tx.commit().await?;
+    let applied = inserted.len() + drawn_now + paid_now + expired_now + sold_out.len();
     Ok(Settled {
         inserted: inserted.len(),
         drawn: drawn_now,
-        duplicates: events.len() - inserted.len() - drawn_now,
+        paid: paid_now,
+        expired: expired_now,
+        duplicates: events.len() - applied,
     })
 }
 
@@ -197,6 +245,89 @@ async fn apply_drawn(
         })
         .collect();
     Ok((won, applied))
+}
+
+/// Marks reserved orders paid; adds an `order.paid` event per order changed now.
+async fn apply_paid(
+    tx: &mut sqlx::PgConnection,
+    paid: &[&OrderPaid],
+    merchants: &HashMap<String, String>,
+    now: i64,
+    events: &mut Vec<MerchantEvent>,
+) -> Result<usize, sqlx::Error> {
+    if paid.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = paid.iter().map(|p| p.order_id.clone()).collect();
+    let at: Vec<i64> = paid.iter().map(|p| p.paid_at_ms).collect();
+    let refs: Vec<String> = paid.iter().map(|p| p.payment_ref.clone()).collect();
+    let rows = sqlx::query!(
+        "UPDATE orders o SET status = 'paid', paid_at_ms = u.paid_at_ms, payment_ref = u.payment_ref
+         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(order_id, paid_at_ms, payment_ref)
+         WHERE o.order_id = u.order_id AND o.status = 'reserved'
+         RETURNING o.order_id, o.drop_id, o.user_id, o.qty, o.paid_at_ms, o.payment_ref",
+        &ids,
+        &at,
+        &refs
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let applied = rows.len();
+    for r in rows {
+        let merchant_id = &merchants[&r.drop_id];
+        let data = json!({"order_id": r.order_id, "drop_id": r.drop_id, "merchant_id": merchant_id,
+                          "user_id": r.user_id, "qty": r.qty, "status": "paid",
+                          "paid_at_ms": r.paid_at_ms, "payment_ref": r.payment_ref});
+        events.push(MerchantEvent::new(
+            &r.order_id,
+            merchant_id,
+            merchant_event::ORDER_PAID,
+            &data,
+            now,
+        ));
+    }
+    Ok(applied)
+}
+
+/// Marks reserved orders expired; adds an `order.expired` event per order changed now.
+async fn apply_expired(
+    tx: &mut sqlx::PgConnection,
+    expired: &[&OrderExpired],
+    merchants: &HashMap<String, String>,
+    now: i64,
+    events: &mut Vec<MerchantEvent>,
+) -> Result<usize, sqlx::Error> {
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = expired.iter().map(|x| x.order_id.clone()).collect();
+    let rows = sqlx::query!(
+        "UPDATE orders SET status = 'expired'
+         WHERE order_id = ANY($1) AND status = 'reserved'
+         RETURNING order_id, drop_id, user_id, qty, pay_by_ms",
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let at: HashMap<&str, i64> = expired
+        .iter()
+        .map(|x| (x.order_id.as_str(), x.expired_at_ms))
+        .collect();
+    let applied = rows.len();
+    for r in rows {
+        let merchant_id = &merchants[&r.drop_id];
+        let data = json!({"order_id": r.order_id, "drop_id": r.drop_id, "merchant_id": merchant_id,
+                          "user_id": r.user_id, "qty": r.qty, "status": "expired",
+                          "pay_by_ms": r.pay_by_ms, "expired_at_ms": at.get(r.order_id.as_str())});
+        events.push(MerchantEvent::new(
+            &r.order_id,
+            merchant_id,
+            merchant_event::ORDER_EXPIRED,
+            &data,
+            now,
+        ));
+    }
+    Ok(applied)
 }
 
 /// Column arrays for one UNNEST insert.

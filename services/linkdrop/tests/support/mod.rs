@@ -89,6 +89,7 @@ pub fn test_env(database_url: &str, namespace: &str) -> BTreeMap<String, String>
         // Every test client shares 127.0.0.1; tests of the limits set their own.
         ("LINKDROP_ORDERS_PER_IP_PER_S", "0".to_string()),
         ("LINKDROP_ORDERS_PER_USER_PER_S", "1000".to_string()),
+        ("LINKDROP_EXPIRY_POLL_MS", "50".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -214,6 +215,53 @@ impl TestApp {
     pub async fn create_drop(&self, room_id: &str, stock: u32, max_per_user: u32) -> String {
         self.create_drop_with(room_id, stock, max_per_user, json!({"policy": "fcfs"}))
             .await
+    }
+
+    /// A draft first-come-first-served drop whose orders must be paid within
+    /// `pay_within_s`; its id.
+    pub async fn create_drop_paid_within(
+        &self,
+        room_id: &str,
+        stock: u32,
+        pay_within_s: u32,
+    ) -> String {
+        let answer = self
+            .admin_post(
+                &format!("/v1/rooms/{room_id}/drops"),
+                json!({
+                    "sku": "SKU-MUG", "title": "Mug",
+                    "image_url": "https://img.example/mug.png",
+                    "price_cents": 1900, "currency": "CNY",
+                    "stock": stock, "max_per_user": 1, "pay_within_s": pay_within_s,
+                }),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /v1/orders/{order_id}/pay` as the shopper of `token`.
+    pub async fn pay(&self, order_id: &str, token: &str, payment_ref: &str) -> Answer {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/v1/orders/{order_id}/pay"),
+            token,
+            Some(json!({"payment_ref": payment_ref})),
+            &[],
+        )
+        .await
+    }
+
+    /// A merchant webhook endpoint of `merchant_id` for `events` at `url`.
+    pub async fn subscribe(&self, merchant_id: &str, url: &str, events: &[&str]) -> String {
+        let answer = self
+            .admin_post(
+                "/v1/webhook-endpoints",
+                json!({"url": url, "events": events, "merchant_id": merchant_id}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.body["secret"].as_str().unwrap().to_string()
     }
 
     /// A draft drop with the given `fairness`; its id.
