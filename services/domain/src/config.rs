@@ -35,6 +35,35 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// How much of Redis's recent writes survive a Redis crash, as configured on the Redis
+/// side (`appendfsync`). linkdrop checks Redis agrees at start and adapts the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisDurability {
+    /// `appendfsync everysec`: a crash loses up to about a second of acknowledged orders;
+    /// the relay holds entries back that long so that nothing lost can have been settled.
+    EverySec,
+    /// `appendfsync always`: every acknowledged order is on disk before its answer.
+    Always,
+}
+
+impl RedisDurability {
+    /// How old an outbox entry must be before the relay may produce it.
+    pub fn relay_lag_ms(&self) -> i64 {
+        match self {
+            Self::EverySec => 1500,
+            Self::Always => 0,
+        }
+    }
+
+    /// The `appendfsync` values of Redis that give at least this durability.
+    pub fn accepts(&self, appendfsync: &str) -> bool {
+        match self {
+            Self::EverySec => matches!(appendfsync, "everysec" | "always"),
+            Self::Always => appendfsync == "always",
+        }
+    }
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -56,6 +85,8 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// Redis holding live drop state, the outbox and the room bus.
     pub redis_url: Option<String>,
+    /// What Redis's persistence guarantees (must match its `appendfsync`).
+    pub redis_durability: RedisDurability,
     /// PostgreSQL, the system of record. A secret because URLs carry passwords.
     pub database_url: Option<Secret>,
     /// Upper bound of the PostgreSQL pool of one process.
@@ -87,6 +118,11 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Most outbox entries the relay moves to Kafka in one round.
     pub relay_batch_max: usize,
+    /// How long a relay's hold on a drop lasts unrenewed: a dead relay's drops move to
+    /// another relay within this (a live relay renews every second).
+    pub relay_lease_ms: u64,
+    /// How long the settlement group waits for a silent member (Kafka session timeout).
+    pub settle_session_timeout_ms: u64,
     /// Most orders one settlement transaction takes.
     pub settle_batch_max: usize,
     /// How long settlement waits to fill a batch once it holds one order.
@@ -137,6 +173,11 @@ impl Config {
             admin_key: layers.optional("admin_key", parse_admin_key)?,
             jwt_secret: layers.optional("jwt_secret", parse_jwt_secret)?,
             redis_url: layers.optional("redis_url", parse_redis_url)?,
+            redis_durability: layers.value(
+                "redis_durability",
+                RedisDurability::EverySec,
+                parse_durability,
+            )?,
             database_url: layers.optional("database_url", parse_database_url)?,
             database_max_connections: layers.value("database_max_connections", 20, |s| {
                 parse_in_range(s, 1, 1000)
@@ -168,6 +209,12 @@ impl Config {
             })?,
             relay_batch_max: layers
                 .value("relay_batch_max", 500, |s| parse_in_range(s, 1, 100_000))?,
+            relay_lease_ms: layers.value("relay_lease_ms", 5_000, |s| {
+                parse_in_range(s, 1_500, 600_000)
+            })?,
+            settle_session_timeout_ms: layers.value("settle_session_timeout_ms", 10_000, |s| {
+                parse_in_range(s, 6_000, 300_000)
+            })?,
             settle_batch_max: layers
                 .value("settle_batch_max", 500, |s| parse_in_range(s, 1, 100_000))?,
             settle_batch_wait_ms: layers
@@ -440,6 +487,16 @@ fn parse_nets(s: &str) -> Result<Vec<IpNet>, String> {
                 .map_err(|_| format!("expected CIDRs such as 127.0.0.0/8, got {n:?}"))
         })
         .collect()
+}
+
+fn parse_durability(s: &str) -> Result<RedisDurability, String> {
+    match s {
+        "everysec" => Ok(RedisDurability::EverySec),
+        "always" => Ok(RedisDurability::Always),
+        _ => Err(format!(
+            "expected everysec or always (Redis appendfsync), got {s:?}"
+        )),
+    }
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {

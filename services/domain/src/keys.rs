@@ -58,6 +58,11 @@ impl Keys {
         format!("{}:{{d:{drop_id}}}:entries", self.ns)
     }
 
+    /// String: the relay that holds the drop's outbox now (a lease with a time to live).
+    pub fn relay_lease(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:relay", self.ns)
+    }
+
     /// Set: drop ids whose outbox the relay must watch.
     pub fn outboxes(&self) -> String {
         format!("{}:outboxes", self.ns)

@@ -25,6 +25,7 @@ pub mod backends;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod failpoint;
 pub mod hash_fields;
 pub mod ids;
 pub mod json;

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use linkdrop_domain::auth::{Auth, TokenKeys};
 use linkdrop_domain::backends::{self, Probe};
-use linkdrop_domain::config::Config;
+use linkdrop_domain::config::{Config, RedisDurability};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::ops::Ops;
 use linkdrop_domain::problem::{method_not_allowed, no_route};
@@ -28,8 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long roles may take to finish their work after shutdown was signalled.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
-/// Relay entries left unacknowledged this long by a dead relay are claimed by another.
-const RELAY_CLAIM_IDLE_MS: usize = 10_000;
 
 /// A role of the binary (ARCHITECTURE.md, "Processes and data flow").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,11 +102,11 @@ impl Backends {
         };
         if roles.iter().any(Role::needs_redis) {
             let url = config.require_redis()?;
-            backends.redis = Some(
-                backends::connect_redis(url)
-                    .await
-                    .context("connecting to Redis")?,
-            );
+            let redis = backends::connect_redis(url)
+                .await
+                .context("connecting to Redis")?;
+            check_redis_durability(&redis, config.redis_durability).await?;
+            backends.redis = Some(redis);
             backends.redis_url = Some(url.to_string());
         }
         if roles.iter().any(Role::needs_database) {
@@ -158,6 +156,49 @@ impl Backends {
             .clone()
             .expect("configured for roles that need Kafka")
     }
+}
+
+/// Refuses to start when Redis persists less than `LINKDROP_REDIS_DURABILITY` promises;
+/// warns when Redis does not say (managed services may disable `CONFIG`).
+async fn check_redis_durability(
+    redis: &ConnectionManager,
+    durability: RedisDurability,
+) -> anyhow::Result<()> {
+    let settings: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("append*")
+        .query_async(&mut redis.clone())
+        .await;
+    let Ok(settings) = settings else {
+        tracing::warn!(
+            "Redis does not tell its persistence settings (CONFIG); trusting LINKDROP_REDIS_DURABILITY"
+        );
+        return Ok(());
+    };
+    let value = |name: &str| {
+        settings
+            .chunks(2)
+            .find(|pair| pair[0] == name)
+            .and_then(|pair| pair.get(1).cloned())
+            .unwrap_or_default()
+    };
+    if value("appendonly") != "yes" {
+        tracing::warn!(
+            "Redis runs without its append-only file: acknowledged orders live only in memory until settled"
+        );
+    }
+    let appendfsync = value("appendfsync");
+    if !durability.accepts(&appendfsync) {
+        anyhow::bail!(
+            "configuration error: LINKDROP_REDIS_DURABILITY: {durability:?} needs Redis appendfsync {}, but Redis has {appendfsync:?}",
+            if durability == RedisDurability::Always {
+                "always"
+            } else {
+                "everysec or always"
+            }
+        );
+    }
+    Ok(())
 }
 
 /// A built application: bound, with every role started, not yet serving.
@@ -327,7 +368,8 @@ async fn start_role(
                 brokers: backends.kafka(),
                 partitions: config.kafka_partitions,
                 batch_max: config.relay_batch_max,
-                claim_idle_ms: RELAY_CLAIM_IDLE_MS,
+                lease_ms: config.relay_lease_ms,
+                durability_lag_ms: config.redis_durability.relay_lag_ms(),
             };
             linkdrop_relay::start(deps, shutdown.clone()).await?
         }
@@ -339,6 +381,7 @@ async fn start_role(
                 partitions: config.kafka_partitions,
                 batch_max: config.settle_batch_max,
                 batch_wait: Duration::from_millis(config.settle_batch_wait_ms),
+                session_timeout_ms: config.settle_session_timeout_ms,
             };
             linkdrop_settle::start(deps, shutdown.clone()).await?
         }

@@ -1,18 +1,28 @@
 //! The relay role: moves order events from the drops' Redis outbox streams to the Kafka
-//! orders topic.
+//! orders topic, in order, without losing any.
 //!
-//! It acknowledges an outbox entry only after Kafka confirmed the message (idempotent
-//! producer, `acks=all`), so a relay killed at any moment loses nothing: what it read but
-//! did not acknowledge stays pending and is produced again, by itself after a failed
-//! produce or by another relay that claims it. Kafka may then hold an order twice;
-//! settlement inserts by `order_id`, so the effect is once.
+//! - An entry is acknowledged only after Kafka confirmed it (idempotent producer,
+//!   `acks=all`); what a relay read but did not acknowledge stays pending in Redis.
+//! - One relay at a time holds a drop ([`lease`]); the relay that takes a drop over first
+//!   claims every pending entry of it and produces those before anything newer, so a
+//!   drop's events reach Kafka (keyed by drop, so one partition) in the order they
+//!   happened, also when relays die or several run.
+//! - Per drop, only the entries before the first failed produce are acknowledged; the rest
+//!   are produced again in order. Kafka may so hold an event twice; settlement applies
+//!   each event once.
+//! - With Redis persisting every second (`appendfsync everysec`) an entry is produced only
+//!   once older than that second (see [`Relay::take_mature`]): an order a Redis crash
+//!   takes back can never have been settled.
 
+pub mod lease;
 pub mod outbox;
 
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use linkdrop_domain::backends::{BackendError, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::failpoint;
 use linkdrop_domain::ids::new_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
@@ -20,14 +30,17 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::outbox::{Entry, Malformed, Outboxes};
+use crate::lease::{Lease, Leases};
+use crate::outbox::{Batch, Entry, Outboxes};
 
-/// How long one blocking read of the outboxes waits for new entries.
-const BLOCK_MS: usize = 500;
-/// How often the relay looks for outboxes of newly launched drops and abandoned entries.
+/// Longest wait of one blocking read of the outboxes.
+const BLOCK_MS: i64 = 500;
+/// How often the relay renews its leases, looks for new drops and reports the outbox.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the producer may keep retrying one message before it reports failure.
 const DELIVERY_TIMEOUT_MS: &str = "30000";
+/// Pause after a failed round before the next.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Settings of one relay.
 pub struct RelayDeps {
@@ -37,8 +50,10 @@ pub struct RelayDeps {
     pub brokers: String,
     pub partitions: i32,
     pub batch_max: usize,
-    /// Entries left unacknowledged this long by another relay are claimed.
-    pub claim_idle_ms: usize,
+    /// How old an entry must be before it is produced: Redis's fsync window.
+    pub durability_lag_ms: i64,
+    /// How long a hold on a drop lasts unrenewed.
+    pub lease_ms: u64,
 }
 
 /// Creates the orders topic if needed, then runs the relay until `shutdown`.
@@ -57,77 +72,159 @@ pub async fn start(
     tracing::info!(%consumer, topic = %deps.keys.orders_topic(), "relay started");
     let relay = Relay {
         topic: deps.keys.orders_topic(),
+        leases: Leases::new(
+            deps.redis.clone(),
+            deps.keys.clone(),
+            consumer.clone(),
+            deps.lease_ms,
+        ),
         outboxes: Outboxes::new(deps.redis, deps.keys, consumer),
         producer,
         batch_max: deps.batch_max,
-        claim_idle_ms: deps.claim_idle_ms,
+        durability_lag_ms: deps.durability_lag_ms,
+        owned: Vec::new(),
+        held: VecDeque::new(),
+        reread: true,
+        more_pending: false,
     };
     Ok(RoleHandle::new("relay").with_task(tokio::spawn(relay.run(shutdown))))
 }
 
 struct Relay {
     topic: String,
+    leases: Leases,
     outboxes: Outboxes,
     producer: FutureProducer,
     batch_max: usize,
-    claim_idle_ms: usize,
+    durability_lag_ms: i64,
+    /// Drops whose lease this relay holds.
+    owned: Vec<String>,
+    /// Entries read, in order, not yet produced (waiting to be old enough).
+    held: VecDeque<Entry>,
+    /// Read this consumer's pending entries again before new ones (after a failure or a
+    /// takeover), dropping what is held: pending entries come back in order.
+    reread: bool,
+    /// The last read of pending entries was full: read on once the held ones are gone.
+    more_pending: bool,
 }
 
 impl Relay {
     async fn run(mut self, shutdown: CancellationToken) {
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        // Rounds are never cancelled half way (a produced entry must be acknowledged or
+        // read again), so housekeeping runs between rounds; a round blocks at most BLOCK_MS.
+        let mut next_housekeeping = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
-            let round = tokio::select! {
-                _ = housekeeping.tick() => self.housekeep().await,
-                batch = self.outboxes.next_batch(self.batch_max, BLOCK_MS) => match batch {
-                    Ok(batch) => self.forward(batch).await,
-                    Err(e) => Err(e),
-                },
+            let round = if tokio::time::Instant::now() >= next_housekeeping {
+                next_housekeeping += HOUSEKEEPING_INTERVAL;
+                self.housekeep().await
+            } else {
+                self.step().await
             };
             if let Err(e) = round {
                 tracing::warn!(error = %e, "relay round failed; retrying");
+                self.reread = true;
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(RETRY_PAUSE) => {}
                 }
             }
         }
-        if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
-            tracing::warn!(error = %e, "relay could not flush the producer on shutdown");
-        }
-        tracing::info!(consumer = %self.outboxes.consumer(), "relay stopped");
+        self.stop().await;
     }
 
-    async fn housekeep(&mut self) -> redis::RedisResult<()> {
-        self.outboxes.refresh().await?;
-        let claimed = self
-            .outboxes
-            .claim_abandoned(self.claim_idle_ms, self.batch_max)
-            .await?;
-        if !claimed.0.is_empty() {
-            tracing::info!(
-                entries = claimed.0.len(),
-                "claimed outbox entries abandoned by another relay"
-            );
-            metrics::counter!("linkdrop_relay_claimed_total").increment(claimed.0.len() as u64);
+    /// Produces what is ready, or reads more.
+    async fn step(&mut self) -> redis::RedisResult<()> {
+        let mature = self.take_mature();
+        if !mature.0.is_empty() {
+            return self.forward(mature).await;
         }
-        self.forward(claimed).await?;
-        let length = self.outboxes.length().await?;
+        if self.reread || (self.more_pending && self.held.is_empty()) {
+            // Everything held is pending in Redis too: read it all again, in order.
+            self.held.clear();
+            self.reread = false;
+            let (entries, malformed) = self
+                .outboxes
+                .read_pending(&self.owned, self.batch_max)
+                .await?;
+            self.more_pending = entries.len() + malformed.len() >= self.batch_max;
+            self.held.extend(entries);
+            return self.forward((Vec::new(), malformed)).await;
+        }
+        let block = match self.held.front() {
+            Some(oldest) => (oldest.event.decided_at_ms() + self.durability_lag_ms - now_ms())
+                .clamp(0, BLOCK_MS),
+            None => BLOCK_MS,
+        };
+        if self.owned.is_empty() || self.more_pending {
+            // Nothing to read (no drops), or older pending entries must go first.
+            tokio::time::sleep(Duration::from_millis(block as u64)).await;
+            return Ok(());
+        }
+        let block = (block > 0).then_some(block as usize);
+        let (entries, malformed) = self
+            .outboxes
+            .read_new(&self.owned, self.batch_max, block)
+            .await?;
+        self.held.extend(entries);
+        self.forward((Vec::new(), malformed)).await
+    }
+
+    /// Held entries old enough to be durable in Redis, oldest first, up to a batch.
+    fn take_mature(&mut self) -> Batch {
+        let cutoff = now_ms() - self.durability_lag_ms;
+        let mut mature = Vec::new();
+        while mature.len() < self.batch_max
+            && self
+                .held
+                .front()
+                .is_some_and(|e| e.event.decided_at_ms() <= cutoff)
+        {
+            mature.extend(self.held.pop_front());
+        }
+        (mature, Vec::new())
+    }
+
+    /// Renews leases, takes new drops, reports the outbox length.
+    async fn housekeep(&mut self) -> redis::RedisResult<()> {
+        let mut owned = Vec::new();
+        for drop_id in self.outboxes.drops().await? {
+            match self.leases.hold(&drop_id).await? {
+                Lease::Renewed => owned.push(drop_id),
+                Lease::Acquired => {
+                    self.outboxes.ensure_group(&drop_id).await?;
+                    let claimed = self.outboxes.take_over(&drop_id).await?;
+                    if claimed > 0 {
+                        tracing::info!(%drop_id, entries = claimed, "took over a drop's unacknowledged entries");
+                        metrics::counter!("linkdrop_relay_claimed_total").increment(claimed as u64);
+                    }
+                    self.reread = true;
+                    owned.push(drop_id);
+                }
+                Lease::HeldElsewhere => {}
+            }
+        }
+        let lost: HashSet<&String> = self.owned.iter().filter(|d| !owned.contains(d)).collect();
+        if !lost.is_empty() {
+            tracing::warn!(
+                drops = lost.len(),
+                "lost leases; leaving those drops to another relay"
+            );
+            self.reread = true;
+        }
+        self.owned = owned;
+        let length = self.outboxes.length(&self.owned).await?;
         metrics::gauge!("linkdrop_outbox_length").set(length as f64);
         Ok(())
     }
 
-    /// Produces every entry, waits for Kafka's confirmations, and acknowledges exactly the
-    /// confirmed ones.
-    async fn forward(
-        &mut self,
-        (entries, malformed): (Vec<Entry>, Vec<Malformed>),
-    ) -> redis::RedisResult<()> {
+    /// Produces every entry, waits for Kafka's confirmations, and acknowledges, per drop,
+    /// the entries before the first failure.
+    async fn forward(&mut self, (entries, malformed): Batch) -> redis::RedisResult<()> {
         if !malformed.is_empty() {
             // Not ours to interpret: acknowledge so it cannot block the outbox, and say so.
             tracing::error!(
                 count = malformed.len(),
-                "outbox entries without an order; dropped"
+                "outbox entries without an order event; dropped"
             );
             metrics::counter!("linkdrop_relay_malformed_total").increment(malformed.len() as u64);
             let ids: Vec<_> = malformed.into_iter().map(|m| (m.stream, m.id)).collect();
@@ -136,6 +233,7 @@ impl Relay {
         if entries.is_empty() {
             return Ok(());
         }
+        failpoint::hit("relay.before_produce");
         let deliveries = entries.iter().map(|entry| {
             let payload = serde_json::to_string(&entry.event).expect("order events serialize");
             let producer = &self.producer;
@@ -148,20 +246,42 @@ impl Relay {
             }
         });
         let results = futures::future::join_all(deliveries).await;
+        let mut failed_streams: HashSet<&str> = HashSet::new();
         let mut confirmed = Vec::with_capacity(entries.len());
         for (entry, result) in entries.iter().zip(results) {
             match result {
-                Ok(_) => {
+                Ok(_) if !failed_streams.contains(entry.stream.as_str()) => {
                     metrics::histogram!("linkdrop_relay_lag_seconds")
                         .record((now_ms() - entry.event.decided_at_ms()) as f64 / 1000.0);
                     confirmed.push((entry.stream.clone(), entry.id.clone()));
                 }
+                Ok(_) => {}
                 Err((e, _)) => {
+                    failed_streams.insert(&entry.stream);
                     tracing::warn!(order_id = ?entry.event.order_id(), error = %e, "produce failed; will retry");
                 }
             }
         }
+        if !failed_streams.is_empty() {
+            self.reread = true;
+        }
         metrics::counter!("linkdrop_relay_produced_total").increment(confirmed.len() as u64);
+        failpoint::hit("relay.before_ack");
         self.outboxes.acknowledge(&confirmed).await
+    }
+
+    /// Produces what is durable, flushes, and gives the drops up for another relay.
+    async fn stop(mut self) {
+        let mature = self.take_mature();
+        if let Err(e) = self.forward(mature).await {
+            tracing::warn!(error = %e, "relay could not hand over its last entries; they stay pending");
+        }
+        if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
+            tracing::warn!(error = %e, "relay could not flush the producer on shutdown");
+        }
+        for drop_id in &self.owned {
+            let _ = self.leases.release(drop_id).await;
+        }
+        tracing::info!(consumer = %self.outboxes.consumer(), "relay stopped");
     }
 }

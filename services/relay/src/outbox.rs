@@ -1,6 +1,6 @@
 //! The Redis side of the relay: the outbox streams of launched drops, read through the
-//! `relay` consumer group, so that an entry stays pending until it is acknowledged and
-//! another relay can claim it if this one dies.
+//! `relay` consumer group, so that an entry stays pending until it is acknowledged and the
+//! relay that takes a drop over after this one can claim it.
 
 use std::collections::HashMap;
 
@@ -30,15 +30,16 @@ pub struct Malformed {
     pub id: String,
 }
 
-/// The outboxes as seen by one relay consumer.
+/// The outbox streams, as read by one relay consumer.
 pub struct Outboxes {
     /// For reads that block: a connection of its own, so blocking never delays others.
     reader: ConnectionManager,
     keys: Keys,
     consumer: String,
-    /// Stream key → drop id, for every outbox whose group exists.
-    streams: HashMap<String, String>,
 }
+
+/// Entries read in one call.
+pub type Batch = (Vec<Entry>, Vec<Malformed>);
 
 impl Outboxes {
     pub fn new(reader: ConnectionManager, keys: Keys, consumer: String) -> Self {
@@ -46,7 +47,6 @@ impl Outboxes {
             reader,
             keys,
             consumer,
-            streams: HashMap::new(),
         }
     }
 
@@ -54,63 +54,80 @@ impl Outboxes {
         &self.consumer
     }
 
-    /// Streams watched now.
-    pub fn streams(&self) -> impl Iterator<Item = &String> {
-        self.streams.keys()
+    /// The drops whose outboxes exist (registered at creation and launch).
+    pub async fn drops(&mut self) -> RedisResult<Vec<String>> {
+        self.reader.smembers(self.keys.outboxes()).await
     }
 
-    /// Picks up the outboxes of drops registered since the last call.
-    pub async fn refresh(&mut self) -> RedisResult<()> {
-        let drop_ids: Vec<String> = self.reader.smembers(self.keys.outboxes()).await?;
-        for drop_id in drop_ids {
-            let stream = self.keys.drop_outbox(&drop_id);
-            if self.streams.contains_key(&stream) {
-                continue;
-            }
-            let created: RedisResult<()> = self
+    /// Makes sure the relay group exists on the outbox of `drop_id`.
+    pub async fn ensure_group(&mut self, drop_id: &str) -> RedisResult<()> {
+        let created: RedisResult<()> = self
+            .reader
+            .xgroup_create_mkstream(self.keys.drop_outbox(drop_id), self.keys.relay_group(), "0")
+            .await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes every entry that any consumer read but did not acknowledge this consumer's,
+    /// so that [`Outboxes::read_pending`] produces them again, first and in order. Called
+    /// when this relay takes a drop over (its previous relay died or let go).
+    pub async fn take_over(&mut self, drop_id: &str) -> RedisResult<usize> {
+        let stream = self.keys.drop_outbox(drop_id);
+        let mut cursor = "0-0".to_string();
+        let mut claimed = 0;
+        loop {
+            let reply: StreamAutoClaimReply = self
                 .reader
-                .xgroup_create_mkstream(&stream, self.keys.relay_group(), "0")
-                .await;
-            match created {
-                Ok(()) => {}
-                Err(e) if e.code() == Some("BUSYGROUP") => {}
-                Err(e) => return Err(e),
+                .xautoclaim_options(
+                    &stream,
+                    self.keys.relay_group(),
+                    &self.consumer,
+                    0,
+                    &cursor,
+                    StreamAutoClaimOptions::default().count(1000).with_justid(),
+                )
+                .await?;
+            claimed += reply.claimed.len();
+            if reply.next_stream_id == "0-0" {
+                return Ok(claimed);
             }
-            self.streams.insert(stream, drop_id);
+            cursor = reply.next_stream_id;
         }
-        Ok(())
     }
 
-    /// Entries this consumer read before but did not acknowledge (a failed produce), or,
-    /// when there are none, new entries, waiting up to `block_ms` for them.
-    pub async fn next_batch(
+    /// This consumer's unacknowledged entries of `drop_ids`, oldest first, up to `count`
+    /// per drop.
+    pub async fn read_pending(&mut self, drop_ids: &[String], count: usize) -> RedisResult<Batch> {
+        self.read(drop_ids, count, "0", None).await
+    }
+
+    /// New entries of `drop_ids`, up to `count` per drop, waiting up to `block_ms` for some
+    /// (not at all when `None`).
+    pub async fn read_new(
         &mut self,
+        drop_ids: &[String],
         count: usize,
-        block_ms: usize,
-    ) -> RedisResult<(Vec<Entry>, Vec<Malformed>)> {
-        if self.streams.is_empty() {
-            // Nothing to block on in Redis: wait here instead, for the next refresh.
-            tokio::time::sleep(std::time::Duration::from_millis(block_ms as u64)).await;
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let pending = self.read(count, "0", None).await?;
-        if !pending.0.is_empty() || !pending.1.is_empty() {
-            return Ok(pending);
-        }
-        self.read(count, ">", Some(block_ms)).await
+        block_ms: Option<usize>,
+    ) -> RedisResult<Batch> {
+        self.read(drop_ids, count, ">", block_ms).await
     }
 
     async fn read(
         &mut self,
+        drop_ids: &[String],
         count: usize,
         from: &str,
         block_ms: Option<usize>,
-    ) -> RedisResult<(Vec<Entry>, Vec<Malformed>)> {
-        if self.streams.is_empty() {
+    ) -> RedisResult<Batch> {
+        if drop_ids.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let keys: Vec<&String> = self.streams.keys().collect();
-        let ids = vec![from; keys.len()];
+        let streams: Vec<String> = drop_ids.iter().map(|d| self.keys.drop_outbox(d)).collect();
+        let ids = vec![from; streams.len()];
         let mut options = StreamReadOptions::default()
             .group(self.keys.relay_group(), &self.consumer)
             .count(count);
@@ -118,44 +135,14 @@ impl Outboxes {
             options = options.block(ms);
         }
         let reply: Option<StreamReadReply> =
-            self.reader.xread_options(&keys, &ids, &options).await?;
+            self.reader.xread_options(&streams, &ids, &options).await?;
         let mut batch = (Vec::new(), Vec::new());
         for stream in reply.map(|r| r.keys).unwrap_or_default() {
-            let drop_id = self.streams.get(&stream.key).cloned().unwrap_or_default();
+            let Some(i) = streams.iter().position(|s| *s == stream.key) else {
+                continue;
+            };
             for entry in stream.ids {
-                push_entry(&mut batch, &stream.key, &drop_id, &entry);
-            }
-        }
-        Ok(batch)
-    }
-
-    /// Takes over entries that another consumer read and left unacknowledged for at least
-    /// `min_idle_ms` (a relay that died between reading and acknowledging).
-    pub async fn claim_abandoned(
-        &mut self,
-        min_idle_ms: usize,
-        count: usize,
-    ) -> RedisResult<(Vec<Entry>, Vec<Malformed>)> {
-        let mut batch = (Vec::new(), Vec::new());
-        let streams: Vec<(String, String)> = self
-            .streams
-            .iter()
-            .map(|(s, d)| (s.clone(), d.clone()))
-            .collect();
-        for (stream, drop_id) in streams {
-            let reply: StreamAutoClaimReply = self
-                .reader
-                .xautoclaim_options(
-                    &stream,
-                    self.keys.relay_group(),
-                    &self.consumer,
-                    min_idle_ms,
-                    "0-0",
-                    StreamAutoClaimOptions::default().count(count),
-                )
-                .await?;
-            for entry in reply.claimed {
-                push_entry(&mut batch, &stream, &drop_id, &entry);
+                push_entry(&mut batch, &stream.key, &drop_ids[i], &entry);
             }
         }
         Ok(batch)
@@ -163,6 +150,9 @@ impl Outboxes {
 
     /// Acknowledges and deletes entries that Kafka has durably accepted.
     pub async fn acknowledge(&mut self, entries: &[(String, String)]) -> RedisResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
         for (stream, id) in entries {
             by_stream.entry(stream).or_default().push(id);
@@ -175,11 +165,11 @@ impl Outboxes {
         pipe.query_async(&mut self.reader).await
     }
 
-    /// Entries waiting in all watched outboxes.
-    pub async fn length(&mut self) -> RedisResult<u64> {
+    /// Entries waiting in the outboxes of `drop_ids`.
+    pub async fn length(&mut self, drop_ids: &[String]) -> RedisResult<u64> {
         let mut pipe = redis::pipe();
-        for stream in self.streams.keys() {
-            pipe.xlen(stream);
+        for drop_id in drop_ids {
+            pipe.xlen(self.keys.drop_outbox(drop_id));
         }
         let lengths: Vec<u64> = pipe.query_async(&mut self.reader).await?;
         Ok(lengths.iter().sum())

@@ -14,6 +14,7 @@ use std::time::Duration;
 use linkdrop_domain::backends::{BackendError, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::OrderEvent;
+use linkdrop_domain::failpoint;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -39,6 +40,8 @@ pub struct SettleDeps {
     pub partitions: i32,
     pub batch_max: usize,
     pub batch_wait: Duration,
+    /// How long the group waits for a silent member before giving its partitions away.
+    pub session_timeout_ms: u64,
 }
 
 /// Joins the settlement consumer group and settles until `shutdown`.
@@ -52,7 +55,7 @@ pub async fn start(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000")
+        .set("session.timeout.ms", deps.session_timeout_ms.to_string())
         .create()?;
     consumer.subscribe(&[&deps.keys.orders_topic()])?;
     tracing::info!(group = %deps.keys.settle_group(), "settlement started");
@@ -128,6 +131,7 @@ impl Worker {
                 }
             }
         }
+        failpoint::hit("settle.before_offset_commit");
         if let Err(e) = self
             .consumer
             .commit(&next_offsets(batch), CommitMode::Async)

@@ -14,6 +14,7 @@ use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::{
     DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid, merchant_event,
 };
+use linkdrop_domain::failpoint;
 use linkdrop_domain::model::OrderStatus;
 use linkdrop_domain::webhook_outbox::{self, MerchantEvent};
 use serde_json::json;
@@ -127,6 +128,7 @@ pub async fn settle_batch(db: &PgPool, events: &[OrderEvent]) -> Result<Settled,
         ));
     }
     webhook_outbox::enqueue(&mut tx, &events_now, now).await?;
+    failpoint::hit("settle.before_commit");
     tx.commit().await?;
     let applied = inserted.len() + drawn_now + paid_now + expired_now + sold_out.len();
     Ok(Settled {
