@@ -35,9 +35,14 @@ pub enum BackendError {
 /// A Redis connection that reconnects by itself, after checking that Redis answers.
 pub async fn connect_redis(url: &str) -> Result<ConnectionManager, BackendError> {
     let client = redis::Client::open(url)?;
+    // Reconnection backs off from one second, doubling, to at most two: redis-rs's default
+    // factor (100, meant as milliseconds) multiplies its one-second base delay instead, so a
+    // request waiting on a reconnection could hang for minutes after a Redis restart.
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(5))
-        .set_response_timeout(Duration::from_secs(5));
+        .set_response_timeout(Duration::from_secs(5))
+        .set_factor(2)
+        .set_max_delay(2_000);
     let mut conn = ConnectionManager::new_with_config(client, config).await?;
     let _: String = redis::cmd("PING").query_async(&mut conn).await?;
     Ok(conn)

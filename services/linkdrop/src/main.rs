@@ -44,6 +44,11 @@ enum Command {
     Webhooks,
     /// Control API for hosts and merchants.
     Control,
+    /// Several roles in one process, e.g. `linkdrop roles gateway,orders,control`.
+    Roles {
+        /// Comma-separated roles: gateway, orders, relay, settle, webhooks, control.
+        list: String,
+    },
     /// Prints a shopper token (JWT) for tests and load generators.
     Token {
         /// The shopper's user id (the token's `sub`).
@@ -114,6 +119,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Settle => vec![Role::Settle],
         Command::Webhooks => vec![Role::Webhooks],
         Command::Control => vec![Role::Control],
+        Command::Roles { list } => list
+            .split(',')
+            .map(|name| {
+                Role::from_name(name.trim()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown role {name:?} (gateway, orders, relay, settle, webhooks, control)"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let app = Application::build(config, &roles).await?;
     let shutdown = app.shutdown_token();

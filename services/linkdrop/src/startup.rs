@@ -50,6 +50,10 @@ impl Role {
         Role::Control,
     ];
 
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Gateway => "gateway",

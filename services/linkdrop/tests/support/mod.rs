@@ -3,6 +3,8 @@
 //! to it through its public API only.
 #![allow(dead_code)]
 
+pub mod processes;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -52,7 +54,11 @@ fn database_server() -> String {
 
 /// A fresh, empty database on the stack's PostgreSQL; its URL.
 pub async fn fresh_database() -> String {
-    let server = database_server();
+    fresh_database_on(&database_server()).await
+}
+
+/// A fresh, empty database on the PostgreSQL at `server` (`postgres://…:port`); its URL.
+pub async fn fresh_database_on(server: &str) -> String {
     let admin = PgPool::connect(&format!("{server}/postgres"))
         .await
         .expect("the stack's PostgreSQL is up (run ./scripts/stack up)");
@@ -141,6 +147,22 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         http: reqwest::Client::new(),
         namespace,
         shutdown,
+    }
+}
+
+impl TestApp {
+    /// A client of a linkdrop running elsewhere (a process of the crash tests).
+    pub async fn external(addr: &str, database_url: &str, namespace: &str) -> TestApp {
+        TestApp {
+            addr: addr.parse().unwrap(),
+            base_url: format!("http://{addr}"),
+            db: PgPool::connect(database_url)
+                .await
+                .expect("connect to the test database"),
+            http: reqwest::Client::new(),
+            namespace: namespace.to_string(),
+            shutdown: CancellationToken::new(),
+        }
     }
 }
 

@@ -1,0 +1,203 @@
+//! Real linkdrop processes for the crash tests: started from the built binary, ready when
+//! they log that they listen, killed with SIGKILL (by the test, or by themselves at a
+//! failpoint), and started again.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use super::PATIENCE;
+
+/// A running `linkdrop` process.
+pub struct Process {
+    pub name: String,
+    pub addr: String,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Process {
+    /// Starts `linkdrop <args>` with `env` (and nothing inherited but PATH and HOME); waits
+    /// until it logs that it listens.
+    pub async fn start(args: &[&str], env: &BTreeMap<String, String>) -> Process {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_linkdrop"));
+        command
+            .args(args)
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
+            .envs(env)
+            .env("LINKDROP_HTTP_ADDR", &addr)
+            .env("LINKDROP_LOG", "info")
+            .env("LINKDROP_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("the linkdrop binary starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready) = oneshot::channel();
+        let stderr = child.stderr.take().unwrap();
+        let lines = log.clone();
+        tokio::spawn(async move {
+            let mut ready_tx = Some(ready_tx);
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if line.contains("linkdrop listening")
+                    && let Some(tx) = ready_tx.take()
+                {
+                    let _ = tx.send(());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let name = args.join(" ");
+        let mut process = Process {
+            name,
+            addr,
+            child,
+            log,
+        };
+        if tokio::time::timeout(PATIENCE, ready).await.is_err() {
+            process.child.start_kill().ok();
+            panic!(
+                "linkdrop {} did not start:\n{}",
+                process.name,
+                process.log_tail()
+            );
+        }
+        process
+    }
+
+    /// The last lines it logged.
+    pub fn log_tail(&self) -> String {
+        let lines = self.log.lock().unwrap();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits until the process died of SIGKILL (its failpoint), and says so.
+    pub async fn killed_by_failpoint(&mut self) {
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "linkdrop {} never reached its failpoint:\n{}",
+                    self.name,
+                    self.log_tail()
+                )
+            })
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{} should die of SIGKILL:\n{}",
+            self.name,
+            self.log_tail()
+        );
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
+/// A stack of the test's own (Redis, PostgreSQL, Kafka), for tests that kill a component:
+/// `scripts/stack` with its own directory and ports.
+pub struct PrivateStack {
+    pub dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+}
+
+impl PrivateStack {
+    /// Starts (or finds running) the private stack in `target/crash-stack`.
+    pub fn up() -> PrivateStack {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = root.join("target/crash-stack");
+        let env: BTreeMap<String, String> = [
+            ("LINKDROP_STACK_DIR", dir.to_str().unwrap()),
+            ("LINKDROP_STACK_REDIS_PORT", "26479"),
+            ("LINKDROP_STACK_PG_PORT", "25532"),
+            ("LINKDROP_STACK_KAFKA_PORT", "29192"),
+            ("LINKDROP_STACK_KAFKA_CONTROLLER_PORT", "29193"),
+            ("LINKDROP_SKIP_MIGRATE", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let stack = PrivateStack { dir, env };
+        stack.run(&["up"]);
+        stack
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
+        let output = std::process::Command::new(script)
+            .args(args)
+            .envs(&self.env)
+            .output()
+            .expect("scripts/stack runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "scripts/stack {args:?} failed:\n{text}"
+        );
+        text
+    }
+
+    /// Starts again whatever of the stack is not running.
+    pub fn restart_stopped(&self) {
+        self.run(&["up"]);
+    }
+
+    pub fn redis_url(&self) -> String {
+        "redis://127.0.0.1:26479".into()
+    }
+
+    pub fn kafka_brokers(&self) -> String {
+        "127.0.0.1:29192".into()
+    }
+
+    pub fn database_server(&self) -> String {
+        "postgres://postgres@127.0.0.1:25532".into()
+    }
+
+    /// Kills one component (`redis`, `kafka`) with SIGKILL, as a crash would.
+    pub fn kill(&self, component: &str) {
+        let pidfile = match component {
+            "redis" => self.dir.join("redis/redis.pid"),
+            "kafka" => self.dir.join("kafka/kafka.pid"),
+            other => panic!("cannot kill {other}"),
+        };
+        let pid = std::fs::read_to_string(&pidfile).expect("the component's pidfile");
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // Until it is gone, so that a restart does not find it running.
+        std::process::Command::new("tail")
+            .args(["--pid", pid.trim(), "-f", "/dev/null"])
+            .status()
+            .unwrap();
+    }
+}
