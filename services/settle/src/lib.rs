@@ -17,8 +17,10 @@ use linkdrop_domain::events::OrderEvent;
 use linkdrop_domain::failpoint;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +31,26 @@ use crate::store::settle_batch;
 /// it as polls, and a consumer that does not poll for `max.poll.interval.ms` (5 minutes)
 /// is dropped from its group.
 const IDLE_REPOLL: Duration = Duration::from_secs(10);
+/// How often librdkafka reports statistics, consumer lag among them.
+const STATS_INTERVAL_MS: &str = "5000";
+
+/// Turns librdkafka's statistics into `linkdrop_settle_consumer_lag`: messages on this
+/// worker's partitions that it has not consumed yet.
+struct LagReporter;
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .map(|partition| partition.consumer_lag.max(0))
+            .sum();
+        metrics::gauge!("linkdrop_settle_consumer_lag").set(lag as f64);
+    }
+}
+
+impl ConsumerContext for LagReporter {}
 /// Pause before retrying a batch that could not be written.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -50,13 +72,14 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RoleHandle, BackendError> {
     ensure_topic(&deps.brokers, &deps.keys.orders_topic(), deps.partitions).await?;
-    let consumer: StreamConsumer = kafka_config(&deps.brokers)
+    let consumer: StreamConsumer<LagReporter> = kafka_config(&deps.brokers)
         .set("group.id", deps.keys.settle_group())
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", deps.session_timeout_ms.to_string())
-        .create()?;
+        .set("statistics.interval.ms", STATS_INTERVAL_MS)
+        .create_with_context(LagReporter)?;
     consumer.subscribe(&[&deps.keys.orders_topic()])?;
     tracing::info!(group = %deps.keys.settle_group(), "settlement started");
     let worker = Worker {
@@ -69,7 +92,7 @@ pub async fn start(
 }
 
 struct Worker {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagReporter>,
     db: PgPool,
     batch_max: usize,
     batch_wait: Duration,
