@@ -147,6 +147,13 @@ pub async fn launch(
         order_url: format!("{}/v1/drops/{}/orders", state.public_url, row.id),
         seed_hash: seed_hash.clone(),
     };
+    // Kept for viewers who join later: they get it in their `resync`.
+    redis::cmd("HSET")
+        .arg(state.keys.room_drops(&row.room_id))
+        .arg(&row.id)
+        .arg(serde_json::to_string(&event).expect("room events serialize"))
+        .query_async::<()>(&mut state.redis.clone())
+        .await?;
     let published = state.bus.publish(&row.room_id, &event).await?;
     tracing::info!(drop_id = %row.id, opens_at_ms, seq = published.seq, "drop launched");
     metrics::counter!("linkdrop_drops_launched_total").increment(1);
@@ -191,6 +198,11 @@ pub async fn close(
         let event = RoomEvent::Closed {
             drop_id: row.id.clone(),
         };
+        redis::cmd("HDEL")
+            .arg(state.keys.room_drops(&row.room_id))
+            .arg(&row.id)
+            .query_async::<()>(&mut state.redis.clone())
+            .await?;
         state.bus.publish(&row.room_id, &event).await?;
         tracing::info!(drop_id = %row.id, "drop closed");
     }

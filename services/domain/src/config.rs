@@ -112,6 +112,12 @@ pub struct Config {
     pub orders_per_ip_per_s: u32,
     /// Order requests one process works on at once; more are shed with 503.
     pub orders_max_in_flight: usize,
+    /// WebSocket connections one client address may open per second; 0 = unlimited.
+    pub ws_connects_per_ip_per_s: u32,
+    /// Bind the listener with SO_REUSEPORT, so several gateway processes share one port.
+    pub reuse_port: bool,
+    /// Threads of the async runtime; 0 = one per core.
+    pub worker_threads: usize,
     /// How often unpaid orders past their deadline are looked for.
     pub expiry_poll_ms: u64,
     /// Largest accepted request body.
@@ -202,6 +208,11 @@ impl Config {
             orders_max_in_flight: layers.value("orders_max_in_flight", 4096, |s| {
                 parse_in_range(s, 1, 1_000_000)
             })?,
+            ws_connects_per_ip_per_s: layers.value("ws_connects_per_ip_per_s", 200, |s| {
+                parse_in_range(s, 0, 10_000_000)
+            })?,
+            reuse_port: layers.value("reuse_port", false, parse_bool)?,
+            worker_threads: layers.value("worker_threads", 0, |s| parse_in_range(s, 0, 256))?,
             expiry_poll_ms: layers
                 .value("expiry_poll_ms", 1000, |s| parse_in_range(s, 10, 60_000))?,
             body_limit_bytes: layers.value("body_limit_bytes", 64 * 1024, |s| {

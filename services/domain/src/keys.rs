@@ -88,6 +88,12 @@ impl Keys {
         format!("{}:{{r:{room_id}}}:history", self.ns)
     }
 
+    /// Hash: drop id → its `drop.countdown` event (JSON), for every launched drop of the room
+    /// that is not closed: what a viewer joining late is shown (`resync`).
+    pub fn room_drops(&self, room_id: &str) -> String {
+        format!("{}:{{r:{room_id}}}:drops", self.ns)
+    }
+
     /// Hash: gateway node → `<viewers>:<valid until ms>` for the room.
     pub fn room_viewers(&self, room_id: &str) -> String {
         format!("{}:{{r:{room_id}}}:viewers", self.ns)

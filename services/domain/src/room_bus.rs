@@ -67,6 +67,27 @@ impl RoomBus {
             .await
     }
 
+    /// The frames of events `after + 1 ..= until` still in the room's history, in order
+    /// (fewer than asked when older ones were trimmed).
+    pub async fn history(
+        &self,
+        room_id: &str,
+        after: u64,
+        until: u64,
+    ) -> Result<Vec<String>, redis::RedisError> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.keys.room_history(room_id))
+            .arg(format!("{}-0", after + 1))
+            .arg(format!("{until}-0"))
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|entry| entry.get::<String>("e"))
+            .collect())
+    }
+
     /// The room's latest `seq`, 0 before its first event.
     pub async fn latest_seq(&self, room_id: &str) -> Result<u64, redis::RedisError> {
         let seq: Option<u64> = redis::cmd("GET")

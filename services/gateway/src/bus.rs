@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::room_bus::frame_seq;
+use linkdrop_domain::room_bus::{RoomBus, frame_seq};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub async fn run(
     client: redis::Client,
     keys: Keys,
+    history: RoomBus,
     fanout: Arc<FanOut>,
     shutdown: CancellationToken,
     subscribed: oneshot::Sender<()>,
@@ -33,7 +34,16 @@ pub async fn run(
     let mut subscribed = Some(subscribed);
     let mut backoff = Duration::from_millis(100);
     loop {
-        match subscribe(&client, &keys, &fanout, &shutdown, &mut subscribed).await {
+        match subscribe(
+            &client,
+            &keys,
+            &history,
+            &fanout,
+            &shutdown,
+            &mut subscribed,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(e) => {
                 metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
@@ -51,6 +61,7 @@ pub async fn run(
 async fn subscribe(
     client: &redis::Client,
     keys: &Keys,
+    history: &RoomBus,
     fanout: &FanOut,
     shutdown: &CancellationToken,
     subscribed: &mut Option<oneshot::Sender<()>>,
@@ -90,10 +101,33 @@ async fn subscribe(
             continue;
         };
         let seq = frame_seq(&frame);
+        if let Some(seq) = seq {
+            fill_gap(history, fanout, room_id, seq).await;
+        }
         let started = std::time::Instant::now();
         let delivery = fanout.broadcast(room_id, seq, &Utf8Bytes::from(frame));
         metrics::histogram!("linkdrop_gateway_broadcast_seconds")
             .record(started.elapsed().as_secs_f64());
         tracing::debug!(%room_id, ?seq, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
+    }
+}
+
+/// Delivers from the room's history the events before `seq` that this node never heard
+/// (published while its subscription was down), so that its viewers miss nothing.
+async fn fill_gap(history: &RoomBus, fanout: &FanOut, room_id: &str, seq: u64) {
+    let Some(last) = fanout.room(room_id).and_then(|room| room.last_seq()) else {
+        return;
+    };
+    if seq <= last + 1 {
+        return;
+    }
+    match history.history(room_id, last, seq - 1).await {
+        Ok(frames) => {
+            metrics::counter!("linkdrop_gateway_gap_events_total").increment(frames.len() as u64);
+            for frame in frames {
+                fanout.broadcast(room_id, frame_seq(&frame), &Utf8Bytes::from(frame));
+            }
+        }
+        Err(e) => tracing::warn!(%room_id, error = %e, "could not fill a gap in the room's events"),
     }
 }

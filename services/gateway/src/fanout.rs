@@ -11,9 +11,10 @@
 //! an event or is told (through the `seq` of its `hello`) that it came before, never
 //! neither. Events at or below the gate are duplicates and are dropped.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
@@ -21,6 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Shards per room: enough to keep joins of a large room from queueing on one lock.
 const SHARDS: usize = 16;
+/// Recent events kept per room on this node, for viewers that reconnect quickly.
+pub const RING: usize = 512;
+/// Bytes that may wait in one connection's queue before it counts as a slow consumer.
+pub const MAX_QUEUED_BYTES: usize = 256 * 1024;
 
 /// Why the server closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,30 +71,92 @@ impl Kill {
     }
 }
 
-/// This node's handle on one connection: its queue and its kill switch.
+/// This node's handle on one connection: its queue, the bytes waiting in it, and its
+/// kill switch.
 #[derive(Clone)]
 pub struct Member {
     pub queue: mpsc::Sender<Utf8Bytes>,
+    pub queued_bytes: Arc<AtomicUsize>,
     pub kill: Arc<Kill>,
+}
+
+impl Member {
+    /// Offers a frame without waiting; `false` when the connection is gone or too slow
+    /// (then told to close as a slow consumer).
+    fn offer(&self, frame: &Utf8Bytes) -> Offer {
+        if self.queued_bytes.load(Ordering::Relaxed) + frame.len() > MAX_QUEUED_BYTES {
+            self.kill.fire(CloseReason::SlowConsumer);
+            return Offer::Slow;
+        }
+        match self.queue.try_send(frame.clone()) {
+            Ok(()) => {
+                self.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
+                Offer::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.kill.fire(CloseReason::SlowConsumer);
+                Offer::Slow
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
+        }
+    }
+}
+
+enum Offer {
+    Queued,
+    Slow,
+    Gone,
+}
+
+/// What a joining viewer missed, given the `seq` it last saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Catchup {
+    /// Nothing: it saw everything up to the room's latest event (or asked for nothing).
+    UpToDate,
+    /// These frames, in order, from this node's recent events.
+    Frames(Vec<Utf8Bytes>),
+    /// Events `after + 1 ..= until` are older than this node keeps: read the room history.
+    FromHistory { after: u64, until: u64 },
+}
+
+/// A member's place in its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub id: u64,
+    /// `seq` of the last event delivered before it joined; it receives every later one.
+    pub seq: u64,
+    pub catchup: Catchup,
+}
+
+/// The room's delivery state on this node, changed only under its lock.
+#[derive(Default)]
+struct Gate {
+    /// `seq` of the last event delivered here; `None` until learned from Redis.
+    last: Option<u64>,
+    /// The latest events delivered here, oldest first.
+    recent: VecDeque<(u64, Utf8Bytes)>,
 }
 
 /// The members of one room on this node.
 pub struct RoomMembers {
-    /// `seq` of the last event delivered here; `None` until learned from Redis.
-    gate: RwLock<Option<u64>>,
+    gate: RwLock<Gate>,
     shards: Vec<Mutex<HashMap<u64, Member>>>,
     count: AtomicU64,
     /// The room's viewer count across all nodes, as last learned.
     pub viewers_total: AtomicU64,
+    /// The last `resync` frame built here: for which `seq`, when, and the frame (`None`:
+    /// the room had no open drop).
+    snapshot: Mutex<Option<(u64, Instant, Option<String>)>>,
 }
 
 impl RoomMembers {
     fn new() -> Self {
         Self {
-            gate: RwLock::new(None),
+            gate: RwLock::new(Gate::default()),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             count: AtomicU64::new(0),
             viewers_total: AtomicU64::new(0),
+            snapshot: Mutex::new(None),
         }
     }
 
@@ -99,13 +166,33 @@ impl RoomMembers {
 
     /// True once the room's `seq` is known on this node.
     pub fn knows_seq(&self) -> bool {
-        self.gate.read().expect("gate lock").is_some()
+        self.gate.read().expect("gate lock").last.is_some()
+    }
+
+    /// The `seq` of the last event delivered here.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.gate.read().expect("gate lock").last
     }
 
     /// Sets the room's `seq` as read from Redis, unless events already moved it further.
     pub fn learn_seq(&self, seq: u64) {
         let mut gate = self.gate.write().expect("gate lock");
-        *gate = Some(gate.map_or(seq, |g| g.max(seq)));
+        gate.last = Some(gate.last.map_or(seq, |g| g.max(seq)));
+    }
+
+    /// The snapshot built for `seq` less than `ttl` ago, if any.
+    pub fn cached_snapshot(&self, seq: u64, ttl: Duration) -> Option<Option<String>> {
+        let snapshot = self.snapshot.lock().expect("snapshot lock");
+        match &*snapshot {
+            Some((at_seq, built, frame)) if *at_seq == seq && built.elapsed() < ttl => {
+                Some(frame.clone())
+            }
+            _ => None,
+        }
+    }
+
+    pub fn cache_snapshot(&self, seq: u64, frame: Option<String>) {
+        *self.snapshot.lock().expect("snapshot lock") = Some((seq, Instant::now(), frame));
     }
 
     /// Members on this node.
@@ -135,10 +222,10 @@ pub struct Delivery {
 }
 
 impl FanOut {
-    /// Adds a member to a room (see [`FanOut::room_or_insert`]); returns its id (for
-    /// [`FanOut::leave`]) and the `seq` of the last event delivered before it joined: the
-    /// member receives exactly the events after it.
-    pub fn join(&self, room: &RoomMembers, member: Member) -> (u64, u64) {
+    /// Adds a member to a room (see [`FanOut::room_or_insert`]). It receives every event
+    /// after [`Joined::seq`]; a member that last saw `since` also learns what it missed
+    /// up to there.
+    pub fn join(&self, room: &RoomMembers, member: Member, since: Option<u64>) -> Joined {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let gate = room.gate.read().expect("gate lock");
         room.shard(id)
@@ -147,7 +234,31 @@ impl FanOut {
             .insert(id, member);
         room.count.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("linkdrop_gateway_connections").increment(1.0);
-        (id, gate.unwrap_or(0))
+        let seq = gate.last.unwrap_or(0);
+        let catchup = match since {
+            Some(since) if since < seq => {
+                let covered = gate
+                    .recent
+                    .front()
+                    .is_some_and(|(first, _)| *first <= since + 1);
+                if covered {
+                    let frames = gate
+                        .recent
+                        .iter()
+                        .filter(|(s, _)| *s > since)
+                        .map(|(_, f)| f.clone())
+                        .collect();
+                    Catchup::Frames(frames)
+                } else {
+                    Catchup::FromHistory {
+                        after: since,
+                        until: seq,
+                    }
+                }
+            }
+            _ => Catchup::UpToDate,
+        };
+        Joined { id, seq, catchup }
     }
 
     /// The room's members on this node, registering the room if it is new here (call
@@ -210,31 +321,34 @@ impl FanOut {
             return Delivery::default();
         };
         let mut gate = room.gate.write().expect("gate lock");
-        if let (Some(seq), Some(last)) = (seq, *gate)
+        if let (Some(seq), Some(last)) = (seq, gate.last)
             && seq <= last
         {
             return Delivery::default();
         }
         if let Some(seq) = seq {
-            *gate = Some(seq);
+            gate.last = Some(seq);
+            if gate.recent.len() == RING {
+                gate.recent.pop_front();
+            }
+            gate.recent.push_back((seq, frame.clone()));
         }
         let mut delivery = Delivery::default();
         let mut removed = 0u64;
         for shard in &room.shards {
             let mut members = shard.lock().expect("shard lock");
-            members.retain(|_, member| match member.queue.try_send(frame.clone()) {
-                Ok(()) => {
+            members.retain(|_, member| match member.offer(frame) {
+                Offer::Queued => {
                     delivery.queued += 1;
                     true
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    member.kill.fire(CloseReason::SlowConsumer);
+                Offer::Slow => {
                     delivery.slow += 1;
                     removed += 1;
                     false
                 }
                 // The connection is already gone; its own `leave` will find it removed.
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                Offer::Gone => {
                     removed += 1;
                     false
                 }
@@ -277,14 +391,7 @@ impl FanOut {
         };
         connections
             .values()
-            .filter(|member| match member.queue.try_send(frame.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    member.kill.fire(CloseReason::SlowConsumer);
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            })
+            .filter(|member| matches!(member.offer(frame), Offer::Queued))
             .count()
     }
 
@@ -309,6 +416,7 @@ mod tests {
         (
             Member {
                 queue,
+                queued_bytes: Arc::default(),
                 kill: Arc::new(Kill::default()),
             },
             rx,
@@ -322,9 +430,9 @@ mod tests {
         let (b, mut rx_b) = member(4);
         let (other, mut rx_other) = member(4);
         let r1 = fanout.room_or_insert("r1");
-        fanout.join(&r1, a);
-        fanout.join(&r1, b);
-        fanout.join(&fanout.room_or_insert("r2"), other);
+        fanout.join(&r1, a, None);
+        fanout.join(&r1, b, None);
+        fanout.join(&fanout.room_or_insert("r2"), other, None);
         let delivery = fanout.broadcast("r1", None, &Utf8Bytes::from_static("hi"));
         assert_eq!(delivery, Delivery { queued: 2, slow: 0 });
         assert_eq!(rx_a.try_recv().unwrap().as_str(), "hi");
@@ -339,8 +447,8 @@ mod tests {
         let slow_kill = slow.kill.clone();
         let (fast, mut rx_fast) = member(8);
         let room = fanout.room_or_insert("r");
-        fanout.join(&room, slow);
-        fanout.join(&room, fast);
+        fanout.join(&room, slow, None);
+        fanout.join(&room, fast, None);
         fanout.broadcast("r", None, &Utf8Bytes::from_static("1"));
         let delivery = fanout.broadcast("r", None, &Utf8Bytes::from_static("2"));
         assert_eq!(delivery, Delivery { queued: 1, slow: 1 });
@@ -355,7 +463,7 @@ mod tests {
         let fanout = FanOut::default();
         let (m, _rx) = member(1);
         let room = fanout.room_or_insert("r");
-        let (id, _) = fanout.join(&room, m);
+        let id = fanout.join(&room, m, None).id;
         fanout.leave(&room, id);
         fanout.leave(&room, id);
         assert_eq!(room.len(), 0);
@@ -373,7 +481,7 @@ mod tests {
         room.learn_seq(7);
         fanout.broadcast("r", Some(8), &Utf8Bytes::from_static("8"));
         let (m, mut rx) = member(8);
-        let (_, seen) = fanout.join(&room, m);
+        let seen = fanout.join(&room, m, None).seq;
         assert_eq!(seen, 8);
         // A late copy of event 8 (e.g. the bus catching up) is not delivered again.
         fanout.broadcast("r", Some(8), &Utf8Bytes::from_static("8 again"));
@@ -389,7 +497,7 @@ mod tests {
         fanout.broadcast("r", Some(5), &Utf8Bytes::from_static("5"));
         room.learn_seq(3);
         let (m, _rx) = member(1);
-        assert_eq!(fanout.join(&room, m).1, 5);
+        assert_eq!(fanout.join(&room, m, None).seq, 5);
     }
 
     #[test]
@@ -398,9 +506,9 @@ mod tests {
         let room = fanout.room_or_insert("r");
         let (a, mut rx_a) = member(4);
         let (b, mut rx_b) = member(4);
-        let (id_a, _) = fanout.join(&room, a.clone());
+        let id_a = fanout.join(&room, a.clone(), None).id;
         fanout.join_user("alice", id_a, a);
-        let (id_b, _) = fanout.join(&room, b.clone());
+        let id_b = fanout.join(&room, b.clone(), None).id;
         fanout.join_user("bob", id_b, b);
         assert_eq!(
             fanout.send_to_user("alice", &Utf8Bytes::from_static("won")),
@@ -413,5 +521,54 @@ mod tests {
             fanout.send_to_user("alice", &Utf8Bytes::from_static("x")),
             0
         );
+    }
+
+    #[test]
+    fn a_viewer_that_reconnects_gets_what_it_missed_from_the_ring() {
+        let fanout = FanOut::default();
+        let room = fanout.room_or_insert("r");
+        room.learn_seq(0);
+        for seq in 1..=5 {
+            fanout.broadcast("r", Some(seq), &Utf8Bytes::from(format!("e{seq}")));
+        }
+        let (m, _rx) = member(8);
+        let joined = fanout.join(&room, m, Some(3));
+        assert_eq!(joined.seq, 5);
+        let expected = vec![Utf8Bytes::from_static("e4"), Utf8Bytes::from_static("e5")];
+        assert_eq!(joined.catchup, Catchup::Frames(expected));
+        let (m, _rx) = member(8);
+        assert_eq!(fanout.join(&room, m, Some(5)).catchup, Catchup::UpToDate);
+    }
+
+    #[test]
+    fn events_older_than_the_ring_come_from_the_history() {
+        let fanout = FanOut::default();
+        let room = fanout.room_or_insert("r");
+        room.learn_seq(0);
+        for seq in 1..=(RING as u64 + 10) {
+            fanout.broadcast("r", Some(seq), &Utf8Bytes::from_static("e"));
+        }
+        let (m, _rx) = member(8);
+        let joined = fanout.join(&room, m, Some(2));
+        assert_eq!(
+            joined.catchup,
+            Catchup::FromHistory {
+                after: 2,
+                until: RING as u64 + 10
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_member_over_its_byte_budget_is_a_slow_consumer() {
+        let fanout = FanOut::default();
+        let room = fanout.room_or_insert("r");
+        let (m, _rx) = member(10_000);
+        let kill = m.kill.clone();
+        fanout.join(&room, m, None);
+        let big = Utf8Bytes::from("x".repeat(MAX_QUEUED_BYTES / 2 + 1));
+        assert_eq!(fanout.broadcast("r", None, &big).queued, 1);
+        assert_eq!(fanout.broadcast("r", None, &big).slow, 1);
+        assert_eq!(kill.fired().await, CloseReason::SlowConsumer);
     }
 }

@@ -8,16 +8,20 @@
 pub mod bus;
 pub mod fanout;
 pub mod session;
+pub mod snapshot;
 
 use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Auth;
 use linkdrop_domain::clock::now_ms;
@@ -45,10 +49,12 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct GatewayState {
     pub fanout: Arc<FanOut>,
-    redis: ConnectionManager,
-    keys: Keys,
+    pub(crate) redis: ConnectionManager,
+    pub(crate) keys: Keys,
     auth: Auth,
-    bus: RoomBus,
+    pub(crate) bus: RoomBus,
+    /// Connections one client address may open per second (`None`: unlimited).
+    connects_per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     /// This node's name in viewer reports.
     node_id: String,
     /// Rooms known to exist, so that only a room's first viewer costs a Redis lookup.
@@ -61,6 +67,8 @@ pub struct GatewayDeps {
     pub redis: ConnectionManager,
     pub keys: Keys,
     pub auth: Auth,
+    /// WebSocket connections one client address may open per second; 0 = unlimited.
+    pub connects_per_ip_per_s: u32,
 }
 
 /// Starts the gateway: subscribes to the room bus (and waits until subscribed), starts the
@@ -75,6 +83,8 @@ pub async fn start(
         redis: deps.redis,
         keys: deps.keys.clone(),
         auth: deps.auth,
+        connects_per_ip: NonZeroU32::new(deps.connects_per_ip_per_s)
+            .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n)))),
         node_id: new_id("gw"),
         known_rooms: Arc::default(),
     };
@@ -82,6 +92,7 @@ pub async fn start(
     let bus_task = tokio::spawn(bus::run(
         deps.redis_client,
         deps.keys,
+        state.bus.clone(),
         state.fanout.clone(),
         shutdown.clone(),
         subscribed_tx,
@@ -110,15 +121,25 @@ pub async fn start(
 #[derive(Debug, Deserialize)]
 struct ConnectParams {
     token: Option<String>,
+    /// The last `seq` the client saw, when it reconnects.
+    since: Option<u64>,
 }
 
-/// `GET /v1/rooms/{room_id}/ws?token=<JWT>`: checks the token and the room, then upgrades.
+/// `GET /v1/rooms/{room_id}/ws?token=<JWT>[&since=<seq>]`: checks the connect rate, the
+/// token and the room, then upgrades.
 async fn connect(
     State(state): State<GatewayState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room_id): Path<String>,
     ApiQuery(params): ApiQuery<ConnectParams>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    if let Some(limiter) = &state.connects_per_ip
+        && limiter.check_key(&peer.ip()).is_err()
+    {
+        metrics::counter!("linkdrop_gateway_connects_limited_total").increment(1);
+        return Err(ApiError::RateLimited { retry_after_s: 1 });
+    }
     let token = params
         .token
         .ok_or(ApiError::Unauthorized("missing token query parameter"))?;
@@ -135,7 +156,14 @@ async fn connect(
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| session::run(socket, state, room_id, room, shopper.user_id));
+        .on_upgrade(move |socket| {
+            let viewer = session::Viewer {
+                room_id,
+                user_id: shopper.user_id,
+                since: params.since,
+            };
+            session::run(socket, state, viewer, room)
+        });
     Ok(response.into_response())
 }
 

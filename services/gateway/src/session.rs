@@ -1,13 +1,13 @@
-//! One viewer's WebSocket session: `hello`, then room events from its queue, `pong` for
-//! its clock pings, server pings to find dead peers, and a close with a code and reason
-//! for anything that breaks the protocol (API.md, WebSocket).
+//! One viewer's WebSocket session, in one task: `hello`, what the viewer missed (after a
+//! reconnect with `since`, or the room's current drops for a new viewer), then room events
+//! from its queue, `pong` for its clock pings, server pings to find dead peers, and a close
+//! with a code and reason for anything that breaks the protocol (API.md, WebSocket).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::{SinkExt, StreamExt};
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::{new_id, prefix};
 use serde::Deserialize;
@@ -15,7 +15,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::GatewayState;
-use crate::fanout::{Kill, Member, RoomMembers};
+use crate::fanout::{Catchup, Kill, Member, RoomMembers};
+use crate::snapshot;
 
 /// Room events waiting for one slow connection before it is closed as a slow consumer.
 pub const QUEUE_CAPACITY: usize = 64;
@@ -31,108 +32,144 @@ mod close_code {
     pub const UNSUPPORTED: u16 = 1003;
     pub const TOO_BIG: u16 = 1009;
     pub const GOING_AWAY: u16 = 1001;
-    pub const INTERNAL: u16 = 1011;
 }
 
-/// A frame the writer must send besides room events.
-enum Control {
-    Text(String),
-    Close(u16, &'static str),
+/// Who is connecting, and what they saw before.
+pub struct Viewer {
+    pub room_id: String,
+    pub user_id: String,
+    /// The last `seq` this viewer saw, when reconnecting.
+    pub since: Option<u64>,
 }
 
-/// Runs the session of a viewer of `room` until either side closes.
+/// Runs the session of `viewer` in `room` until either side closes.
 pub async fn run(
-    socket: WebSocket,
+    mut socket: WebSocket,
     state: GatewayState,
-    room_id: String,
+    viewer: Viewer,
     room: Arc<RoomMembers>,
-    user_id: String,
 ) {
-    let (queue, events) = mpsc::channel(QUEUE_CAPACITY);
+    let (queue, mut events) = mpsc::channel(QUEUE_CAPACITY);
     let kill = Arc::new(Kill::default());
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     let member = Member {
         queue,
+        queued_bytes: queued_bytes.clone(),
         kill: kill.clone(),
     };
-    let (member_id, seq) = state.fanout.join(&room, member.clone());
-    state.fanout.join_user(&user_id, member_id, member);
+    let joined = state.fanout.join(&room, member.clone(), viewer.since);
+    state.fanout.join_user(&viewer.user_id, joined.id, member);
     let hello = json!({
         "type": "hello",
         "session_id": new_id(prefix::SESSION),
-        "room_id": room_id,
+        "room_id": viewer.room_id,
         "server_time_ms": now_ms(),
-        "seq": seq,
+        "seq": joined.seq,
         "viewers": room.viewers_total.load(Ordering::Relaxed).max(room.len()),
-    })
-    .to_string();
-    tracing::debug!(%room_id, %user_id, seq, "viewer joined");
-
-    let (sink, stream) = socket.split();
-    let (control, control_rx) = mpsc::channel(8);
-    let last_heard = Arc::new(AtomicI64::new(now_ms()));
-    let writer = tokio::spawn(write_frames(
-        sink,
-        hello,
-        events,
-        control_rx,
-        kill,
-        last_heard.clone(),
-    ));
-    read_frames(stream, &control, &last_heard).await;
-    drop(control);
-    let _ = writer.await;
-    state.fanout.leave(&room, member_id);
-    state.fanout.leave_user(&user_id, member_id);
-    tracing::debug!(%room_id, %user_id, "viewer left");
-}
-
-/// Sends `hello`, then queued room events and control frames, until told to close.
-async fn write_frames(
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    hello: String,
-    mut events: mpsc::Receiver<Utf8Bytes>,
-    mut control: mpsc::Receiver<Control>,
-    kill: Arc<Kill>,
-    last_heard: Arc<AtomicI64>,
-) {
-    if sink.send(Message::Text(hello.into())).await.is_err() {
-        return;
-    }
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.reset();
-    loop {
-        let outcome = tokio::select! {
-            biased;
-            reason = kill.fired() => {
-                let _ = sink.send(close(reason.code(), reason.text())).await;
-                return;
-            }
-            command = control.recv() => match command {
-                Some(Control::Text(text)) => sink.send(Message::Text(text.into())).await,
-                Some(Control::Close(code, reason)) => {
-                    let _ = sink.send(close(code, reason)).await;
-                    return;
-                }
-                // The reader ended: the peer closed or the connection broke.
-                None => return,
-            },
-            frame = events.recv() => match frame {
-                Some(frame) => sink.send(Message::Text(frame)).await,
-                None => return,
-            },
-            _ = ping.tick() => {
-                if now_ms() - last_heard.load(Ordering::Relaxed) > IDLE_TIMEOUT_MS {
-                    metrics::counter!("linkdrop_gateway_reaped_total").increment(1);
-                    let _ = sink.send(close(close_code::GOING_AWAY, "ping timeout")).await;
-                    return;
-                }
-                sink.send(Message::Ping(Default::default())).await
-            }
-        };
-        if outcome.is_err() {
+    });
+    let mut opening = vec![Utf8Bytes::from(hello.to_string())];
+    opening.extend(catch_up(&state, &viewer, joined.seq, joined.catchup).await);
+    for frame in opening {
+        if socket.send(Message::Text(frame)).await.is_err() {
+            leave(&state, &room, &viewer, joined.id);
             return;
         }
     }
+
+    let mut last_heard = now_ms();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.reset();
+    loop {
+        let step = tokio::select! {
+            biased;
+            reason = kill.fired() => Step::Close(reason.code(), reason.text()),
+            frame = events.recv() => match frame {
+                Some(frame) => {
+                    queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+                    Step::Send(Message::Text(frame))
+                }
+                None => Step::End,
+            },
+            received = socket.recv() => {
+                last_heard = now_ms();
+                answer(received)
+            }
+            _ = ping.tick() => {
+                if now_ms() - last_heard > IDLE_TIMEOUT_MS {
+                    metrics::counter!("linkdrop_gateway_reaped_total").increment(1);
+                    Step::Close(close_code::GOING_AWAY, "ping timeout")
+                } else {
+                    Step::Send(Message::Ping(Default::default()))
+                }
+            }
+        };
+        match step {
+            Step::Send(message) => {
+                if socket.send(message).await.is_err() {
+                    break;
+                }
+            }
+            Step::Continue => {}
+            Step::Close(code, reason) => {
+                let _ = socket.send(close(code, reason)).await;
+                break;
+            }
+            Step::End => break,
+        }
+    }
+    leave(&state, &room, &viewer, joined.id);
+}
+
+fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64) {
+    state.fanout.leave(room, id);
+    state.fanout.leave_user(&viewer.user_id, id);
+}
+
+/// The frames that bring a viewer up to `seq`: what it missed, or — when that is more
+/// than the room's history keeps, or it is new — a `resync` snapshot of the room's drops.
+async fn catch_up(
+    state: &GatewayState,
+    viewer: &Viewer,
+    seq: u64,
+    catchup: Catchup,
+) -> Vec<Utf8Bytes> {
+    let missed = match catchup {
+        Catchup::UpToDate if viewer.since.is_some() => return Vec::new(),
+        Catchup::UpToDate => None,
+        Catchup::Frames(frames) => Some(frames),
+        Catchup::FromHistory { after, until } => {
+            match state.bus.history(&viewer.room_id, after, until).await {
+                Ok(frames) if frames.len() as u64 == until - after => {
+                    Some(frames.into_iter().map(Utf8Bytes::from).collect())
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(room_id = %viewer.room_id, error = %e, "could not read the room history");
+                    None
+                }
+            }
+        }
+    };
+    if let Some(frames) = missed {
+        metrics::counter!("linkdrop_gateway_resumed_total").increment(1);
+        return frames;
+    }
+    match snapshot::resync(state, &viewer.room_id, seq).await {
+        Ok(Some(frame)) => vec![Utf8Bytes::from(frame)],
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(room_id = %viewer.room_id, error = %e, "could not build a resync snapshot");
+            Vec::new()
+        }
+    }
+}
+
+/// What to do next.
+enum Step {
+    Send(Message),
+    Continue,
+    Close(u16, &'static str),
+    End,
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -150,55 +187,31 @@ struct ClientMessage {
     t: Option<serde_json::Number>,
 }
 
-/// Reads client frames until the peer closes or breaks the protocol.
-async fn read_frames(
-    mut stream: futures::stream::SplitStream<WebSocket>,
-    control: &mpsc::Sender<Control>,
-    last_heard: &AtomicI64,
-) {
-    while let Some(received) = stream.next().await {
-        last_heard.store(now_ms(), Ordering::Relaxed);
-        let message = match received {
-            Ok(message) => message,
-            Err(e) => {
-                if is_too_big(&e) {
-                    let _ = control
-                        .send(Control::Close(
-                            close_code::TOO_BIG,
-                            "frame too large (max 4096 bytes)",
-                        ))
-                        .await;
-                }
-                return;
-            }
-        };
-        match message {
-            Message::Text(text) => match serde_json::from_str::<ClientMessage>(&text) {
-                Ok(ClientMessage { kind, t }) if kind == "ping" => {
-                    let pong = json!({"type": "pong", "t": t, "server_time_ms": now_ms()});
-                    // A client pinging faster than we answer loses pongs, not the session.
-                    let _ = control.try_send(Control::Text(pong.to_string()));
-                }
-                _ => {
-                    let reason = "unsupported message (only {\"type\":\"ping\"} is accepted)";
-                    let _ = control
-                        .send(Control::Close(close_code::UNSUPPORTED, reason))
-                        .await;
-                    return;
-                }
-            },
-            Message::Binary(_) => {
-                let _ = control
-                    .send(Control::Close(
-                        close_code::UNSUPPORTED,
-                        "binary frames are not accepted",
-                    ))
-                    .await;
-                return;
-            }
-            Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => {}
+/// The answer to one frame from the client.
+fn answer(received: Option<Result<Message, axum::Error>>) -> Step {
+    let message = match received {
+        Some(Ok(message)) => message,
+        Some(Err(e)) if is_too_big(&e) => {
+            return Step::Close(close_code::TOO_BIG, "frame too large (max 4096 bytes)");
         }
+        Some(Err(_)) | None => return Step::End,
+    };
+    match message {
+        Message::Text(text) => match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage { kind, t }) if kind == "ping" => {
+                let pong = json!({"type": "pong", "t": t, "server_time_ms": now_ms()});
+                Step::Send(Message::Text(pong.to_string().into()))
+            }
+            _ => Step::Close(
+                close_code::UNSUPPORTED,
+                "unsupported message (only {\"type\":\"ping\"} is accepted)",
+            ),
+        },
+        Message::Binary(_) => {
+            Step::Close(close_code::UNSUPPORTED, "binary frames are not accepted")
+        }
+        Message::Close(_) => Step::End,
+        Message::Ping(_) | Message::Pong(_) => Step::Continue,
     }
 }
 
@@ -215,9 +228,4 @@ fn is_too_big(error: &axum::Error) -> bool {
         source = e.source();
     }
     false
-}
-
-/// Closes a session that could not start (e.g. Redis unreachable while joining).
-pub async fn refuse(mut socket: WebSocket, reason: &'static str) {
-    let _ = socket.send(close(close_code::INTERNAL, reason)).await;
 }

@@ -2,5 +2,6 @@
 //! configuration and a set of roles, exactly as `main` does, so that integration tests
 //! start the very same thing on port 0.
 
+pub mod listener;
 pub mod startup;
 pub mod watch;

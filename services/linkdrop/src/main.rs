@@ -84,7 +84,12 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init_logs(&config.log_filter, config.log_format);
-    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if config.worker_threads > 0 {
+        runtime.worker_threads(config.worker_threads);
+    }
+    let runtime = runtime.build().expect("the tokio runtime starts");
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::listener::Listener;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::{Listener as _, ListenerExt};
 use linkdrop_domain::auth::{Auth, TokenKeys};
 use linkdrop_domain::backends::{self, Probe};
 use linkdrop_domain::config::{Config, RedisDurability};
@@ -23,7 +25,6 @@ use linkdrop_orders::protection::{Limits, Protection};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How long roles may take to finish their work after shutdown was signalled.
@@ -207,7 +208,7 @@ async fn check_redis_durability(
 
 /// A built application: bound, with every role started, not yet serving.
 pub struct Application {
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
     roles: Vec<RoleHandle>,
     shutdown: CancellationToken,
@@ -223,8 +224,7 @@ impl Application {
         if roles.contains(&Role::Control) {
             config.require_admin_key()?;
         }
-        let listener = TcpListener::bind(config.http_addr)
-            .await
+        let listener = Listener::bind(config.http_addr, config.reuse_port)
             .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
         let public_url = config.public_url_for(listener.local_addr()?);
         let backends = Backends::connect(&config, roles).await?;
@@ -294,7 +294,8 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        // `tap_io` only to give handlers the peer address (`ConnectInfo<SocketAddr>`).
+        axum::serve(self.listener.tap_io(|_| {}), service)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("serving HTTP")?;
@@ -330,6 +331,7 @@ async fn start_role(
                 redis: backends.redis(),
                 keys: keys.clone(),
                 auth: auth.clone(),
+                connects_per_ip_per_s: config.ws_connects_per_ip_per_s,
             };
             linkdrop_gateway::start(deps, shutdown.clone()).await?
         }
