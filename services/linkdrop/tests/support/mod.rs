@@ -109,6 +109,8 @@ pub struct TestApp {
     pub db: PgPool,
     pub http: reqwest::Client,
     pub namespace: String,
+    /// The settings it runs with, for more processes of the same installation.
+    pub env: BTreeMap<String, String>,
     shutdown: CancellationToken,
 }
 
@@ -131,8 +133,17 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     for (key, value) in overrides {
         env.insert(key.to_string(), value.to_string());
     }
+    start(env, &Role::ALL, &database_url, &namespace).await
+}
+
+async fn start(
+    env: BTreeMap<String, String>,
+    roles: &[Role],
+    database_url: &str,
+    namespace: &str,
+) -> TestApp {
     let config = Config::from_sources(None, &env).expect("the test configuration is valid");
-    let app = Application::build(config, &Role::ALL)
+    let app = Application::build(config, roles)
         .await
         .expect("linkdrop starts on the stack");
     let addr = app.local_addr();
@@ -141,12 +152,32 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     TestApp {
         addr,
         base_url: format!("http://{addr}"),
-        db: PgPool::connect(&database_url)
+        db: PgPool::connect(database_url)
             .await
             .expect("connect to the test database"),
         http: reqwest::Client::new(),
-        namespace,
+        namespace: namespace.to_string(),
+        env,
         shutdown,
+    }
+}
+
+impl TestApp {
+    /// Another gateway node of the same installation (same Redis namespace and secrets).
+    pub async fn another_gateway(&self) -> TestApp {
+        let database_url = self.env["LINKDROP_DATABASE_URL"].clone();
+        start(
+            self.env.clone(),
+            &[Role::Gateway],
+            &database_url,
+            &self.namespace,
+        )
+        .await
+    }
+
+    /// Stops it as SIGTERM would.
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
     }
 }
 
@@ -161,6 +192,7 @@ impl TestApp {
                 .expect("connect to the test database"),
             http: reqwest::Client::new(),
             namespace: namespace.to_string(),
+            env: BTreeMap::new(),
             shutdown: CancellationToken::new(),
         }
     }
@@ -350,6 +382,49 @@ impl TestApp {
             .expect("the WebSocket opens");
         Viewer { socket }
     }
+
+    /// A viewer reconnecting after having seen events up to `since`.
+    pub async fn viewer_since(&self, room_id: &str, token: &str, since: u64) -> Viewer {
+        let url = format!(
+            "ws://{}/v1/rooms/{room_id}/ws?token={token}&since={since}",
+            self.addr
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the WebSocket opens");
+        Viewer { socket }
+    }
+
+    /// A raw connection that completes the WebSocket handshake and then reads nothing
+    /// more until asked: the stuck client of the slow-consumer test.
+    pub async fn stuck_viewer(&self, room_id: &str, token: &str) -> TcpStream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&self.addr.into()).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut stream = TcpStream::from_std(std::net::TcpStream::from(socket)).unwrap();
+        let request = format!(
+            "GET /v1/rooms/{room_id}/ws?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // Read the 101 answer byte by byte, so that nothing after it is consumed.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        stream
+    }
 }
 
 /// A WebSocket client in a room.
@@ -358,6 +433,17 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// A viewer on a connection whose WebSocket handshake is already done.
+    pub async fn from_raw(stream: TcpStream) -> Viewer {
+        let socket = WebSocketStream::from_raw_socket(
+            MaybeTlsStream::Plain(stream),
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await;
+        Viewer { socket }
+    }
+
     /// The next JSON text frame; panics after [`PATIENCE`].
     pub async fn next_json(&mut self) -> Value {
         loop {
@@ -380,6 +466,23 @@ impl Viewer {
             let frame = self.next_json().await;
             if frame["type"] == kind {
                 return frame;
+            }
+        }
+    }
+
+    /// Reads until the server closes; its close code and reason.
+    pub async fn next_close(&mut self) -> (u16, String) {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the server closes in time");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (frame.code.into(), frame.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("the connection broke instead of closing: {e}"),
             }
         }
     }
