@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{CloseReason, FanOut};
-use crate::session::MAX_CLIENT_FRAME;
+use crate::session::{MAX_CLIENT_FRAME, READ_BUFFER};
 
 /// How often viewer counts are reported and `room.viewers` may be sent.
 const VIEWERS_INTERVAL: Duration = Duration::from_secs(1);
@@ -152,7 +152,7 @@ async fn connect(
         room.learn_seq(state.bus.latest_seq(&room_id).await?);
     }
     let response = upgrade
-        .read_buffer_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)

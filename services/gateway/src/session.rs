@@ -4,7 +4,7 @@
 //! with a code and reason for anything that breaks the protocol (API.md, WebSocket).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -12,10 +12,9 @@ use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::{new_id, prefix};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use crate::GatewayState;
-use crate::fanout::{Catchup, Kill, Member, RoomMembers};
+use crate::fanout::{Catchup, Mailbox, Next, RoomMembers};
 use crate::snapshot;
 
 /// Room events waiting for one slow connection before it is closed as a slow consumer.
@@ -26,6 +25,10 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 pub const IDLE_TIMEOUT_MS: i64 = 60_000;
 /// Largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 4096;
+/// What the read buffer of a connection starts with. Clients send small frames (clock
+/// pings); the buffer grows for a bigger one up to `MAX_CLIENT_FRAME`. Most viewers never
+/// send anything, so this is mostly idle memory, paid once per connection.
+pub const READ_BUFFER: usize = 512;
 
 /// Close codes the server uses.
 mod close_code {
@@ -49,14 +52,8 @@ pub async fn run(
     viewer: Viewer,
     room: Arc<RoomMembers>,
 ) {
-    let (queue, mut events) = mpsc::channel(QUEUE_CAPACITY);
-    let kill = Arc::new(Kill::default());
-    let queued_bytes = Arc::new(AtomicUsize::new(0));
-    let member = Member {
-        queue,
-        queued_bytes: queued_bytes.clone(),
-        kill: kill.clone(),
-    };
+    let mailbox = Mailbox::new(QUEUE_CAPACITY);
+    let member = mailbox.clone();
     let joined = state.fanout.join(&room, member.clone(), viewer.since);
     state.fanout.join_user(&viewer.user_id, joined.id, member);
     let hello = json!({
@@ -68,10 +65,12 @@ pub async fn run(
         "viewers": room.viewers_total.load(Ordering::Relaxed).max(room.len()),
     });
     let mut opening = vec![Utf8Bytes::from(hello.to_string())];
-    opening.extend(catch_up(&state, &viewer, joined.seq, joined.catchup).await);
+    // Boxed: the catch-up reads Redis, and its large future would otherwise be part of
+    // every session's task for the session's whole life.
+    opening.extend(Box::pin(catch_up(&state, &viewer, joined.seq, joined.catchup)).await);
     for frame in opening {
         if socket.send(Message::Text(frame)).await.is_err() {
-            leave(&state, &room, &viewer, joined.id);
+            leave(&state, &room, &viewer, joined.id, &mailbox);
             return;
         }
     }
@@ -82,13 +81,9 @@ pub async fn run(
     loop {
         let step = tokio::select! {
             biased;
-            reason = kill.fired() => Step::Close(reason.code(), reason.text()),
-            frame = events.recv() => match frame {
-                Some(frame) => {
-                    queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-                    Step::Send(Message::Text(frame))
-                }
-                None => Step::End,
+            next = mailbox.next() => match next {
+                Next::Send(frame) => Step::Send(Message::Text(frame)),
+                Next::Close(reason) => Step::Close(reason.code(), reason.text()),
             },
             received = socket.recv() => {
                 last_heard = now_ms();
@@ -117,10 +112,11 @@ pub async fn run(
             Step::End => break,
         }
     }
-    leave(&state, &room, &viewer, joined.id);
+    leave(&state, &room, &viewer, joined.id, &mailbox);
 }
 
-fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64) {
+fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64, mailbox: &Mailbox) {
+    mailbox.close();
     state.fanout.leave(room, id);
     state.fanout.leave_user(&viewer.user_id, id);
 }

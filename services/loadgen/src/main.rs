@@ -1,7 +1,10 @@
 //! `linkdrop-loadgen`: the load generator of `scripts/bench`. It runs on the same machine
-//! as the system under test, so it is written to cost little per request: one plain
-//! HTTP/1.1 connection per concurrent client, no pooling layer, tokens minted on the fly.
+//! as the system under test, so it is written to cost little per request or viewer: plain
+//! HTTP/1.1 connections with no pooling layer, small WebSocket buffers, tokens minted on
+//! the fly, and audiences split over processes that stay under the open-file limit.
 
+mod audience;
+mod http;
 mod orders;
 mod stats;
 
@@ -18,6 +21,11 @@ struct Cli {
 enum Command {
     /// Fires order requests at one drop and reports throughput and latency as JSON.
     Orders(orders::OrdersArgs),
+    /// Connects an audience to a room, triggers one event and reports when it arrived.
+    Audience(audience::AudienceArgs),
+    /// One process of an audience (started by `audience`).
+    #[command(hide = true)]
+    AudienceWorker(audience::WorkerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +36,11 @@ fn main() -> anyhow::Result<()> {
             let report = runtime.block_on(orders::run(args))?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::Audience(args) => {
+            let report = runtime.block_on(audience::run(args))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::AudienceWorker(args) => runtime.block_on(audience::run_worker(args))?,
     }
     Ok(())
 }

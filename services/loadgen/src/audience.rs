@@ -1,0 +1,502 @@
+//! Audiences: many WebSocket viewers of one room, spread over worker processes (each under
+//! the per-process open-file limit) and loopback source addresses (each has its own
+//! ephemeral ports), connected to one or several gateway nodes. Once every viewer is in,
+//! the coordinator triggers one event — a drop launch on linkdrop, a publication on
+//! Centrifugo — and every viewer records when it arrived. The report: latency from the
+//! trigger (p50, p99, max) and the spread of arrivals, as JSON and an SVG histogram.
+//!
+//! Coordinator and workers talk over the workers' stdout (`progress`, `ready`, `arrivals`
+//! lines). The coordinator prints `ready` once all viewers are in and waits for a line on
+//! its stdin before it triggers, so a caller can read the servers' memory first.
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use futures::{SinkExt, StreamExt};
+use linkdrop_domain::auth::TokenKeys;
+use linkdrop_domain::secret::Secret;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::stats::{Latency, latency};
+
+/// Handshakes one worker has in flight at once.
+const CONNECTS_IN_FLIGHT: usize = 256;
+/// How long a worker waits for the event after all its viewers are in.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Linkdrop,
+    Centrifugo,
+}
+
+/// What every worker needs to know.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    #[arg(long, value_enum)]
+    target: Target,
+    /// WebSocket endpoints, `host:port`, comma-separated; viewers are spread evenly.
+    #[arg(long, value_delimiter = ',', required = true)]
+    gateways: Vec<String>,
+    /// The room (linkdrop) or channel (Centrifugo) everyone watches.
+    #[arg(long)]
+    room: String,
+    /// HS256 secret for viewer tokens (`sub` + `exp`; both systems take this form).
+    #[arg(long, env = "LOADGEN_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AudienceArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Viewers in all.
+    #[arg(long)]
+    viewers: usize,
+    /// Worker processes (each stays under the open-file limit with its share).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// URL that triggers the event (POST): a drop's launch, or Centrifugo's publish API.
+    #[arg(long)]
+    trigger_url: String,
+    /// One header of the trigger, `Name: value` (credentials).
+    #[arg(long)]
+    trigger_header: String,
+    /// JSON body of the trigger.
+    #[arg(long)]
+    trigger_body: String,
+    /// Wait for a line on stdin after `ready`, before triggering.
+    #[arg(long)]
+    wait_for_go: bool,
+    /// Where to write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Where to draw the latency histogram (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Viewers of this worker.
+    #[arg(long)]
+    count: usize,
+    /// Number of this worker's first viewer (user ids are `viewer-<n>`).
+    #[arg(long)]
+    first: usize,
+    /// Loopback address to connect from.
+    #[arg(long)]
+    source: Ipv4Addr,
+}
+
+/// The outcome of one audience run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub target: Target,
+    pub viewers: usize,
+    pub received: usize,
+    /// Latency from the trigger to each viewer.
+    pub latency: Latency,
+    /// Last arrival minus first arrival.
+    pub spread_ms: f64,
+    /// Seconds it took to connect every viewer.
+    pub connect_seconds: f64,
+    /// Size of the event's WebSocket message as the viewers received it.
+    pub frame_bytes: usize,
+}
+
+/// Runs the coordinator: starts the workers, waits for all viewers, triggers, reports.
+pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
+    let started = std::time::Instant::now();
+    let per_worker = args.viewers.div_ceil(args.workers);
+    let mut workers = Vec::new();
+    for w in 0..args.workers {
+        let first = w * per_worker;
+        let count = per_worker.min(args.viewers.saturating_sub(first));
+        if count == 0 {
+            break;
+        }
+        workers.push(spawn_worker(&args.common, w, first, count)?);
+    }
+    let connected = Arc::new(AtomicUsize::new(0));
+    let frame_bytes = Arc::new(AtomicUsize::new(0));
+    let mut readers = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(workers.len());
+    for mut child in workers {
+        let stdout = child.stdout.take().unwrap();
+        let connected = connected.clone();
+        let frame_bytes = frame_bytes.clone();
+        let ready_tx = ready_tx.clone();
+        readers.push(tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut arrivals = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
+                match word {
+                    "progress" => {
+                        connected.fetch_add(rest.parse::<usize>().unwrap_or(0), Ordering::Relaxed);
+                    }
+                    "ready" => {
+                        let _ = ready_tx.send(()).await;
+                    }
+                    "arrivals" => {
+                        arrivals = serde_json::from_str::<Vec<u64>>(rest).unwrap_or_default()
+                    }
+                    "frame" => {
+                        frame_bytes.fetch_max(rest.parse().unwrap_or(0), Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+            let _ = child.wait().await;
+            arrivals
+        }));
+    }
+    drop(ready_tx);
+    let mut ready = 0;
+    let mut progress = tokio::time::interval(Duration::from_secs(2));
+    while ready < readers.len() {
+        tokio::select! {
+            got = ready_rx.recv() => match got {
+                Some(()) => ready += 1,
+                None => bail!("a worker ended before its viewers were in (open-file limit? see stderr)"),
+            },
+            _ = progress.tick() => eprintln!("audience: {} of {} viewers connected", connected.load(Ordering::Relaxed), args.viewers),
+        }
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "audience: all {} viewers in after {connect_seconds:.1} s",
+        args.viewers
+    );
+    println!("ready");
+    std::io::stdout().flush()?;
+    if args.wait_for_go {
+        let mut line = String::new();
+        BufReader::new(tokio::io::stdin())
+            .read_line(&mut line)
+            .await?;
+    }
+    let trigger_us = now_us();
+    trigger(&args).await?;
+    let mut arrivals = Vec::new();
+    for reader in readers {
+        arrivals.extend(reader.await?);
+    }
+    let mut report = summarize(&args, &arrivals, trigger_us, connect_seconds);
+    report.frame_bytes = frame_bytes.load(Ordering::Relaxed);
+    if let Some(path) = &args.svg {
+        std::fs::write(path, svg_histogram(&args, &arrivals, trigger_us))?;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(report)
+}
+
+fn spawn_worker(
+    common: &Common,
+    index: usize,
+    first: usize,
+    count: usize,
+) -> anyhow::Result<tokio::process::Child> {
+    let source = source_address(index);
+    let target = match common.target {
+        Target::Linkdrop => "linkdrop",
+        Target::Centrifugo => "centrifugo",
+    };
+    tokio::process::Command::new(std::env::current_exe()?)
+        .args(["audience-worker", "--target", target])
+        .args(["--gateways", &common.gateways.join(",")])
+        .args(["--room", &common.room])
+        .args(["--count", &count.to_string(), "--first", &first.to_string()])
+        .args(["--source", &source.to_string()])
+        .env("LOADGEN_TOKEN_SECRET", &common.token_secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting an audience worker")
+}
+
+/// Worker `index`'s loopback source address. Each address has its own ephemeral ports,
+/// and the closed connections of one run linger in TIME_WAIT on them for a minute, so every
+/// run takes its addresses from a /24 of 127.0.0.0/8 picked by the clock: back-to-back runs
+/// of 100k viewers do not run out of ports.
+fn source_address(index: usize) -> Ipv4Addr {
+    static NET: std::sync::OnceLock<[u8; 2]> = std::sync::OnceLock::new();
+    let [a, b] = *NET.get_or_init(|| {
+        let nanos = now_us() / 7 % (250 * 256);
+        [1 + (nanos / 256) as u8, (nanos % 256) as u8]
+    });
+    Ipv4Addr::new(127, a, b, 2 + (index % 250) as u8)
+}
+
+async fn trigger(args: &AudienceArgs) -> anyhow::Result<()> {
+    let (name, value) = args
+        .trigger_header
+        .split_once(':')
+        .context("--trigger-header is Name: value")?;
+    let status = crate::http::post_json(
+        &args.trigger_url,
+        (name.trim(), value.trim()),
+        &args.trigger_body,
+    )
+    .await?;
+    if !(200..300).contains(&status) {
+        bail!("the trigger answered {status}");
+    }
+    Ok(())
+}
+
+fn summarize(
+    args: &AudienceArgs,
+    arrivals: &[u64],
+    trigger_us: u64,
+    connect_seconds: f64,
+) -> Report {
+    let micros: Vec<u32> = arrivals
+        .iter()
+        .map(|a| a.saturating_sub(trigger_us).min(u64::from(u32::MAX)) as u32)
+        .collect();
+    let spread_ms = match (arrivals.iter().min(), arrivals.iter().max()) {
+        (Some(first), Some(last)) => (last - first) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    Report {
+        target: args.common.target,
+        viewers: args.viewers,
+        received: arrivals.len(),
+        latency: latency(micros),
+        spread_ms,
+        connect_seconds,
+        frame_bytes: 0,
+    }
+}
+
+/// A histogram of arrival latencies, 40 bins from 0 to the slowest.
+fn svg_histogram(args: &AudienceArgs, arrivals: &[u64], trigger_us: u64) -> String {
+    const BINS: usize = 40;
+    let (width, height, left, bottom) = (640.0, 320.0, 50.0, 40.0);
+    let ms: Vec<f64> = arrivals
+        .iter()
+        .map(|a| a.saturating_sub(trigger_us) as f64 / 1000.0)
+        .collect();
+    let max_ms = ms.iter().cloned().fold(1.0, f64::max);
+    let mut counts = [0usize; BINS];
+    for m in &ms {
+        counts[((m / max_ms * BINS as f64) as usize).min(BINS - 1)] += 1;
+    }
+    let top = *counts.iter().max().unwrap_or(&1) as f64;
+    let bar_w = (width - left - 10.0) / BINS as f64;
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{left}" y="16">{:?}: {} viewers, arrival of the event after the trigger (ms)</text>
+"##,
+        args.common.target,
+        arrivals.len()
+    );
+    for (i, count) in counts.iter().enumerate() {
+        let h = (*count as f64 / top) * (height - bottom - 30.0);
+        svg.push_str(&format!(
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#3b6ea5"/>
+"##,
+            left + i as f64 * bar_w,
+            height - bottom - h,
+            bar_w - 1.0
+        ));
+    }
+    svg.push_str(&format!(
+        r##"<line x1="{left}" y1="{y}" x2="{x2}" y2="{y}" stroke="black"/>
+<text x="{left}" y="{ty}">0</text><text x="{x2}" y="{ty}" text-anchor="end">{max_ms:.0} ms</text>
+<text x="4" y="{ly}">{top}</text>
+</svg>
+"##,
+        y = height - bottom,
+        x2 = width - 10.0,
+        ty = height - bottom + 16.0,
+        ly = 40.0
+    ));
+    svg
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+/// Runs one worker: connects its viewers, says `ready`, prints `arrivals` when every
+/// viewer saw the event (or the wait ran out).
+pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let tokens = TokenKeys::new(&Secret::new(args.common.token_secret.clone()));
+    let gate = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut viewers = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        let n = args.first + i;
+        let gateway = args.common.gateways[n % args.common.gateways.len()].clone();
+        let token = tokens
+            .mint(&format!("viewer-{n}"), 3600)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let permit = gate.clone().acquire_owned().await?;
+        let ready_tx = ready_tx.clone();
+        let common = args.common.clone();
+        let source = args.source;
+        viewers.push(tokio::spawn(async move {
+            let connection = connect(&common, &gateway, source, &token).await;
+            drop(permit);
+            let mut socket = match connection {
+                Ok(socket) => socket,
+                Err(e) => {
+                    eprintln!("audience-worker: viewer {n}: {e:#}");
+                    let _ = ready_tx.send(false);
+                    return None;
+                }
+            };
+            let _ = ready_tx.send(true);
+            tokio::time::timeout(EVENT_TIMEOUT, wait_for_event(common.target, &mut socket))
+                .await
+                .ok()
+                .flatten()
+                .map(|at| (at, socket))
+        }));
+    }
+    drop(ready_tx);
+    let mut connected = 0;
+    let mut reported = 0;
+    while let Some(ok) = ready_rx.recv().await {
+        if !ok {
+            bail!("a viewer could not connect");
+        }
+        connected += 1;
+        if connected - reported >= 1000 || connected == args.count {
+            println!("progress {}", connected - reported);
+            reported = connected;
+        }
+        if connected == args.count {
+            break;
+        }
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    let mut arrivals = Vec::with_capacity(args.count);
+    let mut sockets = Vec::with_capacity(args.count);
+    let mut frame_bytes = 0;
+    for viewer in viewers {
+        if let Some(((at, bytes), socket)) = viewer.await? {
+            arrivals.push(at);
+            frame_bytes = frame_bytes.max(bytes);
+            // Kept open until every viewer is done: no disconnects during the fan-out.
+            sockets.push(socket);
+        }
+    }
+    println!("frame {frame_bytes}");
+    println!("arrivals {}", serde_json::to_string(&arrivals)?);
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Small buffers: a worker holds thousands of viewers.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+}
+
+async fn connect(
+    common: &Common,
+    gateway: &str,
+    source: Ipv4Addr,
+    token: &str,
+) -> anyhow::Result<Socket> {
+    let addr: SocketAddr = gateway.parse().context("gateway address")?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let url = match common.target {
+        Target::Linkdrop => format!("ws://{gateway}/v1/rooms/{}/ws?token={token}", common.room),
+        Target::Centrifugo => format!("ws://{gateway}/connection/websocket"),
+    };
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(client_config())).await?;
+    match common.target {
+        Target::Linkdrop => {
+            // In once the server said hello.
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"type\":\"hello\"") => {
+                        return Ok(ws);
+                    }
+                    Some(Ok(_)) => continue,
+                    other => bail!("no hello: {other:?}"),
+                }
+            }
+        }
+        Target::Centrifugo => {
+            let connect = serde_json::json!({"id": 1, "connect": {"token": token}});
+            ws.send(Message::text(connect.to_string())).await?;
+            let subscribe = serde_json::json!({"id": 2, "subscribe": {"channel": common.room}});
+            ws.send(Message::text(subscribe.to_string())).await?;
+            // In once the subscription is confirmed (replies may share a frame).
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"error\"") => {
+                        bail!("centrifugo: {text}")
+                    }
+                    Some(Ok(Message::Text(text)))
+                        if text.lines().any(|l| l.contains("\"id\":2")) =>
+                    {
+                        return Ok(ws);
+                    }
+                    Some(Ok(_)) => continue,
+                    other => bail!("no subscription: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// Reads until the event arrives; its arrival time (µs since the epoch) and size. Answers
+/// the servers' keep-alive pings meanwhile.
+async fn wait_for_event(target: Target, socket: &mut Socket) -> Option<(u64, usize)> {
+    loop {
+        let message = socket.next().await?.ok()?;
+        let Message::Text(text) = message else {
+            continue;
+        };
+        match target {
+            Target::Linkdrop if text.contains("\"type\":\"drop.countdown\"") => {
+                return Some((now_us(), text.len()));
+            }
+            Target::Centrifugo if text.contains("\"pub\"") => return Some((now_us(), text.len())),
+            // Centrifugo's ping is an empty object; it wants one back.
+            Target::Centrifugo if text.trim() == "{}" => {
+                socket.send(Message::text("{}")).await.ok()?;
+            }
+            _ => {}
+        }
+    }
+}
