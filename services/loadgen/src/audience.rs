@@ -33,6 +33,8 @@ use crate::stats::{Latency, latency};
 
 /// Handshakes one worker has in flight at once.
 const CONNECTS_IN_FLIGHT: usize = 256;
+/// Attempts a viewer makes to get in.
+const CONNECT_ATTEMPTS: u32 = 3;
 /// How long a worker waits for the event after all its viewers are in.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -347,40 +349,9 @@ fn now_us() -> u64 {
 /// Runs one worker: connects its viewers, says `ready`, prints `arrivals` when every
 /// viewer saw the event (or the wait ran out).
 pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let tokens = TokenKeys::new(&Secret::new(args.common.token_secret.clone()));
-    let gate = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut viewers = Vec::with_capacity(args.count);
-    for i in 0..args.count {
-        let n = args.first + i;
-        let gateway = args.common.gateways[n % args.common.gateways.len()].clone();
-        let token = tokens
-            .mint(&format!("viewer-{n}"), 3600)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let permit = gate.clone().acquire_owned().await?;
-        let ready_tx = ready_tx.clone();
-        let common = args.common.clone();
-        let source = args.source;
-        viewers.push(tokio::spawn(async move {
-            let connection = connect(&common, &gateway, source, &token).await;
-            drop(permit);
-            let mut socket = match connection {
-                Ok(socket) => socket,
-                Err(e) => {
-                    eprintln!("audience-worker: viewer {n}: {e:#}");
-                    let _ = ready_tx.send(false);
-                    return None;
-                }
-            };
-            let _ = ready_tx.send(true);
-            tokio::time::timeout(EVENT_TIMEOUT, wait_for_event(common.target, &mut socket))
-                .await
-                .ok()
-                .flatten()
-                .map(|at| (at, socket))
-        }));
-    }
-    drop(ready_tx);
+    // Viewers are started by their own task, so that progress is reported meanwhile.
+    let starter = tokio::spawn(start_viewers(args.clone(), ready_tx));
     let mut connected = 0;
     let mut reported = 0;
     while let Some(ok) = ready_rx.recv().await {
@@ -398,6 +369,7 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     }
     println!("ready");
     std::io::stdout().flush()?;
+    let viewers = starter.await??;
     let mut arrivals = Vec::with_capacity(args.count);
     let mut sockets = Vec::with_capacity(args.count);
     let mut frame_bytes = 0;
@@ -415,6 +387,49 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+type Viewer = tokio::task::JoinHandle<Option<((u64, usize), Socket)>>;
+
+/// Spawns every viewer of the worker, at most `CONNECTS_IN_FLIGHT` handshakes at once;
+/// each says on `ready` whether it got in, then waits for the event.
+async fn start_viewers(
+    args: WorkerArgs,
+    ready: tokio::sync::mpsc::UnboundedSender<bool>,
+) -> anyhow::Result<Vec<Viewer>> {
+    let tokens = TokenKeys::new(&Secret::new(args.common.token_secret.clone()));
+    let gate = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
+    let mut viewers = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        let n = args.first + i;
+        let gateway = args.common.gateways[n % args.common.gateways.len()].clone();
+        let token = tokens
+            .mint(&format!("viewer-{n}"), 3600)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let permit = gate.clone().acquire_owned().await?;
+        let ready = ready.clone();
+        let common = args.common.clone();
+        let source = args.source;
+        viewers.push(tokio::spawn(async move {
+            let connection = connect_with_retries(&common, &gateway, source, &token).await;
+            drop(permit);
+            let mut socket = match connection {
+                Ok(socket) => socket,
+                Err(e) => {
+                    eprintln!("audience-worker: viewer {n}: {e:#}");
+                    let _ = ready.send(false);
+                    return None;
+                }
+            };
+            let _ = ready.send(true);
+            tokio::time::timeout(EVENT_TIMEOUT, wait_for_event(common.target, &mut socket))
+                .await
+                .ok()
+                .flatten()
+                .map(|at| (at, socket))
+        }));
+    }
+    Ok(viewers)
+}
+
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Small buffers: a worker holds thousands of viewers.
@@ -423,6 +438,26 @@ fn client_config() -> WebSocketConfig {
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_message_size(Some(1 << 20))
+}
+
+/// Connects like a real client would: a refused or dropped attempt is tried again.
+async fn connect_with_retries(
+    common: &Common,
+    gateway: &str,
+    source: Ipv4Addr,
+    token: &str,
+) -> anyhow::Result<Socket> {
+    let mut attempt = 1;
+    loop {
+        match connect(common, gateway, source, token).await {
+            Ok(socket) => return Ok(socket),
+            Err(e) if attempt < CONNECT_ATTEMPTS => {
+                eprintln!("audience-worker: attempt {attempt} failed ({e:#}), trying again");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn connect(
