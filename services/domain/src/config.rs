@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use crate::secret::Secret;
+use crate::webhook_secrets::SealingKey;
 
 /// Prefix of every environment variable that configures linkdrop.
 pub const ENV_PREFIX: &str = "LINKDROP_";
@@ -106,6 +107,12 @@ pub struct Config {
     pub webhook_poll_ms: u64,
     /// Total time allowed for one webhook delivery attempt.
     pub webhook_timeout_ms: u64,
+    /// Seals webhook signing secrets at rest. Required by the control and webhooks roles.
+    pub webhook_secret_key: Option<SealingKey>,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub webhook_disable_after_ms: i64,
+    /// Delivery attempts are kept this long.
+    pub webhook_attempts_retention_ms: i64,
     /// Orders one shopper may send per second (bursts of the same size); 0 = unlimited.
     pub orders_per_user_per_s: u32,
     /// Orders one client address may send per second; 0 = unlimited.
@@ -196,6 +203,17 @@ impl Config {
             webhook_https_only: layers.value("webhook_https_only", false, parse_bool)?,
             webhook_poll_ms: layers
                 .value("webhook_poll_ms", 500, |s| parse_in_range(s, 10, 60_000))?,
+            webhook_secret_key: layers.optional("webhook_secret_key", SealingKey::parse)?,
+            webhook_disable_after_ms: layers.value(
+                "webhook_disable_after_ms",
+                5 * 24 * 3_600_000,
+                |s| parse_in_range(s, 60_000, 90 * 24 * 3_600_000),
+            )?,
+            webhook_attempts_retention_ms: layers.value(
+                "webhook_attempts_retention_ms",
+                30 * 24 * 3_600_000,
+                |s| parse_in_range(s, 60_000, 3650 * 24 * 3_600_000),
+            )?,
             webhook_timeout_ms: layers.value("webhook_timeout_ms", 10_000, |s| {
                 parse_in_range(s, 100, 120_000)
             })?,
@@ -281,6 +299,13 @@ impl Config {
     /// The admin key, or an error naming the key.
     pub fn require_admin_key(&self) -> Result<&Secret, ConfigError> {
         self.admin_key.as_ref().ok_or_else(|| missing("admin_key"))
+    }
+
+    /// The key sealing webhook secrets, or an error naming it.
+    pub fn require_webhook_secret_key(&self) -> Result<&SealingKey, ConfigError> {
+        self.webhook_secret_key
+            .as_ref()
+            .ok_or_else(|| missing("webhook_secret_key"))
     }
 }
 

@@ -39,6 +39,7 @@ pub mod secret;
 pub mod telemetry;
 pub mod viewers;
 pub mod webhook_outbox;
+pub mod webhook_secrets;
 pub mod webhook_signature;
 
 pub use problem::ApiError;

@@ -224,6 +224,9 @@ impl Application {
         if roles.contains(&Role::Control) {
             config.require_admin_key()?;
         }
+        if roles.contains(&Role::Control) || roles.contains(&Role::Webhooks) {
+            config.require_webhook_secret_key()?;
+        }
         let listener = Listener::bind(config.http_addr, config.reuse_port)
             .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
         let public_url = config.public_url_for(listener.local_addr()?);
@@ -396,7 +399,12 @@ async fn start_role(
                 db: backends.db(),
                 guard: webhook_guard(config),
                 poll: Duration::from_millis(config.webhook_poll_ms),
-                timeout: Duration::from_millis(config.webhook_timeout_ms),
+                settings: linkdrop_webhooks::Settings {
+                    timeout: Duration::from_millis(config.webhook_timeout_ms),
+                    disable_after_ms: config.webhook_disable_after_ms,
+                    attempts_retention_ms: config.webhook_attempts_retention_ms,
+                    sealing: config.require_webhook_secret_key()?.clone(),
+                },
             };
             linkdrop_webhooks::start(deps, shutdown.clone())
         }
@@ -415,6 +423,7 @@ async fn start_role(
                 db: backends.db(),
                 auth: auth.clone(),
                 guard: webhook_guard(config),
+                sealing: config.require_webhook_secret_key()?.clone(),
             };
             let router = linkdrop_control::router(state)
                 .merge(linkdrop_webhooks::endpoints_router(endpoints));

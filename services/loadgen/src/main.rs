@@ -6,6 +6,7 @@
 mod audience;
 mod http;
 mod orders;
+mod receiver;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,10 @@ enum Command {
     Orders(orders::OrdersArgs),
     /// Connects an audience to a room, triggers one event and reports when it arrived.
     Audience(audience::AudienceArgs),
+    /// A webhook receiver answering 200 to every POST.
+    Receiver(receiver::ReceiverArgs),
+    /// POSTs to a URL as fast as it answers (the webhook benchmark's baseline).
+    Posts(receiver::PostsArgs),
     /// One process of an audience (started by `audience`).
     #[command(hide = true)]
     AudienceWorker(audience::WorkerArgs),
@@ -41,6 +46,11 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::AudienceWorker(args) => runtime.block_on(audience::run_worker(args))?,
+        Command::Receiver(args) => runtime.block_on(receiver::receive(args))?,
+        Command::Posts(args) => {
+            let report = runtime.block_on(receiver::post_many(args))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
     }
     Ok(())
 }

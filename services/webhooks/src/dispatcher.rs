@@ -7,11 +7,13 @@
 //! is marked done only after a 2xx, so every event arrives at least once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use linkdrop_domain::clock::Clock;
 use linkdrop_domain::secret::Secret;
+use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::sign;
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -32,6 +34,9 @@ const KEEP_RESPONSE_BYTES: usize = 1024;
 /// Connecting to an endpoint may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often attempts past their retention are deleted.
+const PURGE_EVERY_MS: i64 = 60_000;
+
 /// A delivery claimed for one attempt.
 #[derive(Debug, Clone)]
 struct Claimed {
@@ -40,7 +45,23 @@ struct Claimed {
     attempts: i32,
     body: String,
     url: String,
+    /// Sealed (see `webhook_secrets`), like the previous secret.
     secret: String,
+    previous_secret: Option<String>,
+    previous_secret_until_ms: Option<i64>,
+}
+
+/// How a dispatcher behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Total time allowed for one attempt.
+    pub timeout: Duration,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub disable_after_ms: i64,
+    /// Attempts are kept this long.
+    pub attempts_retention_ms: i64,
+    /// Opens the stored signing secrets.
+    pub sealing: SealingKey,
 }
 
 /// What one attempt came to.
@@ -70,14 +91,17 @@ pub struct Dispatcher {
     db: PgPool,
     http: reqwest::Client,
     guard: Guard,
+    settings: Settings,
     clock: Arc<dyn Clock>,
+    /// When attempts were last purged.
+    purged_at_ms: Arc<AtomicI64>,
 }
 
 impl Dispatcher {
-    pub fn new(db: PgPool, guard: Guard, timeout: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(db: PgPool, guard: Guard, settings: Settings, clock: Arc<dyn Clock>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(timeout)
+            .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .user_agent(concat!("linkdrop-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -87,7 +111,9 @@ impl Dispatcher {
             db,
             http,
             guard,
+            settings,
             clock,
+            purged_at_ms: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 
@@ -102,6 +128,9 @@ impl Dispatcher {
             Err(_) => None,
         };
         loop {
+            if let Err(e) = self.purge_old_attempts().await {
+                tracing::warn!(error = %e, "could not purge old webhook attempts");
+            }
             match self.run_once().await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
@@ -132,17 +161,40 @@ impl Dispatcher {
         Ok(count)
     }
 
+    /// Deletes attempts older than the retention, at most once a minute; how many.
+    pub async fn purge_old_attempts(&self) -> Result<u64, sqlx::Error> {
+        let now = self.clock.now_ms();
+        let last = self.purged_at_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PURGE_EVERY_MS {
+            return Ok(0);
+        }
+        self.purged_at_ms.store(now, Ordering::Relaxed);
+        let purged = sqlx::query!(
+            "DELETE FROM webhook_attempts WHERE attempted_at_ms < $1",
+            now - self.settings.attempts_retention_ms
+        )
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        Ok(purged)
+    }
+
+    /// Claims due deliveries of enabled endpoints (a disabled endpoint's wait for it to be
+    /// enabled again).
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
         let now = self.clock.now_ms();
         sqlx::query_as!(
             Claimed,
             r#"WITH due AS (
-                   SELECT message_id, endpoint_id FROM webhook_deliveries
-                   WHERE state = 'pending' AND next_attempt_at_ms <= $1
-                     AND (locked_until_ms IS NULL OR locked_until_ms < $1)
-                   ORDER BY next_attempt_at_ms
+                   SELECT d.message_id, d.endpoint_id
+                   FROM webhook_deliveries d
+                   JOIN webhook_endpoints e ON e.id = d.endpoint_id
+                   WHERE d.state = 'pending' AND d.next_attempt_at_ms <= $1
+                     AND (d.locked_until_ms IS NULL OR d.locked_until_ms < $1)
+                     AND e.disabled_at_ms IS NULL
+                   ORDER BY d.next_attempt_at_ms
                    LIMIT $2
-                   FOR UPDATE SKIP LOCKED
+                   FOR UPDATE OF d SKIP LOCKED
                ), claimed AS (
                    UPDATE webhook_deliveries d SET locked_until_ms = $1 + $3
                    FROM due
@@ -150,7 +202,8 @@ impl Dispatcher {
                    RETURNING d.message_id, d.endpoint_id, d.attempts
                )
                SELECT c.message_id AS "message_id!", c.endpoint_id AS "endpoint_id!",
-                      c.attempts AS "attempts!", m.body, e.url, e.secret
+                      c.attempts AS "attempts!", m.body, e.url, e.secret,
+                      e.previous_secret, e.previous_secret_until_ms
                FROM claimed c
                JOIN webhook_messages m ON m.id = c.message_id
                JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
@@ -202,14 +255,15 @@ impl Dispatcher {
         {
             return Err(format!("{ip} is not a permitted address"));
         }
-        let timestamp = self.clock.now_ms() / 1000;
-        let signature = sign(
-            &Secret::new(delivery.secret.clone()),
-            &delivery.message_id,
-            timestamp,
-            &delivery.body,
-        )
-        .map_err(|e| e.to_string())?;
+        let now_ms = self.clock.now_ms();
+        let timestamp = now_ms / 1000;
+        let signature = self
+            .signing_secrets(delivery, now_ms)?
+            .iter()
+            .map(|secret| sign(secret, &delivery.message_id, timestamp, &delivery.body))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?
+            .join(" ");
         let response = self
             .http
             .post(url)
@@ -235,6 +289,24 @@ impl Dispatcher {
             retry_after_ms,
             String::from_utf8_lossy(kept).into_owned(),
         ))
+    }
+
+    /// The endpoint's secret, and the previous one while a rotation overlaps.
+    fn signing_secrets(&self, delivery: &Claimed, now_ms: i64) -> Result<Vec<Secret>, String> {
+        let open = |stored: &str| {
+            self.settings
+                .sealing
+                .open(stored, &delivery.endpoint_id)
+                .map_err(|e| e.to_string())
+        };
+        let mut secrets = vec![open(&delivery.secret)?];
+        if let (Some(previous), Some(until)) =
+            (&delivery.previous_secret, delivery.previous_secret_until_ms)
+            && now_ms < until
+        {
+            secrets.push(open(previous)?);
+        }
+        Ok(secrets)
     }
 
     /// Logs the attempt and moves the delivery on: done, retried later, or dead.
@@ -280,20 +352,59 @@ impl Dispatcher {
         )
         .execute(&mut *tx)
         .await?;
-        if attempt.endpoint_gone() {
-            sqlx::query!(
-                "UPDATE webhook_endpoints SET disabled_at_ms = $2
-                 WHERE id = $1 AND disabled_at_ms IS NULL",
-                delivery.endpoint_id,
-                now
-            )
-            .execute(&mut *tx)
+        self.update_endpoint_health(&mut tx, delivery, attempt, now)
             .await?;
-        }
         tx.commit().await?;
         if state == "dead" {
             tracing::warn!(message_id = %delivery.message_id, endpoint_id = %delivery.endpoint_id, attempts, "webhook dead-lettered");
             metrics::counter!("linkdrop_webhook_dead_total").increment(1);
+        }
+        Ok(())
+    }
+
+    /// A success clears the endpoint's failing streak; a failure starts one or, once it
+    /// has lasted the configured period, disables the endpoint. A 410 disables at once.
+    async fn update_endpoint_health(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        delivery: &Claimed,
+        attempt: &Attempt,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        if attempt.succeeded() {
+            sqlx::query!(
+                "UPDATE webhook_endpoints SET failing_since_ms = NULL
+                 WHERE id = $1 AND failing_since_ms IS NOT NULL",
+                delivery.endpoint_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        let gone = attempt.endpoint_gone();
+        let disabled = sqlx::query_scalar!(
+            "UPDATE webhook_endpoints
+             SET failing_since_ms = coalesce(failing_since_ms, $2),
+                 disabled_at_ms = CASE
+                     WHEN $4 OR coalesce(failing_since_ms, $2) <= $2 - $3 THEN $2
+                     ELSE disabled_at_ms END,
+                 disabled_reason = CASE
+                     WHEN $4 THEN 'the endpoint answered 410 Gone'
+                     WHEN coalesce(failing_since_ms, $2) <= $2 - $3
+                         THEN 'every attempt failed for too long'
+                     ELSE disabled_reason END
+             WHERE id = $1 AND disabled_at_ms IS NULL
+             RETURNING disabled_at_ms IS NOT NULL AS \"disabled!\"",
+            delivery.endpoint_id,
+            now,
+            self.settings.disable_after_ms,
+            gone
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if disabled == Some(true) {
+            tracing::warn!(endpoint_id = %delivery.endpoint_id, gone, "webhook endpoint disabled");
+            metrics::counter!("linkdrop_webhook_endpoints_disabled_total").increment(1);
         }
         Ok(())
     }

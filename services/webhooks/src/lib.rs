@@ -16,10 +16,11 @@ use axum::routing::{delete, get, post};
 use linkdrop_domain::auth::Auth;
 use linkdrop_domain::clock::SystemClock;
 use linkdrop_domain::role::RoleHandle;
+use linkdrop_domain::webhook_secrets::SealingKey;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatcher::Dispatcher;
+pub use crate::dispatcher::{Dispatcher, Settings};
 use crate::guard::Guard;
 
 /// What the endpoints API shares.
@@ -28,6 +29,7 @@ pub struct WebhooksState {
     pub db: PgPool,
     pub auth: Auth,
     pub guard: Guard,
+    pub sealing: SealingKey,
 }
 
 impl FromRef<WebhooksState> for Auth {
@@ -51,19 +53,35 @@ pub fn endpoints_router(state: WebhooksState) -> Router {
             "/v1/webhook-endpoints/{endpoint_id}/attempts",
             get(endpoints::attempts),
         )
+        .route(
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+            get(endpoints::deliveries),
+        )
+        .route(
+            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            post(endpoints::rotate_secret),
+        )
+        .route(
+            "/v1/webhook-endpoints/{endpoint_id}/enable",
+            post(endpoints::enable),
+        )
+        .route(
+            "/v1/webhook-messages/{message_id}/replay",
+            post(endpoints::replay),
+        )
         .with_state(state)
 }
 
-/// Settings of one dispatcher.
+/// What one dispatcher needs.
 pub struct DispatcherDeps {
     pub db: PgPool,
     pub guard: Guard,
     pub poll: Duration,
-    pub timeout: Duration,
+    pub settings: Settings,
 }
 
 /// Starts the dispatcher (the webhooks role).
 pub fn start(deps: DispatcherDeps, shutdown: CancellationToken) -> RoleHandle {
-    let dispatcher = Dispatcher::new(deps.db, deps.guard, deps.timeout, Arc::new(SystemClock));
+    let dispatcher = Dispatcher::new(deps.db, deps.guard, deps.settings, Arc::new(SystemClock));
     RoleHandle::new("webhooks").with_task(tokio::spawn(dispatcher.run(deps.poll, shutdown)))
 }

@@ -27,6 +27,9 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123";
+/// Seals webhook secrets in tests (32 bytes as hex).
+pub const WEBHOOK_SECRET_KEY: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /// Where the local stack listens: `scripts/test` exports these; the defaults are the
 /// ports of `scripts/stack`.
@@ -82,6 +85,10 @@ pub fn test_env(database_url: &str, namespace: &str) -> BTreeMap<String, String>
         ("LINKDROP_HTTP_ADDR", "127.0.0.1:0".to_string()),
         ("LINKDROP_ADMIN_KEY", ADMIN_KEY.to_string()),
         ("LINKDROP_JWT_SECRET", JWT_SECRET.to_string()),
+        (
+            "LINKDROP_WEBHOOK_SECRET_KEY",
+            WEBHOOK_SECRET_KEY.to_string(),
+        ),
         ("LINKDROP_REDIS_URL", redis_url()),
         ("LINKDROP_DATABASE_URL", database_url.to_string()),
         ("LINKDROP_DATABASE_MAX_CONNECTIONS", "5".to_string()),
@@ -134,6 +141,17 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         env.insert(key.to_string(), value.to_string());
     }
     start(env, &Role::ALL, &database_url, &namespace).await
+}
+
+/// Like [`spawn_app_with`], running only `roles`.
+pub async fn spawn_roles(roles: &[Role], overrides: &[(&str, &str)]) -> TestApp {
+    let database_url = fresh_database().await;
+    let namespace = fresh_namespace();
+    let mut env = test_env(&database_url, &namespace);
+    for (key, value) in overrides {
+        env.insert(key.to_string(), value.to_string());
+    }
+    start(env, roles, &database_url, &namespace).await
 }
 
 async fn start(
