@@ -13,7 +13,9 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use linkdrop_domain::events::{OrderAccepted, OrderDrawn, OrderEvent};
+use linkdrop_domain::events::{
+    DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid,
+};
 use linkdrop_domain::model::OrderStatus;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -963,6 +965,24 @@ async fn everything_linkdrop_sends_matches_the_schemas() {
             drawn_at_ms,
             pay_by_ms: None,
         }),
+        OrderEvent::Paid(OrderPaid {
+            order_id: order_a.clone(),
+            drop_id: fcfs_id.clone(),
+            user_id: "buyer-a".into(),
+            paid_at_ms: admitted(&own) + 1_000,
+            payment_ref: "pay-1".into(),
+        }),
+        OrderEvent::Expired(OrderExpired {
+            order_id: winning_order.clone(),
+            drop_id: lottery_id.clone(),
+            user_id: winner.clone(),
+            qty: 1,
+            expired_at_ms: drawn_at_ms + 600_000,
+        }),
+        OrderEvent::SoldOut(DropSoldOut {
+            drop_id: fcfs_id.clone(),
+            sold_out_at_ms: admitted(&own),
+        }),
     ] {
         samples.kafka(&event);
     }
@@ -979,6 +999,64 @@ async fn everything_linkdrop_sends_matches_the_schemas() {
         Some("method_not_allowed"),
     );
     let endpoint_path = format!("/v1/webhook-endpoints/{endpoint_id}");
+    let rotated = app
+        .request(
+            Method::POST,
+            &format!("{endpoint_path}/rotate-secret"),
+            merchant_key,
+            None,
+            &[],
+        )
+        .await;
+    expect(&samples.http("rotateWebhookSecret", rotated), 200, None);
+    let enabled = app
+        .request(
+            Method::POST,
+            &format!("{endpoint_path}/enable"),
+            merchant_key,
+            None,
+            &[],
+        )
+        .await;
+    expect(&samples.http("enableWebhookEndpoint", enabled), 200, None);
+    let dead = app
+        .request(
+            Method::GET,
+            &format!("{endpoint_path}/deliveries?state=dead"),
+            merchant_key,
+            None,
+            &[],
+        )
+        .await;
+    expect(&samples.http("listWebhookDeliveries", dead), 200, None);
+    let bad_state = app
+        .request(
+            Method::GET,
+            &format!("{endpoint_path}/deliveries?state=lost"),
+            merchant_key,
+            None,
+            &[],
+        )
+        .await;
+    expect(
+        &samples.http("listWebhookDeliveries", bad_state),
+        422,
+        Some("invalid"),
+    );
+    let unknown_replay = app
+        .request(
+            Method::POST,
+            "/v1/webhook-messages/msg_unknown/replay",
+            merchant_key,
+            None,
+            &[],
+        )
+        .await;
+    expect(
+        &samples.http("replayWebhookMessage", unknown_replay),
+        404,
+        Some("not_found"),
+    );
     let foreign_delete = app
         .request(
             Method::DELETE,
