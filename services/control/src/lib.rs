@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod drops;
 pub mod live;
+pub mod panel;
 pub mod rooms;
 
 use axum::Router;
@@ -52,5 +53,11 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/drops/{drop_id}/launch", post(drops::launch))
         .route("/v1/drops/{drop_id}/close", post(drops::close))
         .route("/v1/drops/{drop_id}/draw", get(drops::get_draw))
+        .route("/v1/time", get(panel::time))
+        .route("/v1/dev/tokens", post(panel::mint_token))
+        .route("/", get(panel::home))
+        .route("/panel", get(panel::panel))
+        .route("/shop", get(panel::shop))
+        .route("/assets/{name}", get(panel::assets))
         .with_state(state)
 }
