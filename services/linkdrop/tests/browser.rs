@@ -35,7 +35,8 @@ async fn a_sale_runs_from_the_panel_and_two_phones_reveal_the_link_together() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "the browser run failed:\n{stdout}\n{}",
+        "the browser run failed (screenshots so far in {}):\n{stdout}\n{}",
+        screenshots.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value =
