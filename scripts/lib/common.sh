@@ -25,6 +25,7 @@ LD_STANDARDWEBHOOKS_VERSION=1.1.0
 LD_JSONSCHEMA_VERSION=4.26.0
 LD_PYYAML_VERSION=6.0.3
 LD_OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+LD_KUBERNETES_VALIDATE_VERSION=1.37.0
 ld_test_venv() { echo "$(ld_cache_dir)/venv"; }
 # The pinned requirements of the test venv, one `name==version` a line.
 ld_test_venv_requirements() {
@@ -32,8 +33,14 @@ ld_test_venv_requirements() {
     "standardwebhooks==$LD_STANDARDWEBHOOKS_VERSION" \
     "jsonschema==$LD_JSONSCHEMA_VERSION" \
     "pyyaml==$LD_PYYAML_VERSION" \
-    "openapi-spec-validator==$LD_OPENAPI_SPEC_VALIDATOR_VERSION"
+    "openapi-spec-validator==$LD_OPENAPI_SPEC_VALIDATOR_VERSION" \
+    "kubernetes-validate==$LD_KUBERNETES_VALIDATE_VERSION"
 }
+# Go tools of the deployment checks, and where they go.
+# v5.8.3 needs Go 1.27; v5.8.1 builds with the Go 1.26 installed here.
+LD_KUSTOMIZE_MODULE=sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
+LD_COMPOSE_GO_MODULE=github.com/compose-spec/compose-go/v2@v2.16.2
+ld_go_tools() { echo "$(ld_cache_dir)/go-tools"; }
 
 ld_kafka_home() { echo "$(ld_cache_dir)/kafka-$(ld_kafka_version)"; }
 ld_kafka_lib() { echo "$(ld_kafka_home)/lib"; }
