@@ -149,15 +149,21 @@ impl Dispatcher {
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
         let claimed = self.claim().await?;
         let count = claimed.len();
-        futures::stream::iter(claimed)
-            .for_each_concurrent(CONCURRENCY, |delivery| async move {
+        // Attempts run concurrently; whatever has finished is recorded together, in one
+        // transaction, while the rest are still under way.
+        let mut finished = futures::stream::iter(claimed)
+            .map(|delivery| async move {
                 let attempt = self.attempt(&delivery).await;
-                if let Err(e) = self.record(&delivery, &attempt).await {
-                    // The lock expires and the delivery is attempted again: at least once.
-                    tracing::warn!(error = %e, message_id = %delivery.message_id, "could not record attempt");
-                }
+                (delivery, attempt)
             })
-            .await;
+            .buffer_unordered(CONCURRENCY)
+            .ready_chunks(CONCURRENCY);
+        while let Some(outcomes) = finished.next().await {
+            if let Err(e) = self.record(&outcomes).await {
+                // The locks expire and the deliveries are attempted again: at least once.
+                tracing::warn!(error = %e, deliveries = outcomes.len(), "could not record attempts");
+            }
+        }
         Ok(count)
     }
 
@@ -309,55 +315,79 @@ impl Dispatcher {
         Ok(secrets)
     }
 
-    /// Logs the attempt and moves the delivery on: done, retried later, or dead.
-    async fn record(&self, delivery: &Claimed, attempt: &Attempt) -> Result<(), sqlx::Error> {
+    /// Logs the attempts and moves each delivery on — done, retried later, or dead — and
+    /// updates the health of their endpoints, in one transaction.
+    async fn record(&self, outcomes: &[(Claimed, Attempt)]) -> Result<(), sqlx::Error> {
         let now = self.clock.now_ms();
-        let attempts = delivery.attempts + 1;
-        let (state, next) = if attempt.succeeded() {
-            ("delivered", now)
-        } else if attempt.endpoint_gone() {
-            ("dead", now)
-        } else {
-            let throttled = matches!(attempt.status_code, Some(429 | 502 | 503 | 504));
-            let retry_after = attempt.retry_after_ms.filter(|_| throttled);
-            match next_attempt_at(now, attempts, retry_after, &mut rand::rng()) {
-                Some(at) if attempts < MAX_ATTEMPTS => ("pending", at),
-                _ => ("dead", now),
-            }
+        let moves: Vec<Move> = outcomes
+            .iter()
+            .map(|(d, a)| Move::after(d, a, now))
+            .collect();
+        let column = |f: fn(&Claimed) -> &String| -> Vec<String> {
+            outcomes.iter().map(|(d, _)| f(d).clone()).collect()
         };
+        let (message_ids, endpoint_ids) = (column(|d| &d.message_id), column(|d| &d.endpoint_id));
         let mut tx = self.db.begin().await?;
         sqlx::query!(
             "INSERT INTO webhook_attempts (message_id, endpoint_id, attempted_at_ms, status_code,
                                            error, duration_ms, response_body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            delivery.message_id,
-            delivery.endpoint_id,
+             SELECT a.message_id, a.endpoint_id, $3, a.status_code, a.error, a.duration_ms,
+                    a.response_body
+             FROM UNNEST($1::text[], $2::text[], $4::int4[], $5::text[], $6::int4[], $7::text[])
+                  AS a(message_id, endpoint_id, status_code, error, duration_ms, response_body)",
+            &message_ids,
+            &endpoint_ids,
             now,
-            attempt.status_code.map(i32::from),
-            attempt.error,
-            attempt.duration_ms as i32,
-            attempt.response_body
+            &outcomes
+                .iter()
+                .map(|(_, a)| a.status_code.map(i32::from))
+                .collect::<Vec<_>>() as &[Option<i32>],
+            &outcomes
+                .iter()
+                .map(|(_, a)| a.error.clone())
+                .collect::<Vec<_>>() as &[Option<String>],
+            &outcomes
+                .iter()
+                .map(|(_, a)| a.duration_ms as i32)
+                .collect::<Vec<_>>(),
+            &outcomes
+                .iter()
+                .map(|(_, a)| a.response_body.clone())
+                .collect::<Vec<_>>() as &[Option<String>]
         )
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
-            "UPDATE webhook_deliveries
-             SET state = $3, attempts = $4, next_attempt_at_ms = $5, locked_until_ms = NULL
-             WHERE message_id = $1 AND endpoint_id = $2",
-            delivery.message_id,
-            delivery.endpoint_id,
-            state,
-            attempts,
-            next
+            "UPDATE webhook_deliveries d
+             SET state = u.state, attempts = u.attempts, next_attempt_at_ms = u.next,
+                 locked_until_ms = NULL
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[])
+                  AS u(message_id, endpoint_id, state, attempts, next)
+             WHERE d.message_id = u.message_id AND d.endpoint_id = u.endpoint_id",
+            &message_ids,
+            &endpoint_ids,
+            &moves
+                .iter()
+                .map(|m| m.state.to_string())
+                .collect::<Vec<_>>(),
+            &moves.iter().map(|m| m.attempts).collect::<Vec<_>>(),
+            &moves
+                .iter()
+                .map(|m| m.next_attempt_at_ms)
+                .collect::<Vec<_>>()
         )
         .execute(&mut *tx)
         .await?;
-        self.update_endpoint_health(&mut tx, delivery, attempt, now)
-            .await?;
+        for (endpoint_id, health) in endpoint_health(outcomes) {
+            self.update_endpoint_health(&mut tx, endpoint_id, health, now)
+                .await?;
+        }
         tx.commit().await?;
-        if state == "dead" {
-            tracing::warn!(message_id = %delivery.message_id, endpoint_id = %delivery.endpoint_id, attempts, "webhook dead-lettered");
-            metrics::counter!("linkdrop_webhook_dead_total").increment(1);
+        for ((delivery, _), m) in outcomes.iter().zip(&moves) {
+            if m.state == "dead" {
+                tracing::warn!(message_id = %delivery.message_id, endpoint_id = %delivery.endpoint_id, attempts = m.attempts, "webhook dead-lettered");
+                metrics::counter!("linkdrop_webhook_dead_total").increment(1);
+            }
         }
         Ok(())
     }
@@ -367,21 +397,21 @@ impl Dispatcher {
     async fn update_endpoint_health(
         &self,
         tx: &mut sqlx::PgConnection,
-        delivery: &Claimed,
-        attempt: &Attempt,
+        endpoint_id: &str,
+        health: Health,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        if attempt.succeeded() {
+        if health == Health::Answered {
             sqlx::query!(
                 "UPDATE webhook_endpoints SET failing_since_ms = NULL
                  WHERE id = $1 AND failing_since_ms IS NOT NULL",
-                delivery.endpoint_id
+                endpoint_id
             )
             .execute(&mut *tx)
             .await?;
             return Ok(());
         }
-        let gone = attempt.endpoint_gone();
+        let gone = health == Health::Gone;
         let disabled = sqlx::query_scalar!(
             "UPDATE webhook_endpoints
              SET failing_since_ms = coalesce(failing_since_ms, $2),
@@ -395,7 +425,7 @@ impl Dispatcher {
                      ELSE disabled_reason END
              WHERE id = $1 AND disabled_at_ms IS NULL
              RETURNING disabled_at_ms IS NOT NULL AS \"disabled!\"",
-            delivery.endpoint_id,
+            endpoint_id,
             now,
             self.settings.disable_after_ms,
             gone
@@ -403,10 +433,85 @@ impl Dispatcher {
         .fetch_optional(&mut *tx)
         .await?;
         if disabled == Some(true) {
-            tracing::warn!(endpoint_id = %delivery.endpoint_id, gone, "webhook endpoint disabled");
+            tracing::warn!(%endpoint_id, gone, "webhook endpoint disabled");
             metrics::counter!("linkdrop_webhook_endpoints_disabled_total").increment(1);
         }
         Ok(())
+    }
+}
+
+/// Where one delivery goes after an attempt.
+struct Move {
+    state: &'static str,
+    attempts: i32,
+    next_attempt_at_ms: i64,
+}
+
+impl Move {
+    fn after(delivery: &Claimed, attempt: &Attempt, now: i64) -> Move {
+        let attempts = delivery.attempts + 1;
+        let (state, next_attempt_at_ms) = if attempt.succeeded() {
+            ("delivered", now)
+        } else if attempt.endpoint_gone() {
+            ("dead", now)
+        } else {
+            let throttled = matches!(attempt.status_code, Some(429 | 502 | 503 | 504));
+            let retry_after = attempt.retry_after_ms.filter(|_| throttled);
+            match next_attempt_at(now, attempts, retry_after, &mut rand::rng()) {
+                Some(at) if attempts < MAX_ATTEMPTS => ("pending", at),
+                _ => ("dead", now),
+            }
+        };
+        Move {
+            state,
+            attempts,
+            next_attempt_at_ms,
+        }
+    }
+}
+
+/// What a round's attempts say of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    /// It answered 2xx at least once.
+    Answered,
+    /// Every attempt failed.
+    Failing,
+    /// It answered 410 Gone.
+    Gone,
+}
+
+/// Each endpoint of the round once: gone if it said so, answered if any attempt succeeded,
+/// failing otherwise.
+fn endpoint_health(outcomes: &[(Claimed, Attempt)]) -> Vec<(&str, Health)> {
+    let mut health: Vec<(&str, Health)> = Vec::new();
+    for (delivery, attempt) in outcomes {
+        let this = if attempt.endpoint_gone() {
+            Health::Gone
+        } else if attempt.succeeded() {
+            Health::Answered
+        } else {
+            Health::Failing
+        };
+        match health
+            .iter_mut()
+            .find(|(id, _)| *id == delivery.endpoint_id)
+        {
+            Some((_, seen)) => *seen = (*seen).max_by_priority(this),
+            None => health.push((&delivery.endpoint_id, this)),
+        }
+    }
+    health
+}
+
+impl Health {
+    fn max_by_priority(self, other: Health) -> Health {
+        use Health::*;
+        match (self, other) {
+            (Gone, _) | (_, Gone) => Gone,
+            (Answered, _) | (_, Answered) => Answered,
+            _ => Failing,
+        }
     }
 }
 
@@ -433,4 +538,63 @@ fn describe(error: reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(endpoint: &str, status: u16) -> (Claimed, Attempt) {
+        let delivery = Claimed {
+            message_id: format!("msg_{endpoint}_{status}"),
+            endpoint_id: endpoint.into(),
+            attempts: 0,
+            body: "{}".into(),
+            url: "http://127.0.0.1/".into(),
+            secret: String::new(),
+            previous_secret: None,
+            previous_secret_until_ms: None,
+        };
+        let attempt = Attempt {
+            status_code: Some(status),
+            error: None,
+            duration_ms: 1,
+            response_body: None,
+            retry_after_ms: None,
+        };
+        (delivery, attempt)
+    }
+
+    #[test]
+    fn a_rounds_verdict_per_endpoint_puts_gone_before_answered_before_failing() {
+        let outcomes = [
+            outcome("a", 500),
+            outcome("a", 200),
+            outcome("b", 500),
+            outcome("c", 200),
+            outcome("c", 410),
+            outcome("b", 503),
+        ];
+        assert_eq!(
+            endpoint_health(&outcomes),
+            vec![
+                ("a", Health::Answered),
+                ("b", Health::Failing),
+                ("c", Health::Gone)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_attempt_moves_the_delivery_to_its_retry_and_the_last_one_to_dead() {
+        let (mut delivery, failed) = outcome("a", 500);
+        let next = Move::after(&delivery, &failed, 1_000);
+        assert_eq!((next.state, next.attempts), ("pending", 1));
+        assert!(next.next_attempt_at_ms > 1_000);
+        delivery.attempts = MAX_ATTEMPTS - 1;
+        let last = Move::after(&delivery, &failed, 1_000);
+        assert_eq!((last.state, last.attempts), ("dead", MAX_ATTEMPTS));
+        let (delivery, ok) = outcome("a", 204);
+        assert_eq!(Move::after(&delivery, &ok, 1_000).state, "delivered");
+    }
 }
