@@ -5,6 +5,8 @@
 //! to the channels; a reconnecting client's missed events come from the history stream.
 //! The frame is serialized once here, and gateways forward those exact bytes.
 
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
 
 use crate::events::RoomEvent;
@@ -25,7 +27,8 @@ pub struct Published {
 pub struct RoomBus {
     redis: ConnectionManager,
     keys: Keys,
-    script: redis::Script,
+    /// Shared: a script holds its source text, and a bus is cloned for every viewer.
+    script: Arc<redis::Script>,
 }
 
 impl RoomBus {
@@ -33,7 +36,7 @@ impl RoomBus {
         Self {
             redis,
             keys,
-            script: redis::Script::new(include_str!("publish_event.lua")),
+            script: Arc::new(redis::Script::new(include_str!("publish_event.lua"))),
         }
     }
 

@@ -45,9 +45,21 @@ const VIEWERS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a node waits for its first room bus subscription before refusing to start.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the gateway's handlers and tasks share.
+/// What the gateway's handlers and tasks share. Every connection's session holds one, so
+/// cloning it is one reference count: no per-viewer copies of keys, names or scripts.
 #[derive(Clone)]
-pub struct GatewayState {
+pub struct GatewayState(Arc<Shared>);
+
+impl std::ops::Deref for GatewayState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`GatewayState`].
+pub struct Shared {
     pub fanout: Arc<FanOut>,
     pub(crate) redis: ConnectionManager,
     pub(crate) keys: Keys,
@@ -77,7 +89,7 @@ pub async fn start(
     deps: GatewayDeps,
     shutdown: CancellationToken,
 ) -> Result<RoleHandle, redis::RedisError> {
-    let state = GatewayState {
+    let state = GatewayState(Arc::new(Shared {
         fanout: Arc::new(FanOut::default()),
         bus: RoomBus::new(deps.redis.clone(), deps.keys.clone()),
         redis: deps.redis,
@@ -87,7 +99,7 @@ pub async fn start(
             .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n)))),
         node_id: new_id("gw"),
         known_rooms: Arc::default(),
-    };
+    }));
     let (subscribed_tx, subscribed) = oneshot::channel();
     let bus_task = tokio::spawn(bus::run(
         deps.redis_client,

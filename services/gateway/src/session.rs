@@ -56,15 +56,7 @@ pub async fn run(
     let member = mailbox.clone();
     let joined = state.fanout.join(&room, member.clone(), viewer.since);
     state.fanout.join_user(&viewer.user_id, joined.id, member);
-    let hello = json!({
-        "type": "hello",
-        "session_id": new_id(prefix::SESSION),
-        "room_id": viewer.room_id,
-        "server_time_ms": now_ms(),
-        "seq": joined.seq,
-        "viewers": room.viewers_total.load(Ordering::Relaxed).max(room.len()),
-    });
-    let mut opening = vec![Utf8Bytes::from(hello.to_string())];
+    let mut opening = vec![hello(&viewer, &room, joined.seq)];
     // Boxed: the catch-up reads Redis, and its large future would otherwise be part of
     // every session's task for the session's whole life.
     opening.extend(Box::pin(catch_up(&state, &viewer, joined.seq, joined.catchup)).await);
@@ -113,6 +105,20 @@ pub async fn run(
         }
     }
     leave(&state, &room, &viewer, joined.id, &mailbox);
+}
+
+/// The `hello` frame. Built apart so that its JSON tree is freed at once rather than
+/// living in the session's task for as long as the viewer stays.
+fn hello(viewer: &Viewer, room: &RoomMembers, seq: u64) -> Utf8Bytes {
+    let hello = json!({
+        "type": "hello",
+        "session_id": new_id(prefix::SESSION),
+        "room_id": viewer.room_id,
+        "server_time_ms": now_ms(),
+        "seq": seq,
+        "viewers": room.viewers_total.load(Ordering::Relaxed).max(room.len()),
+    });
+    Utf8Bytes::from(hello.to_string())
 }
 
 fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64, mailbox: &Mailbox) {
