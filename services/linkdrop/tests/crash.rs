@@ -240,7 +240,9 @@ async fn acknowledged_orders_survive_a_redis_crash_with_appendfsync_always() {
     stack.kill("redis");
     restart(&stack).await;
     set_appendfsync(&stack, "always").await;
-    let mut acknowledged = rush.await.unwrap();
+    let rush = rush.await.unwrap();
+    let mut acknowledged = rush.acknowledged;
+    acknowledged.extend(resolve_unknown(&sale, &rush.unknown).await);
     acknowledged.extend(buy(&sale, 1000, 20, 8).await);
 
     wait_announced(&mut sale, &acknowledged).await;
@@ -258,7 +260,9 @@ async fn a_redis_crash_with_appendfsync_everysec_never_oversells() {
     midway.notified().await;
     stack.kill("redis");
     restart(&stack).await;
-    let before_crash = rush.await.unwrap();
+    let rush = rush.await.unwrap();
+    let mut before_crash = rush.acknowledged;
+    before_crash.extend(resolve_unknown(&sale, &rush.unknown).await);
     let after = buy(&sale, 1000, 20, 8).await;
     // The orders admitted after the restart come after anything that survived: once they
     // are announced, every surviving order is too.
@@ -297,30 +301,70 @@ async fn a_redis_crash_with_appendfsync_everysec_never_oversells() {
     );
 }
 
+/// What a rush through a Redis crash came to: the orders answered 201, and the shoppers
+/// whose request got no definite answer (no response, or a 5xx while Redis was away): such a
+/// request may or may not have taken effect.
+struct Rush {
+    acknowledged: Vec<String>,
+    unknown: Vec<usize>,
+}
+
 /// Orders `count` units one after another, as fast as they are answered, through a Redis
-/// crash (failed requests are not retried). The task yields the ids answered 201; the
-/// notify fires once a third of them were acknowledged, the moment to crash Redis.
-fn start_rush(sale: &Sale, count: usize) -> (tokio::task::JoinHandle<Vec<String>>, Arc<Notify>) {
+/// crash. The notify fires once a third of them were acknowledged, the moment to crash Redis.
+fn start_rush(sale: &Sale, count: usize) -> (tokio::task::JoinHandle<Rush>, Arc<Notify>) {
     let midway = Arc::new(Notify::new());
     let app = sale.app.clone();
     let drop_id = sale.drop_id.clone();
     let signal = midway.clone();
     let task = tokio::spawn(async move {
-        let mut acknowledged = Vec::new();
+        let mut rush = Rush {
+            acknowledged: Vec::new(),
+            unknown: Vec::new(),
+        };
         for i in 0..count {
             let answer = app
                 .order(&drop_id, &app.token(&format!("rusher-{i}")), "k", 1)
                 .await;
-            if answer.status == 201 {
-                acknowledged.push(answer.body["order_id"].as_str().unwrap().to_string());
-                if acknowledged.len() == count / 3 {
-                    signal.notify_one();
+            match answer.status {
+                201 => {
+                    rush.acknowledged
+                        .push(answer.body["order_id"].as_str().unwrap().to_string());
+                    if rush.acknowledged.len() == count / 3 {
+                        signal.notify_one();
+                    }
                 }
+                400..=499 => {}
+                _ => rush.unknown.push(i),
             }
         }
-        acknowledged
+        rush
     });
     (task, midway)
+}
+
+/// What a careful client does about a request of unknown outcome once the system answers
+/// again: sends it again with the same Idempotency-Key until the answer is definite (the
+/// first answer if the order had been taken, a new decision if not). The ids answered 201.
+async fn resolve_unknown(sale: &Sale, unknown: &[usize]) -> Vec<String> {
+    const ATTEMPTS: usize = 50;
+    let mut acknowledged = Vec::new();
+    for i in unknown {
+        let token = sale.app.token(&format!("rusher-{i}"));
+        let definite = async {
+            for _ in 0..ATTEMPTS {
+                let answer = sale.app.order(&sale.drop_id, &token, "k", 1).await;
+                if answer.status < 500 && answer.status != 0 {
+                    return answer;
+                }
+            }
+            panic!("rusher-{i} got no definite answer in {ATTEMPTS} attempts");
+        }
+        .await;
+        if definite.status == 201 {
+            acknowledged.push(definite.body["order_id"].as_str().unwrap().to_string());
+        }
+    }
+    acknowledged
 }
 
 async fn set_appendfsync(stack: &PrivateStack, value: &str) {
