@@ -1,5 +1,5 @@
-//! A single HTTP/1.1 POST over a fresh connection: enough for triggering an event, with
-//! no HTTP client library in the load generator's hot loop.
+//! Plain HTTP/1.1 connections for the load generator (no client library in its hot loops),
+//! and a single POST over a fresh one, enough for triggering an event.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -14,12 +14,7 @@ pub async fn post_json(url: &str, header: (&str, &str), body: &str) -> anyhow::R
         .strip_prefix("http://")
         .with_context(|| format!("only http:// URLs: {url}"))?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("connecting to {authority}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
+    let mut sender = connect(authority).await?;
     let request = Request::post(format!("/{path}"))
         .header("host", authority)
         .header("content-type", "application/json")
@@ -29,4 +24,17 @@ pub async fn post_json(url: &str, header: (&str, &str), body: &str) -> anyhow::R
     let status = response.status().as_u16();
     let _ = response.into_body().collect().await;
     Ok(status)
+}
+
+/// A kept-alive HTTP/1.1 connection to `authority` (`host:port`), Nagle off.
+pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+pub async fn connect(authority: &str) -> anyhow::Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
 }

@@ -8,16 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use linkdrop_domain::auth::TokenKeys;
 use linkdrop_domain::secret::Secret;
 use serde::Serialize;
-use tokio::net::TcpStream;
 
 use crate::stats::{Latency, latency};
 
@@ -113,7 +110,7 @@ async fn client(
     started: Instant,
 ) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
-    let mut sender = connect(&args.addr).await?;
+    let mut sender = crate::http::connect(&args.addr).await?;
     let path = format!("/v1/drops/{}/orders", args.drop);
     let body = Bytes::from_static(br#"{"qty":1}"#);
     loop {
@@ -150,20 +147,8 @@ async fn client(
             }
             Err(_) => {
                 tally.failed += 1;
-                sender = connect(&args.addr).await?;
+                sender = crate::http::connect(&args.addr).await?;
             }
         }
     }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: &str) -> anyhow::Result<Sender> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
 }

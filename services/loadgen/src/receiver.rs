@@ -12,7 +12,6 @@ use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -117,11 +116,7 @@ pub async fn post_many(args: PostsArgs) -> anyhow::Result<PostsReport> {
         );
         let total = args.requests;
         workers.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(&authority).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
+            let mut sender = crate::http::connect(&authority).await?;
             let mut micros = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let sent = Instant::now();

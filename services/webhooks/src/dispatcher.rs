@@ -470,13 +470,13 @@ impl Move {
     }
 }
 
-/// What a round's attempts say of an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a round's attempts say of an endpoint, in rising order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Health {
-    /// It answered 2xx at least once.
-    Answered,
     /// Every attempt failed.
     Failing,
+    /// It answered 2xx at least once.
+    Answered,
     /// It answered 410 Gone.
     Gone,
 }
@@ -497,22 +497,11 @@ fn endpoint_health(outcomes: &[(Claimed, Attempt)]) -> Vec<(&str, Health)> {
             .iter_mut()
             .find(|(id, _)| *id == delivery.endpoint_id)
         {
-            Some((_, seen)) => *seen = (*seen).max_by_priority(this),
+            Some((_, seen)) => *seen = (*seen).max(this),
             None => health.push((&delivery.endpoint_id, this)),
         }
     }
     health
-}
-
-impl Health {
-    fn max_by_priority(self, other: Health) -> Health {
-        use Health::*;
-        match (self, other) {
-            (Gone, _) | (_, Gone) => Gone,
-            (Answered, _) | (_, Answered) => Answered,
-            _ => Failing,
-        }
-    }
 }
 
 /// Resolves when the listener hears a notification; never when there is no listener.
