@@ -15,16 +15,16 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use linkdrop_domain::auth::Auth;
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::room_bus::RoomBus;
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 /// What the control routes share.
 #[derive(Clone)]
 pub struct ControlState {
     pub db: PgPool,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub keys: Keys,
     pub bus: RoomBus,
     pub auth: Auth,

@@ -5,6 +5,7 @@ use linkdrop_domain::ApiError;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::model::{DropSpec, DropState, Fairness, Room};
+use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 use crate::ControlState;
@@ -124,15 +125,16 @@ pub async fn fetch_room_drops(
     .await?)
 }
 
-/// Writes the draft state to Redis and registers the drop's outbox with the relay.
+/// Registers the drop's outbox with the relay, then writes the draft state to Redis. Two
+/// commands (the keys live on different cluster nodes), in this order: a drop whose state
+/// exists is always watched by the relay (launch registers it again).
 pub async fn write_initial_state(state: &ControlState, row: &DropRow) -> Result<(), ApiError> {
-    redis::pipe()
-        .atomic()
-        .hset_multiple(state.keys.drop_meta(&row.id), &row.initial_state())
-        .ignore()
-        .sadd(state.keys.outboxes(), &row.id)
-        .ignore()
-        .query_async::<()>(&mut state.redis.clone())
+    let mut redis = state.redis.clone();
+    redis
+        .sadd::<_, _, ()>(state.keys.outboxes(), &row.id)
+        .await?;
+    redis
+        .hset_multiple::<_, _, _, ()>(state.keys.drop_meta(&row.id), &row.initial_state())
         .await?;
     Ok(())
 }

@@ -36,6 +36,27 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// Where Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server (`redis://host:port`).
+    Single(String),
+    /// Some nodes of a Redis Cluster; the rest are learnt from them.
+    Cluster(Vec<String>),
+}
+
+impl RedisTarget {
+    /// The URLs of the nodes given, for what talks to one server at a time: pub/sub (a
+    /// message published on any node of a cluster reaches subscribers on every node) and
+    /// the persistence check.
+    pub fn nodes(&self) -> &[String] {
+        match self {
+            Self::Single(url) => std::slice::from_ref(url),
+            Self::Cluster(nodes) => nodes,
+        }
+    }
+}
+
 /// How much of Redis's recent writes survive a Redis crash, as configured on the Redis
 /// side (`appendfsync`). linkdrop checks Redis agrees at start and adapts the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +105,11 @@ pub struct Config {
     pub admin_key: Option<Secret>,
     /// HS256 secret of shopper tokens. Required by every role that checks or mints them.
     pub jwt_secret: Option<Secret>,
-    /// Redis holding live drop state, the outbox and the room bus.
+    /// Redis holding live drop state, the outbox and the room bus: one URL, or with
+    /// `redis_cluster` the comma-separated URLs of some nodes of a Redis Cluster.
     pub redis_url: Option<String>,
+    /// Whether `redis_url` names nodes of a Redis Cluster.
+    pub redis_cluster: bool,
     /// What Redis's persistence guarantees (must match its `appendfsync`).
     pub redis_durability: RedisDurability,
     /// PostgreSQL, the system of record. A secret because URLs carry passwords.
@@ -96,6 +120,9 @@ pub struct Config {
     pub kafka_brokers: Option<String>,
     /// Partitions of the orders topic when linkdrop creates it.
     pub kafka_partitions: i32,
+    /// Replicas of each partition of the orders topic when linkdrop creates it (the
+    /// brokers' `min.insync.replicas` decides how many must have an order before it counts).
+    pub kafka_replication: i32,
     /// Prefix of every Redis key, Kafka topic and consumer group, so that several
     /// installations (or test runs) can share one Redis and one Kafka.
     pub namespace: String,
@@ -185,7 +212,8 @@ impl Config {
             public_url: layers.optional("public_url", parse_http_url)?,
             admin_key: layers.optional("admin_key", parse_admin_key)?,
             jwt_secret: layers.optional("jwt_secret", parse_jwt_secret)?,
-            redis_url: layers.optional("redis_url", parse_redis_url)?,
+            redis_url: layers.optional("redis_url", parse_redis_urls)?,
+            redis_cluster: layers.value("redis_cluster", false, parse_bool)?,
             redis_durability: layers.value(
                 "redis_durability",
                 RedisDurability::EverySec,
@@ -198,6 +226,8 @@ impl Config {
             kafka_brokers: layers.optional("kafka_brokers", parse_brokers)?,
             kafka_partitions: layers
                 .value("kafka_partitions", 4, |s| parse_in_range(s, 1, 1024))?,
+            kafka_replication: layers
+                .value("kafka_replication", 1, |s| parse_in_range(s, 1, 16))?,
             namespace: layers.value("namespace", "ld".to_string(), parse_namespace)?,
             webhook_allow_nets: layers.value("webhook_allow_nets", Vec::new(), parse_nets)?,
             webhook_https_only: layers.value("webhook_https_only", false, parse_bool)?,
@@ -252,6 +282,7 @@ impl Config {
             log_format: layers.value("log_format", LogFormat::Text, parse_log_format)?,
         };
         layers.reject_unknown_file_keys()?;
+        config.check_redis_nodes(&layers)?;
         Ok(config)
     }
 
@@ -268,11 +299,31 @@ impl Config {
         })
     }
 
-    /// The Redis URL, or an error naming the key for a command that needs Redis.
-    pub fn require_redis(&self) -> Result<&str, ConfigError> {
-        self.redis_url
+    /// Where Redis is, or an error naming the key for a command that needs Redis.
+    pub fn require_redis(&self) -> Result<RedisTarget, ConfigError> {
+        let url = self
+            .redis_url
             .as_deref()
-            .ok_or_else(|| missing("redis_url"))
+            .ok_or_else(|| missing("redis_url"))?;
+        let nodes = url.split(',').map(|u| u.trim().to_string()).collect();
+        Ok(if self.redis_cluster {
+            RedisTarget::Cluster(nodes)
+        } else {
+            RedisTarget::Single(url.to_string())
+        })
+    }
+
+    /// Several Redis URLs only make sense as the nodes of a cluster.
+    fn check_redis_nodes(&self, layers: &Layers) -> Result<(), ConfigError> {
+        match &self.redis_url {
+            Some(url) if url.contains(',') && !self.redis_cluster => Err(ConfigError {
+                key: layers.source_of("redis_url"),
+                problem: "lists several Redis nodes: set LINKDROP_REDIS_CLUSTER=true for a Redis \
+                          Cluster, or give one URL"
+                    .into(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The PostgreSQL URL, or an error naming the key.
@@ -388,6 +439,14 @@ impl<'a> Layers<'a> {
         })
     }
 
+    /// Where `key`'s value came from, for an error about it.
+    fn source_of(&self, key: &'static str) -> String {
+        match self.raw(key) {
+            Some((_, Origin::File(path))) => format!("{key} in {}", path.display()),
+            _ => env_name(key),
+        }
+    }
+
     fn value<T>(
         &self,
         key: &'static str,
@@ -473,9 +532,13 @@ fn parse_jwt_secret(s: &str) -> Result<Secret, String> {
     Ok(Secret::new(s))
 }
 
-fn parse_redis_url(s: &str) -> Result<String, String> {
-    if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
-        return Err(format!("expected a redis:// URL, got {s:?}"));
+fn parse_redis_urls(s: &str) -> Result<String, String> {
+    for url in s.split(',').map(str::trim) {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(format!(
+                "expected a redis:// URL (or, for a cluster, several separated by commas), got {s:?}"
+            ));
+        }
     }
     Ok(s.to_string())
 }
@@ -668,5 +731,48 @@ mod tests {
         assert!(load_env(&[("LINKDROP_KAFKA_BROKERS", "a:1,b:2")]).is_ok());
         let err = load_env(&[("LINKDROP_KAFKA_BROKERS", "a:1,b")]).unwrap_err();
         assert_eq!(err.key, "LINKDROP_KAFKA_BROKERS");
+    }
+
+    #[test]
+    fn several_redis_nodes_make_a_cluster_only_when_asked() {
+        let nodes = "redis://127.0.0.1:7001, redis://127.0.0.1:7002";
+        let err = load_env(&[("LINKDROP_REDIS_URL", nodes)]).unwrap_err();
+        assert_eq!(err.key, "LINKDROP_REDIS_URL");
+        assert!(err.problem.contains("LINKDROP_REDIS_CLUSTER"), "{err}");
+
+        let config = load_env(&[
+            ("LINKDROP_REDIS_URL", nodes),
+            ("LINKDROP_REDIS_CLUSTER", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.require_redis().unwrap(),
+            RedisTarget::Cluster(vec![
+                "redis://127.0.0.1:7001".into(),
+                "redis://127.0.0.1:7002".into()
+            ])
+        );
+        let single = load_env(&[("LINKDROP_REDIS_URL", "redis://r:6379")]).unwrap();
+        assert_eq!(
+            single.require_redis().unwrap(),
+            RedisTarget::Single("redis://r:6379".into())
+        );
+    }
+
+    #[test]
+    fn every_redis_node_must_be_a_redis_url() {
+        let err = load_env(&[
+            ("LINKDROP_REDIS_URL", "redis://a:1,http://b:2"),
+            ("LINKDROP_REDIS_CLUSTER", "true"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.key, "LINKDROP_REDIS_URL");
+    }
+
+    #[test]
+    fn kafka_replication_is_bounded() {
+        assert_eq!(load_env(&[]).unwrap().kafka_replication, 1);
+        let err = load_env(&[("LINKDROP_KAFKA_REPLICATION", "0")]).unwrap_err();
+        assert_eq!(err.key, "LINKDROP_KAFKA_REPLICATION");
     }
 }

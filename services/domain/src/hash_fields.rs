@@ -1,7 +1,7 @@
 //! Reading named fields of a Redis hash in one `HMGET`, parsed where they are used — the
 //! shape of every read of a drop's live state.
 
-use redis::aio::ConnectionManager;
+use crate::backends::RedisConn;
 
 /// Some fields of one hash, as read together.
 #[derive(Debug, Clone)]
@@ -13,7 +13,7 @@ pub struct HashFields {
 impl HashFields {
     /// Reads `names` of the hash at `key` (absent fields and a missing hash read as `None`).
     pub async fn read(
-        redis: &ConnectionManager,
+        redis: &RedisConn,
         key: &str,
         names: &'static [&'static str],
     ) -> Result<Self, redis::RedisError> {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use crate::backends::RedisConn;
 
 use crate::events::RoomEvent;
 use crate::keys::Keys;
@@ -25,14 +25,14 @@ pub struct Published {
 /// Publishes room events for one namespace.
 #[derive(Clone)]
 pub struct RoomBus {
-    redis: ConnectionManager,
+    redis: RedisConn,
     keys: Keys,
     /// Shared: a script holds its source text, and a bus is cloned for every viewer.
     script: Arc<redis::Script>,
 }
 
 impl RoomBus {
-    pub fn new(redis: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(redis: RedisConn, keys: Keys) -> Self {
         Self {
             redis,
             keys,

@@ -2,7 +2,7 @@
 //! viewers of a room it holds; the count of the room is the sum of the reports that are
 //! still fresh, so a node that dies stops counting within [`REPORT_TTL_MS`].
 
-use redis::aio::ConnectionManager;
+use crate::backends::RedisConn;
 
 use crate::clock::now_ms;
 use crate::keys::Keys;
@@ -12,7 +12,7 @@ pub const REPORT_TTL_MS: i64 = 3_000;
 
 /// Records that `node_id` holds `count` viewers of `room_id` now.
 pub async fn report(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     keys: &Keys,
     room_id: &str,
     node_id: &str,
@@ -31,7 +31,7 @@ pub async fn report(
 
 /// Viewers of `room_id` over every node whose report is fresh.
 pub async fn total(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     keys: &Keys,
     room_id: &str,
 ) -> Result<u64, redis::RedisError> {

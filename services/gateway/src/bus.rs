@@ -2,8 +2,8 @@
 //! the local members of its room, and every `order.result` the local connections of its
 //! shopper.
 //!
-//! The subscription reconnects by itself after a failure (with backoff); the first
-//! successful subscription is reported so that the node accepts viewers only once it can
+//! The subscription reconnects by itself after a failure (with backoff, to the next Redis
+//! node given when there are several); the first successful subscription is reported so that the node accepts viewers only once it can
 //! deliver to them.
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Subscribes to every room channel of the namespace and fans each event out locally,
 /// until `shutdown`. `subscribed` fires after the first successful subscription.
 pub async fn run(
-    client: redis::Client,
+    nodes: Vec<redis::Client>,
     keys: Keys,
     history: RoomBus,
     fanout: Arc<FanOut>,
@@ -33,17 +33,8 @@ pub async fn run(
 ) {
     let mut subscribed = Some(subscribed);
     let mut backoff = Duration::from_millis(100);
-    loop {
-        match subscribe(
-            &client,
-            &keys,
-            &history,
-            &fanout,
-            &shutdown,
-            &mut subscribed,
-        )
-        .await
-        {
+    for client in nodes.iter().cycle() {
+        match subscribe(client, &keys, &history, &fanout, &shutdown, &mut subscribed).await {
             Ok(()) => return,
             Err(e) => {
                 metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);

@@ -24,6 +24,7 @@ use axum::routing::get;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Auth;
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::{self, new_id};
 use linkdrop_domain::json::ApiQuery;
@@ -31,7 +32,6 @@ use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_domain::viewers;
-use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -61,7 +61,7 @@ impl std::ops::Deref for GatewayState {
 /// The contents of [`GatewayState`].
 pub struct Shared {
     pub fanout: Arc<FanOut>,
-    pub(crate) redis: ConnectionManager,
+    pub(crate) redis: RedisConn,
     pub(crate) keys: Keys,
     auth: Auth,
     pub(crate) bus: RoomBus,
@@ -75,8 +75,10 @@ pub struct Shared {
 
 /// Everything a gateway needs to start.
 pub struct GatewayDeps {
-    pub redis_client: redis::Client,
-    pub redis: ConnectionManager,
+    /// The Redis nodes the room bus subscription may use, tried in turn when one fails
+    /// (one server, or some nodes of a cluster: PUBLISH reaches every node's subscribers).
+    pub bus_nodes: Vec<redis::Client>,
+    pub redis: RedisConn,
     pub keys: Keys,
     pub auth: Auth,
     /// WebSocket connections one client address may open per second; 0 = unlimited.
@@ -102,7 +104,7 @@ pub async fn start(
     }));
     let (subscribed_tx, subscribed) = oneshot::channel();
     let bus_task = tokio::spawn(bus::run(
-        deps.redis_client,
+        deps.bus_nodes,
         deps.keys,
         state.bus.clone(),
         state.fanout.clone(),

@@ -11,8 +11,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::{Listener as _, ListenerExt};
 use linkdrop_domain::auth::{Auth, TokenKeys};
-use linkdrop_domain::backends::{self, Probe};
-use linkdrop_domain::config::{Config, RedisDurability};
+use linkdrop_domain::backends::RedisConn;
+use linkdrop_domain::backends::{self, Probe, TopicLayout};
+use linkdrop_domain::config::{Config, RedisDurability, RedisTarget};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::ops::Ops;
 use linkdrop_domain::problem::{method_not_allowed, no_route};
@@ -23,7 +24,6 @@ use linkdrop_orders::lifecycle::Lifecycle;
 use linkdrop_orders::lottery::Drawer;
 use linkdrop_orders::protection::{Limits, Protection};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -91,8 +91,8 @@ impl Role {
 
 /// The backends one process connected to.
 struct Backends {
-    redis_url: Option<String>,
-    redis: Option<ConnectionManager>,
+    redis_target: Option<RedisTarget>,
+    redis: Option<RedisConn>,
     db: Option<PgPool>,
     kafka: Option<String>,
 }
@@ -100,19 +100,19 @@ struct Backends {
 impl Backends {
     async fn connect(config: &Config, roles: &[Role]) -> anyhow::Result<Self> {
         let mut backends = Backends {
-            redis_url: None,
+            redis_target: None,
             redis: None,
             db: None,
             kafka: None,
         };
         if roles.iter().any(Role::needs_redis) {
-            let url = config.require_redis()?;
-            let redis = backends::connect_redis(url)
+            let target = config.require_redis()?;
+            let redis = backends::connect_redis(&target)
                 .await
                 .context("connecting to Redis")?;
-            check_redis_durability(&redis, config.redis_durability).await?;
+            check_redis_durability(&target, config.redis_durability).await?;
             backends.redis = Some(redis);
-            backends.redis_url = Some(url.to_string());
+            backends.redis_target = Some(target);
         }
         if roles.iter().any(Role::needs_database) {
             let db =
@@ -144,10 +144,23 @@ impl Backends {
         probes
     }
 
-    fn redis(&self) -> ConnectionManager {
+    fn redis(&self) -> RedisConn {
         self.redis
             .clone()
             .expect("connected for roles that need Redis")
+    }
+
+    /// Clients of each Redis node given, for the gateway's room bus subscription.
+    fn bus_nodes(&self) -> redis::RedisResult<Vec<redis::Client>> {
+        let target = self
+            .redis_target
+            .as_ref()
+            .expect("connected for roles that need Redis");
+        target
+            .nodes()
+            .iter()
+            .map(|url| redis::Client::open(url.as_str()))
+            .collect()
     }
 
     fn db(&self) -> PgPool {
@@ -163,23 +176,43 @@ impl Backends {
     }
 }
 
-/// Refuses to start when Redis persists less than `LINKDROP_REDIS_DURABILITY` promises;
-/// warns when Redis does not say (managed services may disable `CONFIG`).
+/// Refuses to start when a Redis node given persists less than `LINKDROP_REDIS_DURABILITY`
+/// promises; warns when a node does not say (managed services may disable `CONFIG`). In a
+/// cluster each node given is asked, so operators list every master.
 async fn check_redis_durability(
-    redis: &ConnectionManager,
+    target: &RedisTarget,
     durability: RedisDurability,
 ) -> anyhow::Result<()> {
-    let settings: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("append*")
-        .query_async(&mut redis.clone())
-        .await;
-    let Ok(settings) = settings else {
-        tracing::warn!(
-            "Redis does not tell its persistence settings (CONFIG); trusting LINKDROP_REDIS_DURABILITY"
-        );
-        return Ok(());
-    };
+    for url in target.nodes() {
+        let client = redis::Client::open(url.as_str())?;
+        // host:port only: the URL may carry a password.
+        let node = client.get_connection_info().addr.to_string();
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| format!("connecting to Redis node {node}"))?;
+        let settings: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("append*")
+            .query_async(&mut conn)
+            .await;
+        match settings {
+            Ok(settings) => check_persistence(&node, &settings, durability)?,
+            Err(_) => tracing::warn!(
+                %node,
+                "Redis does not tell its persistence settings (CONFIG); trusting LINKDROP_REDIS_DURABILITY"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Checks one node's `CONFIG GET append*` answer against `durability`.
+fn check_persistence(
+    node: &str,
+    settings: &[String],
+    durability: RedisDurability,
+) -> anyhow::Result<()> {
     let value = |name: &str| {
         settings
             .chunks(2)
@@ -189,13 +222,14 @@ async fn check_redis_durability(
     };
     if value("appendonly") != "yes" {
         tracing::warn!(
+            %node,
             "Redis runs without its append-only file: acknowledged orders live only in memory until settled"
         );
     }
     let appendfsync = value("appendfsync");
     if !durability.accepts(&appendfsync) {
         anyhow::bail!(
-            "configuration error: LINKDROP_REDIS_DURABILITY: {durability:?} needs Redis appendfsync {}, but Redis has {appendfsync:?}",
+            "configuration error: LINKDROP_REDIS_DURABILITY: {durability:?} needs Redis appendfsync {}, but Redis at {node} has {appendfsync:?}",
             if durability == RedisDurability::Always {
                 "always"
             } else {
@@ -312,6 +346,13 @@ impl Application {
     }
 }
 
+fn orders_topic(config: &Config) -> TopicLayout {
+    TopicLayout {
+        partitions: config.kafka_partitions,
+        replication: config.kafka_replication,
+    }
+}
+
 async fn join_all_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for task in tasks {
         let _ = task.await;
@@ -330,7 +371,7 @@ async fn start_role(
     Ok(match role {
         Role::Gateway => {
             let deps = linkdrop_gateway::GatewayDeps {
-                redis_client: redis::Client::open(backends.redis_url.clone().unwrap_or_default())?,
+                bus_nodes: backends.bus_nodes()?,
                 redis: backends.redis(),
                 keys: keys.clone(),
                 auth: auth.clone(),
@@ -370,12 +411,11 @@ async fn start_role(
         }
         Role::Relay => {
             // The relay blocks on reads: it gets a Redis connection of its own.
-            let redis_url = config.require_redis()?;
             let deps = linkdrop_relay::RelayDeps {
-                redis: backends::connect_redis(redis_url).await?,
+                redis: backends::connect_redis(&config.require_redis()?).await?,
                 keys: keys.clone(),
                 brokers: backends.kafka(),
-                partitions: config.kafka_partitions,
+                topic: orders_topic(config),
                 batch_max: config.relay_batch_max,
                 lease_ms: config.relay_lease_ms,
                 durability_lag_ms: config.redis_durability.relay_lag_ms(),
@@ -387,7 +427,7 @@ async fn start_role(
                 db: backends.db(),
                 keys: keys.clone(),
                 brokers: backends.kafka(),
-                partitions: config.kafka_partitions,
+                topic: orders_topic(config),
                 batch_max: config.settle_batch_max,
                 batch_wait: Duration::from_millis(config.settle_batch_wait_ms),
                 session_timeout_ms: config.settle_session_timeout_ms,

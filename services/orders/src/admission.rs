@@ -3,10 +3,10 @@
 //! This module never acknowledges an order itself: an order is accepted only when the
 //! script has taken the stock and appended the order to the drop's outbox in the same step.
 
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::ids::new_order_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
-use redis::aio::ConnectionManager;
 
 /// The answer to an order request, as recorded under its Idempotency-Key when final.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,13 +74,13 @@ pub enum AdmissionError {
 /// Calls the admission script (loaded once, called by SHA, reloaded on NOSCRIPT).
 #[derive(Clone)]
 pub struct Admission {
-    redis: ConnectionManager,
+    redis: RedisConn,
     keys: Keys,
     script: redis::Script,
 }
 
 impl Admission {
-    pub fn new(redis: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(redis: RedisConn, keys: Keys) -> Self {
         Self {
             redis,
             keys,

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::drop_of_order;
 use linkdrop_domain::keys::Keys;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::stock::StockTicker;
@@ -55,7 +55,7 @@ pub enum LifecycleError {
 /// Pays and expires orders.
 #[derive(Clone)]
 pub struct Lifecycle {
-    redis: ConnectionManager,
+    redis: RedisConn,
     keys: Keys,
     stock: StockTicker,
     pay: redis::Script,
@@ -63,7 +63,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(redis: ConnectionManager, keys: Keys, stock: StockTicker) -> Self {
+    pub fn new(redis: RedisConn, keys: Keys, stock: StockTicker) -> Self {
         Self {
             redis,
             keys,

@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::RoomEvent;
 use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::room_bus::RoomBus;
 use rand::RngCore;
-use redis::aio::ConnectionManager;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -121,7 +121,7 @@ pub enum DrawError {
 /// Runs lottery draws and announces them.
 #[derive(Clone)]
 pub struct Drawer {
-    redis: ConnectionManager,
+    redis: RedisConn,
     keys: Keys,
     bus: RoomBus,
     stock: StockTicker,
@@ -140,13 +140,7 @@ struct LotteryState {
 }
 
 impl Drawer {
-    pub fn new(
-        redis: ConnectionManager,
-        keys: Keys,
-        bus: RoomBus,
-        stock: StockTicker,
-        db: PgPool,
-    ) -> Self {
+    pub fn new(redis: RedisConn, keys: Keys, bus: RoomBus, stock: StockTicker, db: PgPool) -> Self {
         Self {
             redis,
             keys,

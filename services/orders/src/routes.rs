@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::{Auth, Shopper};
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::ids;
 use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
-use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -51,7 +51,7 @@ impl std::ops::Deref for OrdersState {
 pub struct OrdersParts {
     pub admission: Admission,
     pub lifecycle: Lifecycle,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub keys: Keys,
     pub protection: Protection,
     pub drawer: Drawer,

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::events::RoomEvent;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::room_bus::RoomBus;
-use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 /// Shortest gap between two `drop.stock` events of one drop from one process.
@@ -25,7 +25,7 @@ pub struct DropFacts {
 #[derive(Clone)]
 pub struct StockTicker {
     bus: RoomBus,
-    redis: ConnectionManager,
+    redis: RedisConn,
     keys: Keys,
     interval: Duration,
     /// Per drop: when its last `drop.stock` went out, and whether one is scheduled.
@@ -40,7 +40,7 @@ struct Tick {
 }
 
 impl StockTicker {
-    pub fn new(bus: RoomBus, redis: ConnectionManager, keys: Keys, interval: Duration) -> Self {
+    pub fn new(bus: RoomBus, redis: RedisConn, keys: Keys, interval: Duration) -> Self {
         Self {
             bus,
             redis,

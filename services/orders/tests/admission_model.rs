@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::backends::connect_redis;
+use linkdrop_domain::config::RedisTarget;
 use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
@@ -16,7 +18,6 @@ use linkdrop_orders::admission::{Admission, Answer, Decision, Rejection};
 use linkdrop_orders::lifecycle::{Lifecycle, Payment};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
 use proptest::prelude::*;
-use redis::aio::ConnectionManager;
 
 const STOCK: u32 = 6;
 const MAX_PER_USER: u32 = 2;
@@ -194,7 +195,7 @@ fn outcome_of(decision: &Decision) -> Outcome {
 
 struct World {
     runtime: tokio::runtime::Runtime,
-    redis: ConnectionManager,
+    redis: RedisConn,
     keys: Keys,
 }
 
@@ -205,7 +206,7 @@ fn world() -> &'static World {
         let url = std::env::var("LINKDROP_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:16379".to_string());
         let redis = runtime
-            .block_on(connect_redis(&url))
+            .block_on(connect_redis(&RedisTarget::Single(url)))
             .expect("the stack's Redis is up (run ./scripts/stack up)");
         World {
             runtime,
@@ -215,7 +216,7 @@ fn world() -> &'static World {
     })
 }
 
-async fn hset(redis: &ConnectionManager, key: &str, fields: &[(&str, String)]) {
+async fn hset(redis: &RedisConn, key: &str, fields: &[(&str, String)]) {
     redis::cmd("HSET")
         .arg(key)
         .arg(fields)
@@ -377,7 +378,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 /// Moves an order's payment deadline into the past, as time passing would.
-async fn make_overdue(redis: &ConnectionManager, keys: &Keys, drop_id: &str, order_id: &str) {
+async fn make_overdue(redis: &RedisConn, keys: &Keys, drop_id: &str, order_id: &str) {
     let orders = keys.drop_orders(drop_id);
     let state: String = redis::cmd("HGET")
         .arg(&orders)

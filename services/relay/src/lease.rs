@@ -1,8 +1,8 @@
 //! Per-drop leases of the relays (`lease.lua`): one relay at a time produces a drop's
 //! events, so Kafka keeps them in the order they happened even when several relays run.
 
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::keys::Keys;
-use redis::aio::ConnectionManager;
 
 /// What asking for a lease came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub enum Lease {
 /// The leases of one relay.
 #[derive(Clone)]
 pub struct Leases {
-    redis: ConnectionManager,
+    redis: RedisConn,
     keys: Keys,
     consumer: String,
     /// How long a lease lasts without renewal. The relay renews every housekeeping round
@@ -26,7 +26,7 @@ pub struct Leases {
 }
 
 impl Leases {
-    pub fn new(redis: ConnectionManager, keys: Keys, consumer: String, lease_ms: u64) -> Self {
+    pub fn new(redis: RedisConn, keys: Keys, consumer: String, lease_ms: u64) -> Self {
         Self {
             redis,
             keys,

@@ -20,14 +20,14 @@ pub mod outbox;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use linkdrop_domain::backends::{BackendError, ensure_topic, kafka_config};
+use linkdrop_domain::backends::RedisConn;
+use linkdrop_domain::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::failpoint;
 use linkdrop_domain::ids::new_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::lease::{Lease, Leases};
@@ -45,10 +45,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// Settings of one relay.
 pub struct RelayDeps {
     /// A Redis connection for the relay alone (it blocks on reads).
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub keys: Keys,
     pub brokers: String,
-    pub partitions: i32,
+    pub topic: TopicLayout,
     pub batch_max: usize,
     /// How old an entry must be before it is produced: Redis's fsync window.
     pub durability_lag_ms: i64,
@@ -61,7 +61,7 @@ pub async fn start(
     deps: RelayDeps,
     shutdown: CancellationToken,
 ) -> Result<RoleHandle, BackendError> {
-    ensure_topic(&deps.brokers, &deps.keys.orders_topic(), deps.partitions).await?;
+    ensure_topic(&deps.brokers, &deps.keys.orders_topic(), deps.topic).await?;
     let producer: FutureProducer = kafka_config(&deps.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")

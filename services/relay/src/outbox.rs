@@ -3,17 +3,22 @@
 //! relay that takes a drop over after this one can claim it.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::events::{
     DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid,
 };
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::OrderStatus;
-use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
 use redis::{AsyncCommands, RedisResult};
+
+/// In a Redis Cluster, how long a read of several drops' outboxes that found nothing waits
+/// before the relay reads again (it cannot block there).
+const CLUSTER_POLL: Duration = Duration::from_millis(20);
 
 /// One outbox entry: where it is and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +38,7 @@ pub struct Malformed {
 /// The outbox streams, as read by one relay consumer.
 pub struct Outboxes {
     /// For reads that block: a connection of its own, so blocking never delays others.
-    reader: ConnectionManager,
+    reader: RedisConn,
     keys: Keys,
     consumer: String,
 }
@@ -42,7 +47,7 @@ pub struct Outboxes {
 pub type Batch = (Vec<Entry>, Vec<Malformed>);
 
 impl Outboxes {
-    pub fn new(reader: ConnectionManager, keys: Keys, consumer: String) -> Self {
+    pub fn new(reader: RedisConn, keys: Keys, consumer: String) -> Self {
         Self {
             reader,
             keys,
@@ -126,6 +131,55 @@ impl Outboxes {
         if drop_ids.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
+        if !self.reader.is_cluster() || drop_ids.len() == 1 {
+            return self.read_streams(drop_ids, count, from, block_ms).await;
+        }
+        // In a cluster each outbox lives on the node of its drop's tag: one read per drop,
+        // none blocking (a blocked read would hold back the other drops of its node), and a
+        // short pause instead of the block when none had anything.
+        let reads = drop_ids
+            .chunks(1)
+            .map(|drop| self.clone_reader().read_streams_owned(drop, count, from));
+        let mut batch: Batch = (Vec::new(), Vec::new());
+        for (entries, malformed) in futures::future::try_join_all(reads).await? {
+            batch.0.extend(entries);
+            batch.1.extend(malformed);
+        }
+        if batch.0.is_empty() && batch.1.is_empty() && block_ms.is_some() {
+            let pause = block_ms.map_or(CLUSTER_POLL, |ms| {
+                CLUSTER_POLL.min(Duration::from_millis(ms as u64))
+            });
+            tokio::time::sleep(pause).await;
+        }
+        Ok(batch)
+    }
+
+    /// Another reader of the same outboxes over the same (shared) connection.
+    fn clone_reader(&self) -> Outboxes {
+        Outboxes::new(
+            self.reader.clone(),
+            self.keys.clone(),
+            self.consumer.clone(),
+        )
+    }
+
+    async fn read_streams_owned(
+        mut self,
+        drop_ids: &[String],
+        count: usize,
+        from: &str,
+    ) -> RedisResult<Batch> {
+        self.read_streams(drop_ids, count, from, None).await
+    }
+
+    /// One XREADGROUP over the outboxes of `drop_ids` (all in one slot, or not a cluster).
+    async fn read_streams(
+        &mut self,
+        drop_ids: &[String],
+        count: usize,
+        from: &str,
+        block_ms: Option<usize>,
+    ) -> RedisResult<Batch> {
         let streams: Vec<String> = drop_ids.iter().map(|d| self.keys.drop_outbox(d)).collect();
         let ids = vec![from; streams.len()];
         let mut options = StreamReadOptions::default()
@@ -157,22 +211,31 @@ impl Outboxes {
         for (stream, id) in entries {
             by_stream.entry(stream).or_default().push(id);
         }
-        let mut pipe = redis::pipe();
-        for (stream, ids) in by_stream {
-            pipe.xack(stream, self.keys.relay_group(), &ids).ignore();
-            pipe.xdel(stream, &ids).ignore();
-        }
-        pipe.query_async(&mut self.reader).await
+        // One pipeline per stream (a cluster keeps each on its own node), sent together.
+        let acks = by_stream.into_iter().map(|(stream, ids)| {
+            let mut reader = self.reader.clone();
+            let group = self.keys.relay_group();
+            async move {
+                redis::pipe()
+                    .xack(stream, group, &ids)
+                    .ignore()
+                    .xdel(stream, &ids)
+                    .ignore()
+                    .query_async::<()>(&mut reader)
+                    .await
+            }
+        });
+        futures::future::try_join_all(acks).await.map(drop)
     }
 
     /// Entries waiting in the outboxes of `drop_ids`.
     pub async fn length(&mut self, drop_ids: &[String]) -> RedisResult<u64> {
-        let mut pipe = redis::pipe();
-        for drop_id in drop_ids {
-            pipe.xlen(self.keys.drop_outbox(drop_id));
-        }
-        let lengths: Vec<u64> = pipe.query_async(&mut self.reader).await?;
-        Ok(lengths.iter().sum())
+        let lengths = drop_ids.iter().map(|drop_id| {
+            let mut reader = self.reader.clone();
+            let stream = self.keys.drop_outbox(drop_id);
+            async move { reader.xlen::<_, u64>(stream).await }
+        });
+        Ok(futures::future::try_join_all(lengths).await?.iter().sum())
     }
 }
 

@@ -11,7 +11,7 @@ pub mod store;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use linkdrop_domain::backends::{BackendError, ensure_topic, kafka_config};
+use linkdrop_domain::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::OrderEvent;
 use linkdrop_domain::failpoint;
@@ -59,7 +59,7 @@ pub struct SettleDeps {
     pub db: PgPool,
     pub keys: Keys,
     pub brokers: String,
-    pub partitions: i32,
+    pub topic: TopicLayout,
     pub batch_max: usize,
     pub batch_wait: Duration,
     /// How long the group waits for a silent member before giving its partitions away.
@@ -71,7 +71,7 @@ pub async fn start(
     deps: SettleDeps,
     shutdown: CancellationToken,
 ) -> Result<RoleHandle, BackendError> {
-    ensure_topic(&deps.brokers, &deps.keys.orders_topic(), deps.partitions).await?;
+    ensure_topic(&deps.brokers, &deps.keys.orders_topic(), deps.topic).await?;
     let consumer: StreamConsumer<LagReporter> = kafka_config(&deps.brokers)
         .set("group.id", deps.keys.settle_group())
         .set("enable.auto.commit", "false")

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use linkdrop::startup::{Application, Role};
-use linkdrop_domain::config::Config;
+use linkdrop_domain::config::{Config, RedisTarget};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::AsyncWriteExt;
@@ -39,6 +39,22 @@ fn stack_env(key: &str, default: &str) -> String {
 
 pub fn redis_url() -> String {
     stack_env("LINKDROP_REDIS_URL", "redis://127.0.0.1:16379")
+}
+
+/// Whether the tests run on a Redis Cluster (`LINKDROP_REDIS_CLUSTER=true` with the nodes in
+/// `LINKDROP_REDIS_URL`): the whole suite can, though `scripts/test` runs it on one server.
+fn redis_cluster() -> bool {
+    stack_env("LINKDROP_REDIS_CLUSTER", "false") == "true"
+}
+
+/// Where the tests' Redis is, for tests that talk to it directly.
+pub fn redis_target() -> RedisTarget {
+    let url = redis_url();
+    if redis_cluster() {
+        RedisTarget::Cluster(url.split(',').map(str::to_string).collect())
+    } else {
+        RedisTarget::Single(url)
+    }
 }
 
 pub fn kafka_brokers() -> String {
@@ -90,6 +106,7 @@ pub fn test_env(database_url: &str, namespace: &str) -> BTreeMap<String, String>
             WEBHOOK_SECRET_KEY.to_string(),
         ),
         ("LINKDROP_REDIS_URL", redis_url()),
+        ("LINKDROP_REDIS_CLUSTER", redis_cluster().to_string()),
         ("LINKDROP_DATABASE_URL", database_url.to_string()),
         ("LINKDROP_DATABASE_MAX_CONNECTIONS", "5".to_string()),
         ("LINKDROP_KAFKA_BROKERS", kafka_brokers()),
