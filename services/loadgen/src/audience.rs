@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::limits::{Limits, Verdict};
 use crate::stats::{Latency, latency};
 
 /// Handshakes one worker has in flight at once.
@@ -90,6 +91,9 @@ pub struct AudienceArgs {
     /// Where to draw the latency histogram (SVG).
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Limits on the arrival latency and on viewers the event never reached (errors).
+    #[command(flatten)]
+    limits: Limits,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -121,6 +125,7 @@ pub struct Report {
     pub connect_seconds: f64,
     /// Size of the event's WebSocket message as the viewers received it.
     pub frame_bytes: usize,
+    pub verdict: Verdict,
 }
 
 /// Runs the coordinator: starts the workers, waits for all viewers, triggers, reports.
@@ -281,14 +286,19 @@ fn summarize(
         (Some(first), Some(last)) => (last - first) as f64 / 1000.0,
         _ => 0.0,
     };
+    let latency = latency(micros);
+    let missed = args.viewers.saturating_sub(arrivals.len()) as u64;
     Report {
         target: args.common.target,
         viewers: args.viewers,
         received: arrivals.len(),
-        latency: latency(micros),
+        latency,
         spread_ms,
         connect_seconds,
         frame_bytes: 0,
+        verdict: args
+            .limits
+            .judge(latency.p99_ms, missed, args.viewers as u64),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod audience;
 mod http;
+mod limits;
 mod orders;
 mod receiver;
 mod stats;
@@ -40,10 +41,12 @@ fn main() -> anyhow::Result<()> {
         Command::Orders(args) => {
             let report = runtime.block_on(orders::run(args))?;
             println!("{}", serde_json::to_string(&report)?);
+            fail_on_breaches(&report.verdict)?;
         }
         Command::Audience(args) => {
             let report = runtime.block_on(audience::run(args))?;
             println!("{}", serde_json::to_string(&report)?);
+            fail_on_breaches(&report.verdict)?;
         }
         Command::AudienceWorker(args) => runtime.block_on(audience::run_worker(args))?,
         Command::Receiver(args) => runtime.block_on(receiver::receive(args))?,
@@ -53,4 +56,12 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A run that broke a limit given on the command line exits non-zero, naming each.
+fn fail_on_breaches(verdict: &limits::Verdict) -> anyhow::Result<()> {
+    if verdict.passed {
+        return Ok(());
+    }
+    anyhow::bail!("limits broken: {}", verdict.breaches.join("; "))
 }

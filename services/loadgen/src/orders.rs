@@ -1,7 +1,9 @@
 //! Order storms: `n` requests, each from its own shopper with its own Idempotency-Key,
 //! sent by `concurrency` connections — as fast as they are answered (saturation), or at a
-//! fixed rate (latency measured from each request's scheduled time, so a stalled server is
-//! not hidden by requests that were never sent).
+//! fixed rate, reached at once or ramped up to (latency measured from each request's
+//! scheduled time, so a stalled server is not hidden by requests that were never sent).
+//! Answers other than 201 and 409 (sold out, limit reached: what a storm expects) and
+//! requests with no answer count as errors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use linkdrop_domain::auth::TokenKeys;
 use linkdrop_domain::secret::Secret;
 use serde::Serialize;
 
+use crate::limits::{Limits, Verdict, error_rate};
 use crate::stats::{Latency, latency};
 
 #[derive(Args, Debug, Clone)]
@@ -38,9 +41,14 @@ pub struct OrdersArgs {
     /// Requests per second; omitted = as fast as answered.
     #[arg(long)]
     rate: Option<u64>,
+    /// Seconds over which the rate climbs from zero to `--rate` (then holds).
+    #[arg(long, requires = "rate", default_value_t = 0.0)]
+    ramp_s: f64,
     /// Shopper ids are `<prefix><n>`; vary it between runs against the same drop.
     #[arg(long, default_value = "shopper-")]
     user_prefix: String,
+    #[command(flatten)]
+    limits: Limits,
 }
 
 /// What a storm came to.
@@ -55,7 +63,10 @@ pub struct Report {
     pub by_status: BTreeMap<u16, u64>,
     /// Requests that got no HTTP answer (connection errors).
     pub failed: u64,
+    /// Failed requests and answers other than 201 and 409, per request.
+    pub error_rate: f64,
     pub latency: Latency,
+    pub verdict: Verdict,
 }
 
 /// One connection's tally.
@@ -91,6 +102,8 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
     let seconds = started.elapsed().as_secs_f64();
     let answers: u64 = total.by_status.values().sum();
     let accepted = total.by_status.get(&201).copied().unwrap_or(0);
+    let errors = total.failed + errors(&total.by_status);
+    let latency = latency(total.micros);
     Ok(Report {
         requests: args.requests,
         seconds,
@@ -98,8 +111,32 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
         accepted_per_s: accepted as f64 / seconds,
         by_status: total.by_status,
         failed: total.failed,
-        latency: latency(total.micros),
+        error_rate: error_rate(errors, args.requests),
+        verdict: args.limits.judge(latency.p99_ms, errors, args.requests),
+        latency,
     })
+}
+
+/// Answers that are neither an order (201) nor an expected refusal (409).
+fn errors(by_status: &BTreeMap<u16, u64>) -> u64 {
+    by_status
+        .iter()
+        .filter(|(status, _)| !matches!(status, 201 | 409))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// When request `n` is due, in seconds from the start, at `rate` per second reached by a
+/// linear climb over `ramp_s` seconds: during the climb `rate·t²/(2·ramp_s)` requests are
+/// due by time `t`, after it `rate` more each second.
+fn due_at_s(n: u64, rate: u64, ramp_s: f64) -> f64 {
+    let (n, rate) = (n as f64, rate as f64);
+    let during_ramp = rate * ramp_s / 2.0;
+    if n < during_ramp {
+        (2.0 * n * ramp_s / rate).sqrt()
+    } else {
+        ramp_s + (n - during_ramp) / rate
+    }
 }
 
 /// One connection: takes the next request number until all are sent.
@@ -120,7 +157,7 @@ async fn client(
         }
         let scheduled = match args.rate {
             Some(rate) => {
-                let at = started + Duration::from_secs_f64(n as f64 / rate as f64);
+                let at = started + Duration::from_secs_f64(due_at_s(n, rate, args.ramp_s));
                 tokio::time::sleep_until(at.into()).await;
                 at
             }
@@ -150,5 +187,31 @@ async fn client(
                 sender = crate::http::connect(&args.addr).await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_ramp_requests_are_evenly_spaced() {
+        assert_eq!(due_at_s(0, 100, 0.0), 0.0);
+        assert_eq!(due_at_s(250, 100, 0.0), 2.5);
+    }
+
+    #[test]
+    fn a_ramp_sends_half_its_full_rate_on_average_then_the_full_rate() {
+        // 100/s reached over 10 s: 500 requests during the climb, then 100 a second.
+        assert_eq!(due_at_s(500, 100, 10.0), 10.0);
+        assert_eq!(due_at_s(600, 100, 10.0), 11.0);
+        // A quarter of the climb's requests are due halfway through it.
+        assert!((due_at_s(125, 100, 10.0) - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn only_unexpected_answers_are_errors() {
+        let by_status = BTreeMap::from([(201, 10), (409, 90), (429, 2), (503, 1)]);
+        assert_eq!(errors(&by_status), 3);
     }
 }
