@@ -8,9 +8,11 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use linkdrop_domain::config::{Config, RedisTarget};
 use serde_json::Value;
 use support::test_python;
 
@@ -138,6 +140,28 @@ fn the_kubernetes_manifests_validate_and_have_probes_autoscaling_and_budgets() {
     );
     let config = find(&production, "ConfigMap", "linkdrop-config");
     assert_eq!(config["data"]["LINKDROP_REDIS_DURABILITY"], "always");
+    // What the pods get is a configuration linkdrop accepts: a Redis Cluster and a
+    // replicated orders topic. The Secret's placeholders are refused, so that a deployment
+    // nobody filled in stops at once, naming the key.
+    let as_env = |map: &Value| -> BTreeMap<String, String> {
+        map.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect()
+    };
+    let settings = as_env(&config["data"]);
+    let parsed =
+        Config::from_sources(None, &settings).expect("linkdrop accepts the production settings");
+    assert!(
+        matches!(parsed.require_redis().unwrap(), RedisTarget::Cluster(nodes) if nodes.len() == 3)
+    );
+    let secrets = find(&production, "Secret", "linkdrop-secrets");
+    let mut with_placeholders = settings.clone();
+    with_placeholders.extend(as_env(&secrets["stringData"]));
+    let refused = Config::from_sources(None, &with_placeholders).unwrap_err();
+    assert_eq!(refused.key, "LINKDROP_WEBHOOK_SECRET_KEY");
+    assert_eq!(parsed.kafka_replication, 3);
 }
 
 #[test]
