@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod lifecycle;
 pub mod lottery;
+pub mod memory;
 pub mod protection;
 pub mod queries;
 pub mod routes;

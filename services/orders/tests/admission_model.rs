@@ -1,7 +1,8 @@
-//! The drop's scripts against a plain model in Rust: random sequences of launch, order,
-//! retry (same key, same or other body), close, pay, deadline passing and expiry run
-//! against real Redis and against the model, and answers and state (stock left, units per
-//! user, units paid, outbox length) must agree after every step. Needs the stack's Redis
+//! The drop's scripts against a plain model in Rust, and against the embedded backend's
+//! in-memory engine ([`MemoryDrop`]): random sequences of launch, order, retry (same key,
+//! same or other body), close, pay, deadline passing and expiry run against real Redis, the
+//! model and the engine, and answers and state (stock left, units per user, units paid,
+//! outbox length) must agree after every step. Needs the stack's Redis
 //! (`scripts/stack up`).
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use linkdrop_domain::model::{IdempotencyKey, Quantity};
 use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_orders::admission::{Admission, Answer, Decision, Rejection};
 use linkdrop_orders::lifecycle::{Lifecycle, Payment};
+use linkdrop_orders::memory::{MemoryDrop, Terms};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
 use proptest::prelude::*;
 
@@ -248,13 +250,23 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let stock = StockTicker::new(bus, redis.clone(), keys.clone(), STOCK_EVENT_INTERVAL);
     let lifecycle = Lifecycle::new(redis.clone(), keys.clone(), stock);
     let mut model = Model::new();
+    let mut memory = MemoryDrop::new(
+        &drop_id,
+        Terms {
+            stock: STOCK,
+            max_per_user: MAX_PER_USER,
+            pay_within_ms: 600_000,
+        },
+    );
     let mut order_ids: HashMap<(u8, u8), String> = HashMap::new();
     for op in ops {
         match op {
             Op::Launch => {
                 if model.phase == Phase::Draft {
                     model.phase = Phase::Launched;
-                    let opened = (linkdrop_domain::clock::now_ms() - 1000).to_string();
+                    let opened = linkdrop_domain::clock::now_ms() - 1000;
+                    memory.launch(opened);
+                    let opened = opened.to_string();
                     hset(
                         redis,
                         &meta,
@@ -265,6 +277,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Close => {
                 model.phase = Phase::Closed;
+                memory.close();
                 hset(redis, &meta, &[("phase", "closed".into())]).await;
             }
             Op::Order { user, key, qty } => {
@@ -287,6 +300,29 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     key,
                     qty
                 );
+                // The engine decides the same, naming the order the script named.
+                let order_id = match &decision {
+                    Decision::Fresh {
+                        answer: Answer::Reserved { order_id, .. },
+                        ..
+                    } => order_id.clone(),
+                    _ => new_id(prefix::ORDER),
+                };
+                let in_memory = memory.admit(
+                    linkdrop_domain::clock::now_ms(),
+                    &format!("user-{user}"),
+                    &idem,
+                    Quantity::parse(i64::from(qty)).unwrap(),
+                    &order_id,
+                );
+                prop_assert_eq!(
+                    outcome_of(&in_memory),
+                    expected,
+                    "the engine, user {} key {}",
+                    user,
+                    key
+                );
+                prop_assert_eq!(same_order(&in_memory), same_order(&decision));
                 if let Decision::Fresh {
                     answer: Answer::Reserved { order_id, .. },
                     ..
@@ -315,17 +351,24 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Pay { nth } if !model.reservations.is_empty() => {
                 let i = nth % model.reservations.len();
                 let r = model.reservations[i].clone();
+                let in_memory = memory.pay(
+                    now_for(&model.reservations[i]),
+                    &r.order_id,
+                    &format!("user-{}", r.user),
+                    "ref-1",
+                );
                 let expected = model.pay(i);
+                prop_assert_eq!(
+                    payment_name(&in_memory),
+                    expected,
+                    "the engine paying {}",
+                    r.order_id
+                );
                 let payment = lifecycle
                     .pay(&r.order_id, &format!("user-{}", r.user), "ref-1")
                     .await
                     .unwrap();
-                let got = match payment {
-                    Payment::Paid { .. } => "paid",
-                    Payment::Expired => "expired",
-                    Payment::NotPayable { .. } | Payment::NotFound => "not payable",
-                };
-                prop_assert_eq!(got, expected, "paying {}", r.order_id);
+                prop_assert_eq!(payment_name(&payment), expected, "paying {}", r.order_id);
             }
             Op::Overdue { nth } if !model.reservations.is_empty() => {
                 let i = nth % model.reservations.len();
@@ -335,6 +378,8 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Expire { nth } if !model.reservations.is_empty() => {
                 let i = nth % model.reservations.len();
                 model.expire(i);
+                let r = &model.reservations[i];
+                memory.expire(now_for(r), &r.order_id);
                 lifecycle
                     .expire(&drop_id, &model.reservations[i].order_id)
                     .await
@@ -366,15 +411,49 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             .iter()
             .map(|(u, n)| (format!("user-{u}"), *n))
             .collect();
-        prop_assert_eq!(held, model_held);
+        prop_assert_eq!(&held, &model_held);
         let outbox: usize = redis::cmd("XLEN")
             .arg(keys.drop_outbox(&drop_id))
             .query_async(&mut redis.clone())
             .await
             .unwrap();
         prop_assert_eq!(outbox, model.outbox);
+        prop_assert_eq!(memory.stock_left(), i64::from(model.stock_left));
+        prop_assert_eq!(memory.paid(), i64::from(model.paid));
+        prop_assert_eq!(memory.holders(), &model_held);
+        prop_assert_eq!(memory.events_appended(), model.outbox);
     }
     Ok(())
+}
+
+/// A time at which `r`'s deadline has passed if the test made it overdue, and not otherwise
+/// (the script side moves the deadline instead; the engine is told the time).
+fn now_for(r: &Reservation) -> i64 {
+    if r.overdue {
+        i64::MAX / 2
+    } else {
+        linkdrop_domain::clock::now_ms()
+    }
+}
+
+fn payment_name(payment: &Payment) -> &'static str {
+    match payment {
+        Payment::Paid { .. } => "paid",
+        Payment::Expired => "expired",
+        Payment::NotPayable { .. } | Payment::NotFound => "not payable",
+    }
+}
+
+/// The order a decision names and whether it is a replay, without times.
+fn same_order(decision: &Decision) -> Option<(bool, String)> {
+    match decision {
+        Decision::Fresh {
+            answer: Answer::Reserved { order_id, .. },
+            ..
+        } => Some((false, order_id.clone())),
+        Decision::Replay(Answer::Reserved { order_id, .. }) => Some((true, order_id.clone())),
+        _ => None,
+    }
 }
 
 /// Moves an order's payment deadline into the past, as time passing would.
