@@ -13,7 +13,7 @@ use linkdrop_domain::backends::connect_redis;
 use linkdrop_domain::config::RedisTarget;
 use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use linkdrop_domain::model::{Fairness, IdempotencyKey, Quantity};
 use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_orders::admission::{Admission, Answer, Decision, Rejection};
 use linkdrop_orders::lifecycle::{Lifecycle, Payment};
@@ -256,6 +256,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             stock: STOCK,
             max_per_user: MAX_PER_USER,
             pay_within_ms: 600_000,
+            fairness: Fairness::Fcfs,
         },
     );
     let mut order_ids: HashMap<(u8, u8), String> = HashMap::new();
@@ -468,6 +469,86 @@ async fn make_overdue(redis: &RedisConn, keys: &Keys, drop_id: &str, order_id: &
     let mut fields: Vec<&str> = state.split('\t').collect();
     fields[3] = "1";
     hset(redis, &orders, &[(order_id, fields.join("\t"))]).await;
+}
+
+/// A lottery drop's entry window, in Redis and in the engine: the same shoppers and keys
+/// get the same answers (one entry per shopper, replays, conflicts, the limit on units).
+#[test]
+fn lottery_entries_agree_between_the_script_and_the_engine() {
+    let World {
+        runtime,
+        redis,
+        keys,
+    } = world();
+    runtime.block_on(async {
+        let drop_id = new_id(prefix::DROP);
+        let opened = linkdrop_domain::clock::now_ms() - 1000;
+        let window_ms: u32 = 600_000;
+        hset(
+            redis,
+            &keys.drop_meta(&drop_id),
+            &[
+                ("phase", "launched".into()),
+                ("opens_at_ms", opened.to_string()),
+                ("stock", STOCK.to_string()),
+                ("stock_left", STOCK.to_string()),
+                ("max_per_user", MAX_PER_USER.to_string()),
+                ("policy", "lottery".into()),
+                ("window_ms", window_ms.to_string()),
+                ("pay_within_ms", "600000".into()),
+            ],
+        )
+        .await;
+        let mut memory = MemoryDrop::new(
+            &drop_id,
+            Terms {
+                stock: STOCK,
+                max_per_user: MAX_PER_USER,
+                pay_within_ms: 600_000,
+                fairness: Fairness::Lottery { window_ms },
+            },
+        );
+        memory.launch(opened);
+        let admission = Admission::new(redis.clone(), keys.clone());
+        let requests = [
+            (0, 0, 1),
+            (1, 0, 2),
+            (0, 1, 2),
+            (0, 0, 1),
+            (0, 0, 2),
+            (2, 0, 3),
+            (1, 0, 2),
+        ];
+        for (user, key, qty) in requests {
+            let user_id = format!("user-{user}");
+            let idem = IdempotencyKey::parse(Some(&format!("key-{key}"))).unwrap();
+            let qty = Quantity::parse(qty).unwrap();
+            let script = admission
+                .admit(&drop_id, &user_id, &idem, qty)
+                .await
+                .unwrap();
+            let order_id = match &script {
+                Decision::Fresh {
+                    answer: Answer::Entered { order_id, .. },
+                    ..
+                } => order_id.clone(),
+                _ => new_id(prefix::ORDER),
+            };
+            let engine = memory.admit(
+                linkdrop_domain::clock::now_ms(),
+                &user_id,
+                &idem,
+                qty,
+                &order_id,
+            );
+            assert_eq!(engine, script, "{user_id} {idem:?} {qty:?}");
+        }
+        assert_eq!(
+            memory.events_appended(),
+            2,
+            "one entry per shopper who entered"
+        );
+    });
 }
 
 proptest! {
