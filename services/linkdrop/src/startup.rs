@@ -130,6 +130,14 @@ impl Backends {
         Ok(backends)
     }
 
+    /// What `/readyz` reports as the backend: the stores of this installation.
+    fn kind(&self) -> &'static str {
+        match self.redis_target {
+            Some(RedisTarget::Cluster(_)) => "redis-cluster+kafka+postgres",
+            _ => "redis+kafka+postgres",
+        }
+    }
+
     fn probes(&self) -> Vec<Probe> {
         let mut probes = Vec::new();
         if let Some(redis) = &self.redis {
@@ -287,7 +295,8 @@ impl Application {
             .with_context(|| format!("starting the {} role", role.name()))?;
             handles.push(handle);
         }
-        let backend = "redis+kafka+postgres";
+        let backend = backends.kind();
+        tracing::info!(backend, "backends");
         let role_names = roles.iter().map(Role::name).collect();
         let mut router = Ops::new(backends.probes(), backend, role_names).router();
         for handle in &mut handles {

@@ -220,6 +220,8 @@ async fn a_drop_runs_across_the_cluster_through_a_gateway_and_a_kafka_broker_dyi
         orders.push(connect(addr).await);
     }
     assert_eq!((gateways.len(), orders.len()), (3, 2));
+    let ready = control.admin_get("/readyz").await;
+    assert_eq!(ready.body["backend"], "redis-cluster+kafka+postgres", "{ready:?}");
 
     let mut receiver = WebhookReceiver::start().await;
     let merchant = format!("m_{}", uuid::Uuid::now_v7().simple());
