@@ -221,7 +221,10 @@ async fn a_drop_runs_across_the_cluster_through_a_gateway_and_a_kafka_broker_dyi
     }
     assert_eq!((gateways.len(), orders.len()), (3, 2));
     let ready = control.admin_get("/readyz").await;
-    assert_eq!(ready.body["backend"], "redis-cluster+kafka+postgres", "{ready:?}");
+    assert_eq!(
+        ready.body["backend"], "redis-cluster+kafka+postgres",
+        "{ready:?}"
+    );
 
     let mut receiver = WebhookReceiver::start().await;
     let merchant = format!("m_{}", uuid::Uuid::now_v7().simple());
