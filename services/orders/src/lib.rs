@@ -6,6 +6,7 @@
 //! carries it to Kafka and settlement to PostgreSQL.
 
 pub mod admission;
+pub mod embedded;
 pub mod lifecycle;
 pub mod lottery;
 pub mod memory;

@@ -1,0 +1,156 @@
+//! The embedded backend's drops across a restart: what was acknowledged before the
+//! journal was reopened — reservations, payments, expiries, recorded answers — is all
+//! there after, and the stock adds up. Needs nothing but a file.
+
+use std::path::PathBuf;
+
+use linkdrop_domain::ids::new_id;
+use linkdrop_domain::model::{Fairness, IdempotencyKey, Quantity};
+use linkdrop_orders::admission::{Answer, Decision};
+use linkdrop_orders::embedded::EmbeddedDrops;
+use linkdrop_orders::lifecycle::{Expiry, Payment};
+use linkdrop_orders::memory::Terms;
+
+fn journal_path() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    dir.join(format!("{}.db", new_id("journal")))
+}
+
+fn terms(stock: u32, pay_within_ms: i64) -> Terms {
+    Terms {
+        stock,
+        max_per_user: 1,
+        pay_within_ms,
+        fairness: Fairness::Fcfs,
+    }
+}
+
+async fn order(drops: &EmbeddedDrops, drop_id: &str, user: &str) -> Decision {
+    let key = IdempotencyKey::parse(Some("k")).unwrap();
+    drops
+        .admit(drop_id, user, &key, Quantity::parse(1).unwrap())
+        .await
+        .unwrap()
+}
+
+fn reserved_id(decision: &Decision) -> String {
+    match decision {
+        Decision::Fresh {
+            answer: Answer::Reserved { order_id, .. },
+            ..
+        }
+        | Decision::Replay(Answer::Reserved { order_id, .. }) => order_id.clone(),
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_orders_and_payments_survive_a_restart() {
+    let path = journal_path();
+    let drop_id = new_id("drp");
+    let drops = EmbeddedDrops::open(&path).await.unwrap();
+    drops
+        .create_drop(&drop_id, terms(3, 600_000))
+        .await
+        .unwrap();
+    drops
+        .launch(&drop_id, linkdrop_domain::clock::now_ms() - 1_000)
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for user in ["u1", "u2", "u3", "u4"] {
+        answers.push(order(&drops, &drop_id, user).await);
+    }
+    assert!(matches!(
+        answers[3],
+        Decision::Fresh {
+            answer: Answer::SoldOut,
+            ..
+        }
+    ));
+    let first = reserved_id(&answers[0]);
+    let paid = drops.pay(&drop_id, &first, "u1", "pay-1").await.unwrap();
+    assert!(matches!(paid, Payment::Paid { .. }));
+    let before = drops
+        .inspect(&drop_id, |d| {
+            (d.stock_left(), d.paid(), d.holders().clone())
+        })
+        .await
+        .unwrap();
+    // The process goes away without closing anything.
+    drop(drops);
+
+    let reopened = EmbeddedDrops::open(&path).await.unwrap();
+    let after = reopened
+        .inspect(&drop_id, |d| {
+            (d.stock_left(), d.paid(), d.holders().clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+    assert_eq!(after.0, 0);
+    assert_eq!(after.1, 1);
+    // Retries get the answers given before the restart.
+    let again = order(&reopened, &drop_id, "u1").await;
+    assert_eq!(
+        (matches!(again, Decision::Replay(_)), reserved_id(&again)),
+        (true, first.clone())
+    );
+    assert_eq!(
+        order(&reopened, &drop_id, "u4").await,
+        Decision::Replay(Answer::SoldOut)
+    );
+    let repaid = reopened.pay(&drop_id, &first, "u1", "pay-2").await.unwrap();
+    assert!(
+        matches!(repaid, Payment::Paid { ref payment_ref, .. } if payment_ref == "pay-1"),
+        "the first payment stands: {repaid:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expiry_before_a_restart_stays_and_its_units_stay_back_in_stock() {
+    let path = journal_path();
+    let drop_id = new_id("drp");
+    let drops = EmbeddedDrops::open(&path).await.unwrap();
+    // Reservations whose payment deadline is already behind them.
+    drops.create_drop(&drop_id, terms(1, -1_000)).await.unwrap();
+    drops
+        .launch(&drop_id, linkdrop_domain::clock::now_ms() - 5_000)
+        .await
+        .unwrap();
+    let order_id = reserved_id(&order(&drops, &drop_id, "u1").await);
+    assert_eq!(
+        drops.expire(&drop_id, &order_id).await.unwrap(),
+        Expiry::Expired { stock_left: 1 }
+    );
+    drop(drops);
+
+    let reopened = EmbeddedDrops::open(&path).await.unwrap();
+    assert_eq!(
+        reopened
+            .inspect(&drop_id, |d| d.stock_left())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        reopened.expire(&drop_id, &order_id).await.unwrap(),
+        Expiry::NotReserved
+    );
+    assert_eq!(
+        reopened
+            .pay(&drop_id, &order_id, "u1", "late")
+            .await
+            .unwrap(),
+        Payment::Expired
+    );
+    // The unit that came back sells again.
+    assert!(matches!(
+        order(&reopened, &drop_id, "u2").await,
+        Decision::Fresh {
+            answer: Answer::Reserved { .. },
+            stock_left: 0,
+            ..
+        }
+    ));
+}
