@@ -5,19 +5,22 @@
 //! a restart, even after SIGKILL, comes back with exactly the stock, holders, recorded
 //! answers and orders that were acknowledged.
 //!
-//! The journal is also the embedded queue: what Redis's outbox streams and Kafka carry on
-//! the stack is, here, the journal's order, read by the projections that come next
-//! (orders, events, webhooks in SQLite). Not yet used by the binary.
+//! The journal is also the embedded queue: each entry carries the order events its decision
+//! produced, which is what Redis's outbox streams and Kafka carry on the stack; the
+//! projection ([`crate::projection`]) reads them in journal order into SQLite's `orders`,
+//! woken by [`EmbeddedDrops::journaled`]. Not yet used by the binary.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::events::OrderEvent;
 use linkdrop_domain::ids::new_order_id;
 use linkdrop_domain::model::{Fairness, IdempotencyKey, Quantity};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 use crate::admission::Decision;
 use crate::lifecycle::{Expiry, Payment};
@@ -69,6 +72,8 @@ pub struct EmbeddedDrops {
     /// One lock for all drops: a decision and its journal entry happen together, in
     /// journal order.
     drops: Mutex<HashMap<String, MemoryDrop>>,
+    /// Woken after every journal entry: the in-process queue's doorbell.
+    journaled: Arc<Notify>,
 }
 
 impl EmbeddedDrops {
@@ -88,7 +93,8 @@ impl EmbeddedDrops {
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
                  drop_id TEXT NOT NULL,
                  at_ms INTEGER NOT NULL,
-                 command TEXT NOT NULL
+                 command TEXT NOT NULL,
+                 events TEXT NOT NULL
              )",
         )
         .execute(&db)
@@ -97,7 +103,18 @@ impl EmbeddedDrops {
         Ok(Self {
             db,
             drops: Mutex::new(drops),
+            journaled: Arc::new(Notify::new()),
         })
+    }
+
+    /// The SQLite database the journal is in, for the projections.
+    pub fn db(&self) -> &SqlitePool {
+        &self.db
+    }
+
+    /// Notified after each journal entry.
+    pub fn journaled(&self) -> Arc<Notify> {
+        self.journaled.clone()
     }
 
     pub async fn create_drop(&self, drop_id: &str, terms: Terms) -> Result<(), EmbeddedError> {
@@ -108,7 +125,7 @@ impl EmbeddedDrops {
             fairness: terms.fairness,
         };
         let mut drops = self.drops.lock().await;
-        journal(&self.db, drop_id, now_ms(), &command).await?;
+        journal(&self.db, drop_id, now_ms(), &command, &[]).await?;
         drops.insert(drop_id.to_string(), MemoryDrop::new(drop_id, terms));
         Ok(())
     }
@@ -135,6 +152,7 @@ impl EmbeddedDrops {
             .ok_or_else(|| EmbeddedError::NoDrop(drop_id.to_string()))?;
         let at_ms = now_ms();
         let order_id = new_order_id(drop_id);
+        let before = drop.events_appended();
         let decision = drop.admit(at_ms, user_id, key, qty, &order_id);
         if matches!(decision, Decision::Fresh { .. }) {
             let command = Command::Admit {
@@ -143,7 +161,7 @@ impl EmbeddedDrops {
                 qty: qty.get(),
                 order_id,
             };
-            self.journal_or_forget(&mut drops, drop_id, at_ms, &command)
+            self.journal_or_forget(&mut drops, drop_id, at_ms, &command, before)
                 .await?;
         }
         Ok(decision)
@@ -163,17 +181,17 @@ impl EmbeddedDrops {
             payment_ref: payment_ref.to_string(),
         };
         let mut drops = self.drops.lock().await;
-        let (at_ms, changed, payment) = {
+        let (at_ms, before, changed, payment) = {
             let drop = drops
                 .get_mut(drop_id)
                 .ok_or_else(|| EmbeddedError::NoDrop(drop_id.to_string()))?;
             let before = drop.events_appended();
             let at_ms = now_ms();
             let payment = drop.pay(at_ms, order_id, user_id, payment_ref);
-            (at_ms, drop.events_appended() != before, payment)
+            (at_ms, before, drop.events_appended() != before, payment)
         };
         if changed {
-            self.journal_or_forget(&mut drops, drop_id, at_ms, &command)
+            self.journal_or_forget(&mut drops, drop_id, at_ms, &command, before)
                 .await?;
         }
         Ok(payment)
@@ -183,15 +201,16 @@ impl EmbeddedDrops {
     pub async fn expire(&self, drop_id: &str, order_id: &str) -> Result<Expiry, EmbeddedError> {
         let mut drops = self.drops.lock().await;
         let at_ms = now_ms();
-        let expiry = drops
+        let drop = drops
             .get_mut(drop_id)
-            .ok_or_else(|| EmbeddedError::NoDrop(drop_id.to_string()))?
-            .expire(at_ms, order_id);
+            .ok_or_else(|| EmbeddedError::NoDrop(drop_id.to_string()))?;
+        let before = drop.events_appended();
+        let expiry = drop.expire(at_ms, order_id);
         if matches!(expiry, Expiry::Expired { .. }) {
             let command = Command::Expire {
                 order_id: order_id.to_string(),
             };
-            self.journal_or_forget(&mut drops, drop_id, at_ms, &command)
+            self.journal_or_forget(&mut drops, drop_id, at_ms, &command, before)
                 .await?;
         }
         Ok(expiry)
@@ -217,21 +236,29 @@ impl EmbeddedDrops {
             .get_mut(drop_id)
             .ok_or_else(|| EmbeddedError::NoDrop(drop_id.to_string()))?;
         let at_ms = now_ms();
+        let before = drop.events_appended();
         apply(drop, at_ms, &command);
-        self.journal_or_forget(&mut drops, drop_id, at_ms, &command)
+        self.journal_or_forget(&mut drops, drop_id, at_ms, &command, before)
             .await
     }
 
-    /// Journals a change already made in memory; when that fails, the drop is rebuilt
-    /// from the journal, so memory never holds what SQLite does not.
+    /// Journals a change already made in memory with the events it produced (those after
+    /// the first `events_before`); when that fails, the drop is rebuilt from the journal,
+    /// so memory never holds what SQLite does not.
     async fn journal_or_forget(
         &self,
         drops: &mut HashMap<String, MemoryDrop>,
         drop_id: &str,
         at_ms: i64,
         command: &Command,
+        events_before: usize,
     ) -> Result<(), EmbeddedError> {
-        let Err(e) = journal(&self.db, drop_id, at_ms, command).await else {
+        let events = drops
+            .get(drop_id)
+            .map(|d| d.events_since(events_before).to_vec())
+            .unwrap_or_default();
+        let Err(e) = journal(&self.db, drop_id, at_ms, command, &events).await else {
+            self.journaled.notify_waiters();
             return Ok(());
         };
         match replay_drop(&self.db, drop_id).await {
@@ -251,12 +278,15 @@ async fn journal(
     drop_id: &str,
     at_ms: i64,
     command: &Command,
+    events: &[OrderEvent],
 ) -> Result<(), EmbeddedError> {
-    let text = serde_json::to_string(command).expect("commands serialize");
-    sqlx::query("INSERT INTO drop_journal (drop_id, at_ms, command) VALUES (?, ?, ?)")
+    let command = serde_json::to_string(command).expect("commands serialize");
+    let events = serde_json::to_string(events).expect("events serialize");
+    sqlx::query("INSERT INTO drop_journal (drop_id, at_ms, command, events) VALUES (?, ?, ?, ?)")
         .bind(drop_id)
         .bind(at_ms)
-        .bind(text)
+        .bind(command)
+        .bind(events)
         .execute(db)
         .await?;
     Ok(())

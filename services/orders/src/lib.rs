@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod lifecycle;
 pub mod lottery;
 pub mod memory;
+pub mod projection;
 pub mod protection;
 pub mod queries;
 pub mod routes;

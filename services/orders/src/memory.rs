@@ -82,7 +82,7 @@ pub struct MemoryDrop {
     orders: HashMap<String, LiveOrder>,
     /// Reserved orders by payment deadline.
     deadlines: BTreeSet<(i64, String)>,
-    /// Events not yet taken by the queue, oldest first.
+    /// Every event the drop's decisions produced, oldest first.
     outbox: Vec<OrderEvent>,
 }
 
@@ -123,9 +123,14 @@ impl MemoryDrop {
         &self.holders
     }
 
-    /// Events appended since the drop was created, including those already taken.
+    /// Events appended since the drop was created.
     pub fn events_appended(&self) -> usize {
         self.outbox.len()
+    }
+
+    /// The events appended after the first `n`, oldest first.
+    pub fn events_since(&self, n: usize) -> &[OrderEvent] {
+        self.outbox.get(n..).unwrap_or_default()
     }
 
     /// Opens the drop at `opens_at_ms`; a launched or closed drop stays as it is.

@@ -10,6 +10,7 @@ use linkdrop_orders::admission::{Answer, Decision};
 use linkdrop_orders::embedded::EmbeddedDrops;
 use linkdrop_orders::lifecycle::{Expiry, Payment};
 use linkdrop_orders::memory::Terms;
+use linkdrop_orders::projection;
 
 fn journal_path() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -153,4 +154,65 @@ async fn an_expiry_before_a_restart_stays_and_its_units_stay_back_in_stock() {
             ..
         }
     ));
+}
+
+#[tokio::test]
+async fn the_projection_settles_every_acknowledged_order_once_across_a_restart() {
+    let path = journal_path();
+    let drop_id = new_id("drp");
+    let drops = EmbeddedDrops::open(&path).await.unwrap();
+    projection::ensure_tables(drops.db()).await.unwrap();
+    drops
+        .create_drop(&drop_id, terms(3, 600_000))
+        .await
+        .unwrap();
+    drops
+        .launch(&drop_id, linkdrop_domain::clock::now_ms() - 1_000)
+        .await
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for user in ["u1", "u2", "u3", "u4", "u5"] {
+        if let Decision::Fresh {
+            answer: Answer::Reserved { order_id, .. },
+            ..
+        } = order(&drops, &drop_id, user).await
+        {
+            acknowledged.push(order_id);
+        }
+    }
+    drops
+        .pay(&drop_id, &acknowledged[0], "u1", "pay-1")
+        .await
+        .unwrap();
+    // Part of the journal is projected, then the process goes away.
+    assert_eq!(projection::step(drops.db(), 2).await.unwrap(), 2);
+    drop(drops);
+
+    let reopened = EmbeddedDrops::open(&path).await.unwrap();
+    let rest = projection::catch_up(reopened.db()).await.unwrap();
+    assert!(rest > 0);
+    assert_eq!(projection::catch_up(reopened.db()).await.unwrap(), 0);
+    let mut rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_id, status FROM orders WHERE drop_id = ? ORDER BY order_id")
+            .bind(&drop_id)
+            .fetch_all(reopened.db())
+            .await
+            .unwrap();
+    rows.sort();
+    let mut expected: Vec<(String, String)> = acknowledged
+        .iter()
+        .map(|id| {
+            let status = if *id == acknowledged[0] {
+                "paid"
+            } else {
+                "reserved"
+            };
+            (id.clone(), status.to_string())
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(
+        rows, expected,
+        "each acknowledged order once, with its state"
+    );
 }
