@@ -302,13 +302,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     qty
                 );
                 // The engine decides the same, naming the order the script named.
-                let order_id = match &decision {
-                    Decision::Fresh {
-                        answer: Answer::Reserved { order_id, .. },
-                        ..
-                    } => order_id.clone(),
-                    _ => new_id(prefix::ORDER),
-                };
+                let order_id = id_for_the_engine(&decision);
                 let in_memory = memory.admit(
                     linkdrop_domain::clock::now_ms(),
                     &format!("user-{user}"),
@@ -427,6 +421,18 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The order id the engine is to use for a request the script decided: the one the script
+/// gave a new order or entry, so that both name the same; any other id otherwise.
+fn id_for_the_engine(decision: &Decision) -> String {
+    match decision {
+        Decision::Fresh {
+            answer: Answer::Reserved { order_id, .. } | Answer::Entered { order_id, .. },
+            ..
+        } => order_id.clone(),
+        _ => new_id(prefix::ORDER),
+    }
+}
+
 /// A time at which `r`'s deadline has passed if the test made it overdue, and not otherwise
 /// (the script side moves the deadline instead; the engine is told the time).
 fn now_for(r: &Reservation) -> i64 {
@@ -527,13 +533,7 @@ fn lottery_entries_agree_between_the_script_and_the_engine() {
                 .admit(&drop_id, &user_id, &idem, qty)
                 .await
                 .unwrap();
-            let order_id = match &script {
-                Decision::Fresh {
-                    answer: Answer::Entered { order_id, .. },
-                    ..
-                } => order_id.clone(),
-                _ => new_id(prefix::ORDER),
-            };
+            let order_id = id_for_the_engine(&script);
             let engine = memory.admit(
                 linkdrop_domain::clock::now_ms(),
                 &user_id,

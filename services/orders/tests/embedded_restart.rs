@@ -45,19 +45,26 @@ fn reserved_id(decision: &Decision) -> String {
     }
 }
 
-#[tokio::test]
-async fn acknowledged_orders_and_payments_survive_a_restart() {
+/// A fresh journal with one drop, on sale since a second ago: its path, the drops and the
+/// drop's id.
+async fn drop_on_sale(stock: u32, pay_within_ms: i64) -> (PathBuf, EmbeddedDrops, String) {
     let path = journal_path();
     let drop_id = new_id("drp");
     let drops = EmbeddedDrops::open(&path).await.unwrap();
     drops
-        .create_drop(&drop_id, terms(3, 600_000))
+        .create_drop(&drop_id, terms(stock, pay_within_ms))
         .await
         .unwrap();
     drops
         .launch(&drop_id, linkdrop_domain::clock::now_ms() - 1_000)
         .await
         .unwrap();
+    (path, drops, drop_id)
+}
+
+#[tokio::test]
+async fn acknowledged_orders_and_payments_survive_a_restart() {
+    let (path, drops, drop_id) = drop_on_sale(3, 600_000).await;
     let mut answers = Vec::new();
     for user in ["u1", "u2", "u3", "u4"] {
         answers.push(order(&drops, &drop_id, user).await);
@@ -110,15 +117,8 @@ async fn acknowledged_orders_and_payments_survive_a_restart() {
 
 #[tokio::test]
 async fn an_expiry_before_a_restart_stays_and_its_units_stay_back_in_stock() {
-    let path = journal_path();
-    let drop_id = new_id("drp");
-    let drops = EmbeddedDrops::open(&path).await.unwrap();
     // Reservations whose payment deadline is already behind them.
-    drops.create_drop(&drop_id, terms(1, -1_000)).await.unwrap();
-    drops
-        .launch(&drop_id, linkdrop_domain::clock::now_ms() - 5_000)
-        .await
-        .unwrap();
+    let (path, drops, drop_id) = drop_on_sale(1, -1_000).await;
     let order_id = reserved_id(&order(&drops, &drop_id, "u1").await);
     assert_eq!(
         drops.expire(&drop_id, &order_id).await.unwrap(),
@@ -158,18 +158,8 @@ async fn an_expiry_before_a_restart_stays_and_its_units_stay_back_in_stock() {
 
 #[tokio::test]
 async fn the_projection_settles_every_acknowledged_order_once_across_a_restart() {
-    let path = journal_path();
-    let drop_id = new_id("drp");
-    let drops = EmbeddedDrops::open(&path).await.unwrap();
+    let (path, drops, drop_id) = drop_on_sale(3, 600_000).await;
     projection::ensure_tables(drops.db()).await.unwrap();
-    drops
-        .create_drop(&drop_id, terms(3, 600_000))
-        .await
-        .unwrap();
-    drops
-        .launch(&drop_id, linkdrop_domain::clock::now_ms() - 1_000)
-        .await
-        .unwrap();
     let mut acknowledged = Vec::new();
     for user in ["u1", "u2", "u3", "u4", "u5"] {
         if let Decision::Fresh {
