@@ -5,8 +5,12 @@
 
 mod support;
 
+use linkdrop_domain::backends::connect_redis;
+use linkdrop_domain::keys::Keys;
 use serde_json::json;
-use support::{WebhookReceiver, spawn_app, verify_with_reference_library, wait_until_ms};
+use support::{
+    WebhookReceiver, redis_target, spawn_app, verify_with_reference_library, wait_until_ms,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drop_travels_from_launch_to_a_verified_webhook() {
@@ -81,6 +85,42 @@ async fn a_drop_travels_from_launch_to_a_verified_webhook() {
         .await
         .unwrap();
     assert_eq!(status, "reserved");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drop_whose_outbox_cannot_be_read_does_not_hold_up_the_others() {
+    let app = spawn_app().await;
+    // A drop the relay must watch whose outbox key holds a string: every stream command on
+    // it fails, as it would for a drop on a Redis Cluster node that is down.
+    let keys = Keys::new(&app.namespace);
+    let mut redis = connect_redis(&redis_target()).await.unwrap();
+    let broken = "drp_broken";
+    let _: () = redis::cmd("SET")
+        .arg(keys.drop_outbox(broken))
+        .arg("not a stream")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg(keys.outboxes())
+        .arg(broken)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let mut receiver = WebhookReceiver::start().await;
+    app.subscribe("m_other", &receiver.url, &["order.created"])
+        .await;
+    let room_id = app.create_room("m_other").await;
+    let drop_id = app.create_drop(&room_id, 5, 1).await;
+    app.launch(&drop_id, 0).await;
+    let order = app
+        .order(&drop_id, &app.token("shopper-1"), "buy-1", 1)
+        .await;
+    assert_eq!(order.status, 201, "{order:?}");
+    let delivery = receiver.next().await;
+    let event: serde_json::Value = serde_json::from_str(&delivery.body).unwrap();
+    assert_eq!(event["data"]["order_id"], order.body["order_id"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

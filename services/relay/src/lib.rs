@@ -184,23 +184,19 @@ impl Relay {
         (mature, Vec::new())
     }
 
-    /// Renews leases, takes new drops, reports the outbox length.
+    /// Renews leases, takes new drops, reports the outbox length. A drop whose keys fail
+    /// (its Redis Cluster node is down, a key holds something else) is left out of this
+    /// round and said so; it never holds up the other drops.
     async fn housekeep(&mut self) -> redis::RedisResult<()> {
         let mut owned = Vec::new();
         for drop_id in self.outboxes.drops().await? {
-            match self.leases.hold(&drop_id).await? {
-                Lease::Renewed => owned.push(drop_id),
-                Lease::Acquired => {
-                    self.outboxes.ensure_group(&drop_id).await?;
-                    let claimed = self.outboxes.take_over(&drop_id).await?;
-                    if claimed > 0 {
-                        tracing::info!(%drop_id, entries = claimed, "took over a drop's unacknowledged entries");
-                        metrics::counter!("linkdrop_relay_claimed_total").increment(claimed as u64);
-                    }
-                    self.reread = true;
-                    owned.push(drop_id);
+            match self.hold(&drop_id).await {
+                Ok(true) => owned.push(drop_id),
+                Ok(false) => {}
+                Err(e) => {
+                    metrics::counter!("linkdrop_relay_drop_errors_total").increment(1);
+                    tracing::warn!(%drop_id, error = %e, "cannot relay this drop now; left out of this round");
                 }
-                Lease::HeldElsewhere => {}
             }
         }
         let lost: HashSet<&String> = self.owned.iter().filter(|d| !owned.contains(d)).collect();
@@ -212,9 +208,28 @@ impl Relay {
             self.reread = true;
         }
         self.owned = owned;
-        let length = self.outboxes.length(&self.owned).await?;
+        let length = self.outboxes.length(&self.owned).await;
         metrics::gauge!("linkdrop_outbox_length").set(length as f64);
         Ok(())
+    }
+
+    /// Holds the lease of `drop_id` (taking the drop over when newly acquired); whether
+    /// this relay now owns it.
+    async fn hold(&mut self, drop_id: &str) -> redis::RedisResult<bool> {
+        match self.leases.hold(drop_id).await? {
+            Lease::Renewed => Ok(true),
+            Lease::Acquired => {
+                self.outboxes.ensure_group(drop_id).await?;
+                let claimed = self.outboxes.take_over(drop_id).await?;
+                if claimed > 0 {
+                    tracing::info!(%drop_id, entries = claimed, "took over a drop's unacknowledged entries");
+                    metrics::counter!("linkdrop_relay_claimed_total").increment(claimed as u64);
+                }
+                self.reread = true;
+                Ok(true)
+            }
+            Lease::HeldElsewhere => Ok(false),
+        }
     }
 
     /// Produces every entry, waits for Kafka's confirmations, and acknowledges, per drop,

@@ -228,14 +228,18 @@ impl Outboxes {
         futures::future::try_join_all(acks).await.map(drop)
     }
 
-    /// Entries waiting in the outboxes of `drop_ids`.
-    pub async fn length(&mut self, drop_ids: &[String]) -> RedisResult<u64> {
+    /// Entries waiting in the outboxes of `drop_ids` that could be read.
+    pub async fn length(&mut self, drop_ids: &[String]) -> u64 {
         let lengths = drop_ids.iter().map(|drop_id| {
             let mut reader = self.reader.clone();
             let stream = self.keys.drop_outbox(drop_id);
             async move { reader.xlen::<_, u64>(stream).await }
         });
-        Ok(futures::future::try_join_all(lengths).await?.iter().sum())
+        futures::future::join_all(lengths)
+            .await
+            .into_iter()
+            .flatten()
+            .sum()
     }
 }
 
