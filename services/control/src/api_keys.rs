@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::{Principal, generate_api_key};
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::db::api_keys;
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::json::ApiJson;
 use serde::Deserialize;
@@ -36,17 +37,14 @@ pub async fn create(
     }
     let id = new_id(prefix::API_KEY);
     let key = generate_api_key();
-    sqlx::query!(
-        "INSERT INTO api_keys (id, key_hash, role, merchant_id, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5)",
-        id,
-        key.key_hash,
-        body.role,
-        body.merchant_id,
-        now_ms()
-    )
-    .execute(&state.db)
-    .await?;
+    let new_key = api_keys::NewKey {
+        id: &id,
+        key_hash: &key.key_hash,
+        role: &body.role,
+        merchant_id: &body.merchant_id,
+        created_at_ms: now_ms(),
+    };
+    api_keys::insert(&state.records, &new_key).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

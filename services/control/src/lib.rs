@@ -16,6 +16,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use linkdrop_domain::auth::Auth;
 use linkdrop_domain::backends::RedisConn;
+use linkdrop_domain::db::Db;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::room_bus::RoomBus;
 use sqlx::PgPool;
@@ -24,6 +25,8 @@ use sqlx::PgPool;
 #[derive(Clone)]
 pub struct ControlState {
     pub db: PgPool,
+    /// The same database as a [`Db`], for the store areas that moved onto it (API keys).
+    pub records: Db,
     pub redis: RedisConn,
     pub keys: Keys,
     pub bus: RoomBus,

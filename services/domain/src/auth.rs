@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::db::{Db, api_keys};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -16,7 +17,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 use crate::problem::ApiError;
 use crate::secret::Secret;
@@ -174,17 +174,13 @@ pub struct Auth {
 struct AuthInner {
     tokens: Option<TokenKeys>,
     admin_key_hash: Option<String>,
-    keys_db: Option<PgPool>,
+    keys_db: Option<Db>,
 }
 
 impl Auth {
     /// `tokens` checks shopper JWTs; `admin_key` and `keys_db` check API keys. A role that
     /// lacks one of them answers the corresponding requests 401.
-    pub fn new(
-        tokens: Option<TokenKeys>,
-        admin_key: Option<&Secret>,
-        keys_db: Option<PgPool>,
-    ) -> Self {
+    pub fn new(tokens: Option<TokenKeys>, admin_key: Option<&Secret>, keys_db: Option<Db>) -> Self {
         Self {
             inner: Arc::new(AuthInner {
                 tokens,
@@ -218,13 +214,7 @@ impl Auth {
         let Some(db) = &self.inner.keys_db else {
             return Err(ApiError::Unauthorized("unknown API key"));
         };
-        let row = sqlx::query!(
-            "SELECT role, merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
-            hash
-        )
-        .fetch_optional(db)
-        .await?;
-        match row {
+        match api_keys::find_active(db, &hash).await? {
             Some(r) if r.role == "host" => Ok(Principal::Host {
                 merchant_id: r.merchant_id,
             }),

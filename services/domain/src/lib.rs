@@ -24,6 +24,7 @@ pub mod auth;
 pub mod backends;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod events;
 pub mod failpoint;
 pub mod hash_fields;

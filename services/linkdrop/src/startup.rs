@@ -14,6 +14,7 @@ use linkdrop_domain::auth::{Auth, TokenKeys};
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::backends::{self, Probe, TopicLayout};
 use linkdrop_domain::config::{Config, RedisDurability, RedisTarget};
+use linkdrop_domain::db::Db;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::ops::Ops;
 use linkdrop_domain::problem::{method_not_allowed, no_route};
@@ -277,7 +278,7 @@ impl Application {
         let auth = Auth::new(
             config.jwt_secret.as_ref().map(TokenKeys::new),
             config.admin_key.as_ref(),
-            backends.db.clone(),
+            backends.db.clone().map(Db::Postgres),
         );
         let shutdown = CancellationToken::new();
         let mut handles = Vec::new();
@@ -461,6 +462,7 @@ async fn start_role(
             let redis = backends.redis();
             let state = linkdrop_control::ControlState {
                 db: backends.db(),
+                records: Db::Postgres(backends.db()),
                 bus: RoomBus::new(redis.clone(), keys.clone()),
                 redis,
                 keys: keys.clone(),

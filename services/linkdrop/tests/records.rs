@@ -1,0 +1,75 @@
+//! The system of record's store areas behave the same on PostgreSQL (the stack) and SQLite
+//! (the embedded backend): every check runs against both.
+
+mod support;
+
+use linkdrop_domain::backends;
+use linkdrop_domain::db::{self, Db, api_keys};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use support::fresh_database;
+
+/// A fresh PostgreSQL database and a fresh SQLite file, both migrated.
+async fn both() -> Vec<Db> {
+    let pg = sqlx::PgPool::connect(&fresh_database().await)
+        .await
+        .unwrap();
+    backends::migrate(&pg).await.unwrap();
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}.db", linkdrop_domain::ids::new_id("records")));
+    let options = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(true);
+    let sqlite = SqlitePool::connect_with(options).await.unwrap();
+    db::migrate_sqlite(&sqlite).await.unwrap();
+    vec![Db::Postgres(pg), Db::Sqlite(sqlite)]
+}
+
+fn key<'a>(id: &'a str, hash: &'a str, role: &'a str) -> api_keys::NewKey<'a> {
+    api_keys::NewKey {
+        id,
+        key_hash: hash,
+        role,
+        merchant_id: "m_1",
+        created_at_ms: 1_700_000_000_000,
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_hash_and_unique_on_both_backends() {
+    for db in both().await {
+        api_keys::insert(&db, &key("key_1", "hash-1", "host"))
+            .await
+            .unwrap();
+        api_keys::insert(&db, &key("key_2", "hash-2", "merchant"))
+            .await
+            .unwrap();
+        assert_eq!(
+            api_keys::find_active(&db, "hash-1").await.unwrap(),
+            Some(api_keys::ActiveKey {
+                role: "host".into(),
+                merchant_id: "m_1".into()
+            }),
+            "{db:?}"
+        );
+        assert_eq!(
+            api_keys::find_active(&db, "hash-2")
+                .await
+                .unwrap()
+                .map(|k| k.role),
+            Some("merchant".into())
+        );
+        assert_eq!(api_keys::find_active(&db, "nope").await.unwrap(), None);
+        assert!(
+            api_keys::insert(&db, &key("key_3", "hash-1", "host"))
+                .await
+                .is_err(),
+            "a hash is stored once ({db:?})"
+        );
+        assert!(
+            api_keys::insert(&db, &key("key_4", "hash-4", "admin"))
+                .await
+                .is_err(),
+            "only host and merchant keys ({db:?})"
+        );
+    }
+}
