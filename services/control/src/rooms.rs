@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::db::rooms;
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::json::ApiQuery;
@@ -49,15 +50,7 @@ pub async fn create(
         merchant_id,
         created_at_ms: now_ms(),
     };
-    sqlx::query!(
-        "INSERT INTO rooms (id, title, merchant_id, created_at_ms) VALUES ($1, $2, $3, $4)",
-        room.id,
-        room.title,
-        room.merchant_id,
-        room.created_at_ms
-    )
-    .execute(&state.db)
-    .await?;
+    rooms::insert(&state.records, &room).await?;
     // Gateways refuse unknown rooms from Redis alone.
     redis::cmd("HSET")
         .arg(state.keys.room_meta(&room.id))
@@ -75,14 +68,9 @@ pub async fn load_room(
     principal: &Principal,
     room_id: &str,
 ) -> Result<Room, ApiError> {
-    let room = sqlx::query_as!(
-        Room,
-        "SELECT id, title, merchant_id, created_at_ms FROM rooms WHERE id = $1",
-        room_id
-    )
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or(ApiError::NotFound("room"))?;
+    let room = rooms::find(&state.records, room_id)
+        .await?
+        .ok_or(ApiError::NotFound("room"))?;
     principal.require_host_of(&room.merchant_id)?;
     Ok(room)
 }
@@ -115,14 +103,6 @@ pub async fn list(
         Principal::Host { merchant_id } => Some(merchant_id.clone()),
         Principal::Merchant { .. } => return Err(ApiError::Forbidden),
     };
-    let rooms = sqlx::query_as!(
-        Room,
-        "SELECT id, title, merchant_id, created_at_ms FROM rooms
-         WHERE ($1::text IS NULL OR merchant_id = $1)
-         ORDER BY id DESC LIMIT 200",
-        merchant_id
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let rooms = rooms::list(&state.records, merchant_id.as_deref()).await?;
     Ok(Json(json!({ "items": rooms })))
 }

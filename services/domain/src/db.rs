@@ -1,7 +1,7 @@
 //! The system of record: PostgreSQL on the stack, SQLite in the embedded backend (issue 9).
 //! A store area keeps its queries in both dialects side by side, behind functions that take
-//! a [`Db`]; API keys are the first area moved, the template for the others (rooms, drops,
-//! orders, webhooks), which still take a `PgPool`.
+//! a [`Db`]; API keys and rooms have moved, the template for the others (drops, orders,
+//! webhooks), which still take a `PgPool`.
 
 use sqlx::PgPool;
 use sqlx::sqlite::SqlitePool;
@@ -92,6 +92,100 @@ pub mod api_keys {
             .fetch_optional(pool)
             .await?
             .map(|(role, merchant_id)| ActiveKey { role, merchant_id }),
+        })
+    }
+}
+
+/// Live-stream rooms.
+pub mod rooms {
+    use super::Db;
+    use crate::model::Room;
+
+    type Row = (String, String, String, i64);
+
+    fn room((id, title, merchant_id, created_at_ms): Row) -> Room {
+        Room {
+            id,
+            title,
+            merchant_id,
+            created_at_ms,
+        }
+    }
+
+    pub async fn insert(db: &Db, room: &Room) -> Result<(), sqlx::Error> {
+        match db {
+            Db::Postgres(pool) => {
+                sqlx::query!(
+                    "INSERT INTO rooms (id, title, merchant_id, created_at_ms) VALUES ($1, $2, $3, $4)",
+                    room.id,
+                    room.title,
+                    room.merchant_id,
+                    room.created_at_ms
+                )
+                .execute(pool)
+                .await?;
+            }
+            Db::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO rooms (id, title, merchant_id, created_at_ms) VALUES (?, ?, ?, ?)",
+                )
+                .bind(&room.id)
+                .bind(&room.title)
+                .bind(&room.merchant_id)
+                .bind(room.created_at_ms)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn find(db: &Db, room_id: &str) -> Result<Option<Room>, sqlx::Error> {
+        Ok(match db {
+            Db::Postgres(pool) => {
+                sqlx::query_as!(
+                    Room,
+                    "SELECT id, title, merchant_id, created_at_ms FROM rooms WHERE id = $1",
+                    room_id
+                )
+                .fetch_optional(pool)
+                .await?
+            }
+            Db::Sqlite(pool) => sqlx::query_as::<_, Row>(
+                "SELECT id, title, merchant_id, created_at_ms FROM rooms WHERE id = ?",
+            )
+            .bind(room_id)
+            .fetch_optional(pool)
+            .await?
+            .map(room),
+        })
+    }
+
+    /// The newest 200 rooms, of one merchant or of all.
+    pub async fn list(db: &Db, merchant_id: Option<&str>) -> Result<Vec<Room>, sqlx::Error> {
+        Ok(match db {
+            Db::Postgres(pool) => {
+                sqlx::query_as!(
+                    Room,
+                    "SELECT id, title, merchant_id, created_at_ms FROM rooms
+         WHERE ($1::text IS NULL OR merchant_id = $1)
+         ORDER BY id DESC LIMIT 200",
+                    merchant_id
+                )
+                .fetch_all(pool)
+                .await?
+            }
+            Db::Sqlite(pool) => sqlx::query_as::<_, Row>(
+                "SELECT id, title, merchant_id, created_at_ms FROM rooms
+                 WHERE (?1 IS NULL OR merchant_id = ?1)
+                 ORDER BY id DESC LIMIT 200",
+            )
+            .bind(merchant_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(room)
+            .collect(),
         })
     }
 }

@@ -4,7 +4,8 @@
 mod support;
 
 use linkdrop_domain::backends;
-use linkdrop_domain::db::{self, Db, api_keys};
+use linkdrop_domain::db::{self, Db, api_keys, rooms};
+use linkdrop_domain::model::Room;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use support::fresh_database;
 
@@ -71,5 +72,36 @@ async fn api_keys_are_found_by_hash_and_unique_on_both_backends() {
                 .is_err(),
             "only host and merchant keys ({db:?})"
         );
+    }
+}
+
+#[tokio::test]
+async fn rooms_are_found_and_listed_newest_first_on_both_backends() {
+    for db in both().await {
+        let room = |id: &str, merchant_id: &str| Room {
+            id: id.into(),
+            title: format!("Room {id}"),
+            merchant_id: merchant_id.into(),
+            created_at_ms: 1_700_000_000_000,
+        };
+        for (id, merchant) in [("room_a", "m_1"), ("room_b", "m_2"), ("room_c", "m_1")] {
+            rooms::insert(&db, &room(id, merchant)).await.unwrap();
+        }
+        assert_eq!(
+            rooms::find(&db, "room_b").await.unwrap(),
+            Some(room("room_b", "m_2")),
+            "{db:?}"
+        );
+        assert_eq!(rooms::find(&db, "room_x").await.unwrap(), None);
+        let ids = |rooms: Vec<Room>| rooms.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(rooms::list(&db, Some("m_1")).await.unwrap()),
+            ["room_c", "room_a"]
+        );
+        assert_eq!(
+            ids(rooms::list(&db, None).await.unwrap()),
+            ["room_c", "room_b", "room_a"]
+        );
+        assert!(rooms::insert(&db, &room("room_a", "m_3")).await.is_err());
     }
 }
