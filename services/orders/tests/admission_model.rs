@@ -250,15 +250,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let stock = StockTicker::new(bus, redis.clone(), keys.clone(), STOCK_EVENT_INTERVAL);
     let lifecycle = Lifecycle::new(redis.clone(), keys.clone(), stock);
     let mut model = Model::new();
-    let mut memory = MemoryDrop::new(
-        &drop_id,
-        Terms {
-            stock: STOCK,
-            max_per_user: MAX_PER_USER,
-            pay_within_ms: 600_000,
-            fairness: Fairness::Fcfs,
-        },
-    );
+    let mut memory = engine(&drop_id, Fairness::Fcfs);
     let mut order_ids: HashMap<(u8, u8), String> = HashMap::new();
     for op in ops {
         match op {
@@ -421,6 +413,19 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The in-memory engine for a drop of the same terms as the scripts' drop.
+fn engine(drop_id: &str, fairness: Fairness) -> MemoryDrop {
+    MemoryDrop::new(
+        drop_id,
+        Terms {
+            stock: STOCK,
+            max_per_user: MAX_PER_USER,
+            pay_within_ms: 600_000,
+            fairness,
+        },
+    )
+}
+
 /// The order id the engine is to use for a request the script decided: the one the script
 /// gave a new order or entry, so that both name the same; any other id otherwise.
 fn id_for_the_engine(decision: &Decision) -> String {
@@ -505,15 +510,7 @@ fn lottery_entries_agree_between_the_script_and_the_engine() {
             ],
         )
         .await;
-        let mut memory = MemoryDrop::new(
-            &drop_id,
-            Terms {
-                stock: STOCK,
-                max_per_user: MAX_PER_USER,
-                pay_within_ms: 600_000,
-                fairness: Fairness::Lottery { window_ms },
-            },
-        );
+        let mut memory = engine(&drop_id, Fairness::Lottery { window_ms });
         memory.launch(opened);
         let admission = Admission::new(redis.clone(), keys.clone());
         let requests = [
