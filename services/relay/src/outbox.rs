@@ -139,7 +139,7 @@ impl Outboxes {
         // short pause instead of the block when none had anything.
         let reads = drop_ids
             .chunks(1)
-            .map(|drop| self.clone_reader().read_streams_owned(drop, count, from));
+            .map(|drop| self.read_streams(drop, count, from, None));
         let mut batch: Batch = (Vec::new(), Vec::new());
         for (entries, malformed) in futures::future::try_join_all(reads).await? {
             batch.0.extend(entries);
@@ -154,27 +154,9 @@ impl Outboxes {
         Ok(batch)
     }
 
-    /// Another reader of the same outboxes over the same (shared) connection.
-    fn clone_reader(&self) -> Outboxes {
-        Outboxes::new(
-            self.reader.clone(),
-            self.keys.clone(),
-            self.consumer.clone(),
-        )
-    }
-
-    async fn read_streams_owned(
-        mut self,
-        drop_ids: &[String],
-        count: usize,
-        from: &str,
-    ) -> RedisResult<Batch> {
-        self.read_streams(drop_ids, count, from, None).await
-    }
-
     /// One XREADGROUP over the outboxes of `drop_ids` (all in one slot, or not a cluster).
     async fn read_streams(
-        &mut self,
+        &self,
         drop_ids: &[String],
         count: usize,
         from: &str,
@@ -188,8 +170,12 @@ impl Outboxes {
         if let Some(ms) = block_ms {
             options = options.block(ms);
         }
-        let reply: Option<StreamReadReply> =
-            self.reader.xread_options(&streams, &ids, &options).await?;
+        // A clone shares the connection; reads of several drops go out together.
+        let reply: Option<StreamReadReply> = self
+            .reader
+            .clone()
+            .xread_options(&streams, &ids, &options)
+            .await?;
         let mut batch = (Vec::new(), Vec::new());
         for stream in reply.map(|r| r.keys).unwrap_or_default() {
             let Some(i) = streams.iter().position(|s| *s == stream.key) else {
