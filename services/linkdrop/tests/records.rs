@@ -3,27 +3,9 @@
 
 mod support;
 
-use linkdrop_domain::backends;
-use linkdrop_domain::db::{self, Db, api_keys, rooms};
+use linkdrop_domain::db::{api_keys, rooms};
 use linkdrop_domain::model::Room;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use support::fresh_database;
-
-/// A fresh PostgreSQL database and a fresh SQLite file, both migrated.
-async fn both() -> Vec<Db> {
-    let pg = sqlx::PgPool::connect(&fresh_database().await)
-        .await
-        .unwrap();
-    backends::migrate(&pg).await.unwrap();
-    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}.db", linkdrop_domain::ids::new_id("records")));
-    let options = SqliteConnectOptions::new()
-        .filename(file)
-        .create_if_missing(true);
-    let sqlite = SqlitePool::connect_with(options).await.unwrap();
-    db::migrate_sqlite(&sqlite).await.unwrap();
-    vec![Db::Postgres(pg), Db::Sqlite(sqlite)]
-}
+use support::both_record_stores as both;
 
 fn key<'a>(id: &'a str, hash: &'a str, role: &'a str) -> api_keys::NewKey<'a> {
     api_keys::NewKey {

@@ -91,6 +91,27 @@ pub async fn fresh_database_on(server: &str) -> String {
 }
 
 /// A namespace no other test uses: Redis keys, Kafka topic and group are all fresh.
+/// A fresh PostgreSQL database and a fresh SQLite file, both migrated.
+pub async fn both_record_stores() -> Vec<linkdrop_domain::db::Db> {
+    let pg = sqlx::PgPool::connect(&fresh_database().await)
+        .await
+        .unwrap();
+    linkdrop_domain::backends::migrate(&pg).await.unwrap();
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}.db", linkdrop_domain::ids::new_id("records")));
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(true);
+    let sqlite = sqlx::sqlite::SqlitePool::connect_with(options)
+        .await
+        .unwrap();
+    linkdrop_domain::db::migrate_sqlite(&sqlite).await.unwrap();
+    vec![
+        linkdrop_domain::db::Db::Postgres(pg),
+        linkdrop_domain::db::Db::Sqlite(sqlite),
+    ]
+}
+
 pub fn fresh_namespace() -> String {
     format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
 }
