@@ -173,14 +173,17 @@ pub async fn close(
     let (closed_now, closed_at_ms) = live::close(&state, &row).await?;
     // Also when Redis was closed before: a retry repairs a record the first call missed.
     // The record and the merchant's `drop.closed` are written together, once.
-    let mut tx = state.db.begin().await?;
+    let mut tx = linkdrop_domain::db::Tx::Postgres(state.db.begin().await?);
+    let linkdrop_domain::db::Tx::Postgres(pg) = &mut tx else {
+        unreachable!("control records are on PostgreSQL until they move onto Db")
+    };
     let recorded = sqlx::query!(
         "UPDATE drops SET phase = 'closed', closed_at_ms = $2
          WHERE id = $1 AND closed_at_ms IS NULL",
         row.id,
         closed_at_ms
     )
-    .execute(&mut *tx)
+    .execute(&mut **pg)
     .await?;
     if recorded.rows_affected() == 1 {
         let data = json!({"drop_id": row.id, "merchant_id": row.merchant_id, "closed_at_ms": closed_at_ms});

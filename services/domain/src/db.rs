@@ -1,7 +1,6 @@
 //! The system of record: PostgreSQL on the stack, SQLite in the embedded backend (issue 9).
 //! A store area keeps its queries in both dialects side by side, behind functions that take
-//! a [`Db`]; API keys and rooms have moved, the template for the others (drops, orders,
-//! webhooks), which still take a `PgPool`.
+//! a [`Db`] (or a [`Tx`] when they must commit together with other writes).
 
 use sqlx::PgPool;
 use sqlx::sqlite::SqlitePool;
@@ -11,6 +10,57 @@ use sqlx::sqlite::SqlitePool;
 pub enum Db {
     Postgres(PgPool),
     Sqlite(SqlitePool),
+}
+
+impl Db {
+    /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// so two transactions that read before writing cannot deadlock; the other waits (busy
+    /// timeout) instead of failing.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite {
+                tx: pool.begin_with("BEGIN IMMEDIATE").await?,
+                wake_dispatchers: false,
+            },
+        })
+    }
+}
+
+/// A transaction on either backend.
+pub enum Tx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite {
+        tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        /// Webhook deliveries were queued: wake the dispatcher once committed.
+        wake_dispatchers: bool,
+    },
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await,
+            Tx::Sqlite {
+                tx,
+                wake_dispatchers,
+            } => {
+                tx.commit().await?;
+                if wake_dispatchers {
+                    webhook_due().notify_one();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Rung when webhook deliveries became due on SQLite, where there is no `LISTEN/NOTIFY`:
+/// the embedded backend's dispatcher runs in the same process. (On PostgreSQL the
+/// dispatchers listen on the channel `webhook_due`.)
+pub fn webhook_due() -> &'static tokio::sync::Notify {
+    static DUE: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    DUE.get_or_init(tokio::sync::Notify::new)
 }
 
 /// Applies the SQLite migrations (`schemas/migrations-sqlite`) that the file lacks.

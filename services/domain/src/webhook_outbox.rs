@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::db::Tx;
 use crate::events::{merchant_event_body, merchant_event_id};
 
 /// One merchant event, ready to be stored.
@@ -38,13 +39,31 @@ impl MerchantEvent {
 /// their merchant subscribed to their type, then wakes the dispatchers. Call inside the
 /// transaction that writes the records the events report.
 pub async fn enqueue(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Tx,
     events: &[MerchantEvent],
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());
     }
+    match tx {
+        Tx::Postgres(tx) => enqueue_postgres(tx, events, now_ms).await,
+        Tx::Sqlite {
+            tx,
+            wake_dispatchers,
+        } => {
+            enqueue_sqlite(tx, events, now_ms).await?;
+            *wake_dispatchers = true;
+            Ok(())
+        }
+    }
+}
+
+async fn enqueue_postgres(
+    tx: &mut sqlx::PgConnection,
+    events: &[MerchantEvent],
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let merchants: Vec<String> = events.iter().map(|e| e.merchant_id.clone()).collect();
     let types: Vec<String> = events.iter().map(|e| e.event_type.to_string()).collect();
@@ -81,5 +100,41 @@ pub async fn enqueue(
     sqlx::query!("SELECT pg_notify('webhook_due', '')")
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// The same writes, one event at a time (SQLite has no arrays); an endpoint's `events` is a
+/// JSON array there.
+async fn enqueue_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    events: &[MerchantEvent],
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    for event in events {
+        sqlx::query(
+            "INSERT INTO webhook_messages (id, merchant_id, event_type, body, created_at_ms)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&event.merchant_id)
+        .bind(event.event_type)
+        .bind(&event.body)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (message_id, endpoint_id, next_attempt_at_ms)
+             SELECT ?1, e.id, ?4 FROM webhook_endpoints e
+             WHERE e.merchant_id = ?2 AND e.disabled_at_ms IS NULL
+               AND EXISTS (SELECT 1 FROM json_each(e.events) WHERE json_each.value = ?3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&event.merchant_id)
+        .bind(event.event_type)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }

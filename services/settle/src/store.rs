@@ -92,9 +92,12 @@ pub async fn settle_batch(db: &PgPool, events: &[OrderEvent]) -> Result<Settled,
         .collect();
     let merchants = merchants_of(db, events).await?;
     let now = now_ms();
-    let mut tx = db.begin().await?;
-    let inserted = insert_accepted(&mut tx, &accepted, &merchants, now).await?;
-    let (winners, drawn_now) = apply_drawn(&mut tx, &drawn).await?;
+    let mut outer = linkdrop_domain::db::Tx::Postgres(db.begin().await?);
+    let linkdrop_domain::db::Tx::Postgres(tx) = &mut outer else {
+        unreachable!("settlement is on PostgreSQL until it moves onto Db")
+    };
+    let inserted = insert_accepted(tx, &accepted, &merchants, now).await?;
+    let (winners, drawn_now) = apply_drawn(tx, &drawn).await?;
     let mut created: Vec<CreatedOrder> = accepted
         .iter()
         .filter(|a| a.status == OrderStatus::Reserved && inserted.contains(a.order_id.as_str()))
@@ -112,8 +115,8 @@ pub async fn settle_batch(db: &PgPool, events: &[OrderEvent]) -> Result<Settled,
         .iter()
         .map(|order| created_event(order, &merchants[&order.drop_id], now))
         .collect();
-    let paid_now = apply_paid(&mut tx, &paid, &merchants, now, &mut events_now).await?;
-    let expired_now = apply_expired(&mut tx, &expired, &merchants, now, &mut events_now).await?;
+    let paid_now = apply_paid(tx, &paid, &merchants, now, &mut events_now).await?;
+    let expired_now = apply_expired(tx, &expired, &merchants, now, &mut events_now).await?;
     for drop in &sold_out {
         let merchant_id = &merchants[&drop.drop_id];
         let data = json!({"drop_id": drop.drop_id, "merchant_id": merchant_id,
@@ -127,9 +130,9 @@ pub async fn settle_batch(db: &PgPool, events: &[OrderEvent]) -> Result<Settled,
             now,
         ));
     }
-    webhook_outbox::enqueue(&mut tx, &events_now, now).await?;
+    webhook_outbox::enqueue(&mut outer, &events_now, now).await?;
     failpoint::hit("settle.before_commit");
-    tx.commit().await?;
+    outer.commit().await?;
     let applied = inserted.len() + drawn_now + paid_now + expired_now + sold_out.len();
     Ok(Settled {
         inserted: inserted.len(),
