@@ -49,6 +49,8 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum RedisConn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    /// The embedded backend's in-process engine: same commands, same scripts, no server.
+    Embedded(linkdrop_engine::Engine),
 }
 
 impl RedisConn {
@@ -63,6 +65,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
+            Self::Embedded(engine) => engine.req_packed_command(cmd),
         }
     }
 
@@ -75,6 +78,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Embedded(engine) => engine.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -82,6 +86,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(conn) => conn.get_db(),
             Self::Cluster(conn) => conn.get_db(),
+            Self::Embedded(engine) => engine.get_db(),
         }
     }
 }

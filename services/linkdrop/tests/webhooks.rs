@@ -126,10 +126,12 @@ impl Harness {
             &json!({"order_id": order}),
             self.clock.now_ms(),
         );
-        let mut conn = self.app.db.acquire().await.unwrap();
-        enqueue(&mut conn, std::slice::from_ref(&event), self.clock.now_ms())
+        let db = linkdrop_domain::db::Db::Postgres(self.app.db.clone());
+        let mut tx = db.begin().await.unwrap();
+        enqueue(&mut tx, std::slice::from_ref(&event), self.clock.now_ms())
             .await
             .unwrap();
+        tx.commit().await.unwrap();
         event.id
     }
 

@@ -6,11 +6,8 @@
 //! carries it to Kafka and settlement to PostgreSQL.
 
 pub mod admission;
-pub mod embedded;
 pub mod lifecycle;
 pub mod lottery;
-pub mod memory;
-pub mod projection;
 pub mod protection;
 pub mod queries;
 pub mod routes;

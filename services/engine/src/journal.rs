@@ -1,0 +1,137 @@
+//! The journal: every write the engine makes, in order, in a SQLite file, appended before
+//! the command's answer leaves. Opening the engine replays it, so a restarted process has
+//! the state every answer was based on.
+//!
+//! WAL with `synchronous=NORMAL`: a commit survives the process being killed at any moment
+//! (the operating system has it); it may not survive the machine losing power.
+
+use std::path::Path;
+
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+
+use crate::keyspace::{Args, Ctx, Keyspace};
+
+pub struct Journal {
+    pool: SqlitePool,
+}
+
+impl Journal {
+    /// Opens (creating) the journal at `path`.
+    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = sqlx::pool::PoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS engine_journal (
+                 seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+                 effects BLOB NOT NULL
+             )",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Self { pool })
+    }
+
+    /// Appends the effects of one command (or script), as one entry.
+    pub async fn append(&self, effects: &[Args]) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO engine_journal (effects) VALUES (?)")
+            .bind(encode(effects))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A keyspace with every journaled write applied, and how many entries there were.
+    pub async fn replay(&self, now_ms: i64) -> Result<(Keyspace, u64), sqlx::Error> {
+        let rows = sqlx::query("SELECT effects FROM engine_journal ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut keyspace = Keyspace::default();
+        for row in &rows {
+            let blob: Vec<u8> = row.try_get(0)?;
+            let Some(effects) = decode(&blob) else {
+                return Err(sqlx::Error::Decode("a journal entry is truncated".into()));
+            };
+            for effect in effects {
+                let mut ctx = Ctx {
+                    now_ms,
+                    ..Ctx::default()
+                };
+                if let Err(e) = keyspace.execute(&mut ctx, &effect) {
+                    // Replaying what once succeeded cannot fail; say so if it ever does.
+                    tracing::error!(code = e.code, message = %e.message, "a journaled write failed on replay");
+                }
+            }
+        }
+        Ok((keyspace, rows.len() as u64))
+    }
+}
+
+/// `count, then per effect: argc, then per argument: length, bytes` (u32 little-endian).
+fn encode(effects: &[Args]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let put = |n: usize, out: &mut Vec<u8>| out.extend((n as u32).to_le_bytes());
+    put(effects.len(), &mut out);
+    for effect in effects {
+        put(effect.len(), &mut out);
+        for arg in effect {
+            put(arg.len(), &mut out);
+            out.extend(arg);
+        }
+    }
+    out
+}
+
+fn decode(mut blob: &[u8]) -> Option<Vec<Args>> {
+    fn take<'a>(blob: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if blob.len() < n {
+            return None;
+        }
+        let (head, rest) = blob.split_at(n);
+        *blob = rest;
+        Some(head)
+    }
+    fn number(blob: &mut &[u8]) -> Option<usize> {
+        Some(u32::from_le_bytes(take(blob, 4)?.try_into().ok()?) as usize)
+    }
+    let count = number(&mut blob)?;
+    let mut effects = Vec::with_capacity(count);
+    for _ in 0..count {
+        let argc = number(&mut blob)?;
+        let mut args = Vec::with_capacity(argc);
+        for _ in 0..argc {
+            let len = number(&mut blob)?;
+            args.push(take(&mut blob, len)?.to_vec());
+        }
+        effects.push(args);
+    }
+    blob.is_empty().then_some(effects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_survive_encoding_and_a_truncated_entry_is_refused() {
+        let effects = vec![
+            vec![
+                b"HSET".to_vec(),
+                b"k".to_vec(),
+                b"f".to_vec(),
+                "价格\t1".as_bytes().to_vec(),
+            ],
+            vec![b"DEL".to_vec(), Vec::new()],
+        ];
+        let blob = encode(&effects);
+        assert_eq!(decode(&blob), Some(effects));
+        assert_eq!(decode(&blob[..blob.len() - 1]), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! The embedded backend's live state (issue 9): what Redis holds on the stack — stock,
+//! per-user counts, idempotency records, drop phases, outboxes, room histories — held in
+//! this process instead.
+//!
+//! [`Engine`] answers the Redis commands linkdrop sends and runs linkdrop's own Lua scripts
+//! (admission, pay, expire, draw, launch, close, publish, lease) in an embedded Lua 5.1,
+//! so the admission rules are the very scripts production runs, not a second copy of them.
+//! It is a `redis::aio::ConnectionLike`, so every role talks to it through the same code it
+//! uses for Redis. Every write is journaled to SQLite before its answer is returned
+//! ([`journal`]); opening the engine replays the journal. Publishing reaches this process's
+//! subscribers ([`Engine::subscribe`]): the gateway of `linkdrop all`.
+//!
+//! Commands run one at a time under one lock, as in Redis; a script runs whole.
+
+pub mod journal;
+pub mod keyspace;
+pub mod lua;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use tokio::sync::{Mutex, Notify, broadcast};
+
+use crate::journal::Journal;
+use crate::keyspace::{Args, CmdError, Ctx, Keyspace, Reply};
+use crate::lua::Scripts;
+
+/// Messages a slow subscriber may fall behind before it misses some (and is told so).
+const SUBSCRIBER_BACKLOG: usize = 16_384;
+
+/// A message published on a channel.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub channel: String,
+    pub payload: String,
+}
+
+/// The engine; clones share it.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    core: Mutex<Core>,
+    journal: Option<Journal>,
+    published: broadcast::Sender<Message>,
+    stream_added: Notify,
+}
+
+struct Core {
+    keyspace: Keyspace,
+    scripts: Scripts,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the engine journal (SQLite): {0}")]
+    Journal(#[from] sqlx::Error),
+}
+
+impl Engine {
+    /// The engine journaled at `path`, with every write the journal holds replayed.
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        let journal = Journal::open(path).await?;
+        let (keyspace, entries) = journal.replay(now_ms()).await?;
+        tracing::info!(path = %path.display(), entries, "embedded engine replayed its journal");
+        Ok(Self::with(keyspace, Some(journal)))
+    }
+
+    /// An engine without a journal: its state ends with the process (tests).
+    pub fn in_memory() -> Self {
+        Self::with(Keyspace::default(), None)
+    }
+
+    fn with(keyspace: Keyspace, journal: Option<Journal>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                core: Mutex::new(Core {
+                    keyspace,
+                    scripts: Scripts::new(),
+                }),
+                journal,
+                published: broadcast::channel(SUBSCRIBER_BACKLOG).0,
+                stream_added: Notify::new(),
+            }),
+        }
+    }
+
+    /// Every message published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Message> {
+        self.shared.published.subscribe()
+    }
+
+    /// Runs one command; waits when it is a blocking read with nothing to read yet.
+    pub async fn command(&self, args: Args) -> RedisResult<Value> {
+        let mut deadline = None;
+        loop {
+            let mut core = self.shared.core.lock().await;
+            let mut ctx = Ctx {
+                now_ms: now_ms(),
+                ..Ctx::default()
+            };
+            let (reply, block_ms) = core.dispatch(&mut ctx, &args);
+            if let (Some(ms), Ok(Value::Nil)) = (block_ms, &reply) {
+                let deadline = *deadline.get_or_insert_with(|| {
+                    (ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(ms as u64))
+                });
+                if deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
+                    let added = self.shared.stream_added.notified();
+                    tokio::pin!(added);
+                    added.as_mut().enable();
+                    drop(core);
+                    match deadline {
+                        Some(d) => {
+                            let _ = tokio::time::timeout_at(d, added).await;
+                        }
+                        None => added.await,
+                    }
+                    continue;
+                }
+            }
+            self.finish(core, ctx).await?;
+            return reply.map_err(to_redis_error);
+        }
+    }
+
+    /// Several commands; all under one lock when `atomic` (MULTI/EXEC).
+    pub async fn commands(&self, commands: Vec<Args>, atomic: bool) -> RedisResult<Vec<Value>> {
+        if !atomic {
+            let mut replies = Vec::with_capacity(commands.len());
+            for args in commands {
+                replies.push(self.command(args).await?);
+            }
+            return Ok(replies);
+        }
+        let mut core = self.shared.core.lock().await;
+        let mut ctx = Ctx {
+            now_ms: now_ms(),
+            ..Ctx::default()
+        };
+        let replies: Vec<Reply> = commands
+            .iter()
+            .map(|args| core.dispatch(&mut ctx, args).0)
+            .collect();
+        self.finish(core, ctx).await?;
+        replies
+            .into_iter()
+            .map(|r| r.map_err(to_redis_error))
+            .collect()
+    }
+
+    /// Journals what the command wrote (still holding the lock, so nobody sees a write
+    /// before it is journaled), then publishes and wakes readers.
+    async fn finish(
+        &self,
+        mut core: tokio::sync::MutexGuard<'_, Core>,
+        ctx: Ctx,
+    ) -> RedisResult<()> {
+        if let (Some(journal), false) = (&self.shared.journal, ctx.effects.is_empty())
+            && let Err(e) = journal.append(&ctx.effects).await
+        {
+            tracing::error!(error = %e, "the engine journal refused a write; rebuilding from it");
+            match journal.replay(now_ms()).await {
+                Ok((keyspace, _)) => core.keyspace = keyspace,
+                Err(e) => tracing::error!(error = %e, "the engine journal cannot be read back"),
+            }
+            return Err(RedisError::from((
+                ErrorKind::IoError,
+                "the embedded engine could not journal a write",
+                e.to_string(),
+            )));
+        }
+        drop(core);
+        for (channel, payload) in ctx.published {
+            let _ = self.shared.published.send(Message {
+                channel: String::from_utf8_lossy(&channel).into_owned(),
+                payload: String::from_utf8_lossy(&payload).into_owned(),
+            });
+        }
+        if ctx.stream_added {
+            self.shared.stream_added.notify_waiters();
+        }
+        Ok(())
+    }
+}
+
+impl Core {
+    /// One command: scripts here, the rest in the keyspace. The second value is the wait
+    /// of a blocking read that found nothing.
+    fn dispatch(&mut self, ctx: &mut Ctx, args: &[Vec<u8>]) -> (Reply, Option<i64>) {
+        let name = args
+            .first()
+            .map(|n| n.to_ascii_uppercase())
+            .unwrap_or_default();
+        let reply = match name.as_slice() {
+            b"EVALSHA" | b"EVAL" => self.eval(ctx, args),
+            b"SCRIPT" => match args.get(1..) {
+                Some([sub, source]) if sub.eq_ignore_ascii_case(b"LOAD") => self
+                    .scripts
+                    .load(source)
+                    .map(|sha| Value::BulkString(sha.into_bytes())),
+                _ => Err(CmdError::new("ERR", "only SCRIPT LOAD is supported")),
+            },
+            b"XREADGROUP" => {
+                return match self.keyspace.xreadgroup(&args[1..], ctx.now_ms) {
+                    Ok((reply, block)) => (Ok(reply), block),
+                    Err(e) => (Err(e), None),
+                };
+            }
+            _ => self.keyspace.execute(ctx, args),
+        };
+        (reply, None)
+    }
+
+    /// `EVALSHA sha numkeys key... arg...` (or `EVAL source ...`).
+    fn eval(&mut self, ctx: &mut Ctx, args: &[Vec<u8>]) -> Reply {
+        let [name, script, numkeys, rest @ ..] = args else {
+            return Err(CmdError::new(
+                "ERR",
+                "wrong number of arguments for 'evalsha'",
+            ));
+        };
+        let sha = if name.eq_ignore_ascii_case(b"EVAL") {
+            self.scripts.load(script)?
+        } else {
+            String::from_utf8_lossy(script).into_owned()
+        };
+        let numkeys = std::str::from_utf8(numkeys)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= rest.len())
+            .ok_or_else(|| {
+                CmdError::new("ERR", "Number of keys can't be greater than number of args")
+            })?;
+        let (keys, argv) = rest.split_at(numkeys);
+        self.scripts.run(&sha, keys, argv, &mut self.keyspace, ctx)
+    }
+}
+
+fn to_redis_error(e: CmdError) -> RedisError {
+    match e.code {
+        "NOSCRIPT" => RedisError::from((ErrorKind::NoScriptError, "NOSCRIPT", e.message)),
+        "ERR" => RedisError::from((ErrorKind::ResponseError, "ERR", e.message)),
+        code => redis::make_extension_error(code.to_string(), Some(e.message)),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn args_of(cmd: &Cmd) -> Args {
+    cmd.args_iter()
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => bytes.to_vec(),
+            redis::Arg::Cursor => b"0".to_vec(),
+        })
+        .collect()
+}
+
+impl redis::aio::ConnectionLike for Engine {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let args = args_of(cmd);
+        Box::pin(async move { self.command(args).await })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let commands: Vec<Args> = pipeline.cmd_iter().map(args_of).collect();
+        let atomic = pipeline.is_transaction();
+        Box::pin(async move {
+            let replies = self.commands(commands, atomic).await?;
+            let replies = if atomic {
+                // As Redis answers MULTI, each QUEUED, then EXEC with every reply.
+                let mut all = vec![Value::Okay];
+                all.extend(replies.iter().map(|_| Value::SimpleString("QUEUED".into())));
+                all.push(Value::Array(replies));
+                all
+            } else {
+                replies
+            };
+            Ok(replies.into_iter().skip(offset).take(count).collect())
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
