@@ -44,7 +44,7 @@ pub async fn create(
         merchant_id: &body.merchant_id,
         created_at_ms: now_ms(),
     };
-    api_keys::insert(&state.records, &new_key).await?;
+    api_keys::insert(&state.db, &new_key).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

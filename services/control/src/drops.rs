@@ -6,18 +6,18 @@ use axum::http::StatusCode;
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::events::{DropCard, RoomEvent, merchant_event};
+use linkdrop_domain::events::{DropCard, RoomEvent};
 use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
-use linkdrop_domain::webhook_outbox::{self, MerchantEvent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
 use crate::live::{self, DropRow, Seed};
 use crate::rooms::load_room;
+use crate::store;
 use linkdrop_orders::lottery;
 
 pub async fn create(
@@ -29,28 +29,7 @@ pub async fn create(
     let room = load_room(&state, &principal, &room_id).await?;
     let spec = DropSpec::parse(body)?;
     let row = DropRow::new(new_id(prefix::DROP), &room, &spec, now_ms());
-    sqlx::query!(
-        "INSERT INTO drops (id, room_id, merchant_id, sku, title, image_url, price_cents,
-                            currency, stock, max_per_user, policy, window_ms, pay_within_s,
-                            created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        row.id,
-        row.room_id,
-        row.merchant_id,
-        row.sku,
-        row.title,
-        row.image_url,
-        row.price_cents,
-        row.currency,
-        row.stock,
-        row.max_per_user,
-        row.policy,
-        row.window_ms,
-        row.pay_within_s,
-        row.created_at_ms
-    )
-    .execute(&state.db)
-    .await?;
+    store::insert(&state.db, &row).await?;
     live::write_initial_state(&state, &row).await?;
     let view = live::drop_view(&state, &row).await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -65,7 +44,7 @@ async fn load_drop(
     if !ids::is_well_formed(drop_id) {
         return Err(ApiError::NotFound("drop"));
     }
-    let row = live::fetch_drop(state, drop_id)
+    let row = store::find(&state.db, drop_id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
     principal.require_host_of(&row.merchant_id)?;
@@ -87,7 +66,7 @@ pub async fn list(
     Path(room_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let room = load_room(&state, &principal, &room_id).await?;
-    let rows = live::fetch_room_drops(&state, &room.id).await?;
+    let rows = store::list_room(&state.db, &room.id).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         items.push(live::drop_view(&state, row).await?);
@@ -126,14 +105,7 @@ pub async fn launch(
     };
     let opens_at_ms = live::launch(&state, &row, countdown_ms, seed.as_ref()).await?;
     let seed_hash = seed.map(|s| s.hash);
-    sqlx::query!(
-        "UPDATE drops SET phase = 'launched', opens_at_ms = $2, seed_hash = $3 WHERE id = $1",
-        row.id,
-        opens_at_ms,
-        seed_hash
-    )
-    .execute(&state.db)
-    .await?;
+    store::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
     if let Fairness::Lottery { window_ms } = row.fairness() {
         // Drawn on time even if nobody enters; orders processes schedule it too.
         state
@@ -173,30 +145,7 @@ pub async fn close(
     let (closed_now, closed_at_ms) = live::close(&state, &row).await?;
     // Also when Redis was closed before: a retry repairs a record the first call missed.
     // The record and the merchant's `drop.closed` are written together, once.
-    let mut tx = linkdrop_domain::db::Tx::Postgres(state.db.begin().await?);
-    let linkdrop_domain::db::Tx::Postgres(pg) = &mut tx else {
-        unreachable!("control records are on PostgreSQL until they move onto Db")
-    };
-    let recorded = sqlx::query!(
-        "UPDATE drops SET phase = 'closed', closed_at_ms = $2
-         WHERE id = $1 AND closed_at_ms IS NULL",
-        row.id,
-        closed_at_ms
-    )
-    .execute(&mut **pg)
-    .await?;
-    if recorded.rows_affected() == 1 {
-        let data = json!({"drop_id": row.id, "merchant_id": row.merchant_id, "closed_at_ms": closed_at_ms});
-        let event = MerchantEvent::new(
-            &row.id,
-            &row.merchant_id,
-            merchant_event::DROP_CLOSED,
-            &data,
-            now_ms(),
-        );
-        webhook_outbox::enqueue(&mut tx, &[event], now_ms()).await?;
-    }
-    tx.commit().await?;
+    store::record_close(&state.db, &row, closed_at_ms, now_ms()).await?;
     if closed_now {
         let event = RoomEvent::Closed {
             drop_id: row.id.clone(),
@@ -209,7 +158,7 @@ pub async fn close(
         state.bus.publish(&row.room_id, &event).await?;
         tracing::info!(drop_id = %row.id, "drop closed");
     }
-    let row = live::fetch_drop(&state, &row.id)
+    let row = store::find(&state.db, &row.id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
     Ok(Json(live::drop_view(&state, &row).await?))

@@ -1,8 +1,8 @@
 //! The control role: what hosts and the admin use to run a sale — API keys, rooms, drops,
 //! launch and close, and a drop's live figures.
 //!
-//! PostgreSQL keeps the record of every room and drop; Redis keeps what admission reads
-//! (phase, opening time, stock). A launch is decided in Redis (one script, so a drop
+//! The system of record (PostgreSQL, or SQLite when embedded) keeps every room and drop;
+//! Redis keeps what admission reads (phase, opening time, stock). A launch is decided in Redis (one script, so a drop
 //! launches once) and then told to the room through the room bus.
 
 pub mod api_keys;
@@ -10,6 +10,7 @@ pub mod drops;
 pub mod live;
 pub mod panel;
 pub mod rooms;
+pub mod store;
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -19,14 +20,12 @@ use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::db::Db;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::room_bus::RoomBus;
-use sqlx::PgPool;
 
 /// What the control routes share.
 #[derive(Clone)]
 pub struct ControlState {
-    pub db: PgPool,
-    /// The same database as a [`Db`], for the store areas that moved onto it (API keys).
-    pub records: Db,
+    /// The system of record: rooms, drops, API keys (and the webhook outbox).
+    pub db: Db,
     pub redis: RedisConn,
     pub keys: Keys,
     pub bus: RoomBus,

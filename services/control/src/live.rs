@@ -1,4 +1,4 @@
-//! A drop's record (PostgreSQL) joined with its live state (Redis), and the scripts that
+//! A drop's record (the system of record) joined with its live state (Redis), and the scripts that
 //! change the live state: launch and close.
 
 use linkdrop_domain::ApiError;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::ControlState;
 
 /// A row of `drops`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropRow {
     pub id: String,
     pub room_id: String,
@@ -94,35 +94,6 @@ impl DropRow {
             ),
         ]
     }
-}
-
-pub async fn fetch_drop(state: &ControlState, drop_id: &str) -> Result<Option<DropRow>, ApiError> {
-    Ok(sqlx::query_as!(
-        DropRow,
-        "SELECT id, room_id, merchant_id, sku, title, image_url, price_cents, currency, stock,
-                max_per_user, policy, window_ms, pay_within_s, phase, opens_at_ms,
-                closed_at_ms, seed_hash, created_at_ms
-         FROM drops WHERE id = $1",
-        drop_id
-    )
-    .fetch_optional(&state.db)
-    .await?)
-}
-
-pub async fn fetch_room_drops(
-    state: &ControlState,
-    room_id: &str,
-) -> Result<Vec<DropRow>, ApiError> {
-    Ok(sqlx::query_as!(
-        DropRow,
-        "SELECT id, room_id, merchant_id, sku, title, image_url, price_cents, currency, stock,
-                max_per_user, policy, window_ms, pay_within_s, phase, opens_at_ms,
-                closed_at_ms, seed_hash, created_at_ms
-         FROM drops WHERE room_id = $1 ORDER BY id DESC LIMIT 200",
-        room_id
-    )
-    .fetch_all(&state.db)
-    .await?)
 }
 
 /// Registers the drop's outbox with the relay, then writes the draft state to Redis. Two

@@ -50,7 +50,7 @@ pub async fn create(
         merchant_id,
         created_at_ms: now_ms(),
     };
-    rooms::insert(&state.records, &room).await?;
+    rooms::insert(&state.db, &room).await?;
     // Gateways refuse unknown rooms from Redis alone.
     redis::cmd("HSET")
         .arg(state.keys.room_meta(&room.id))
@@ -68,7 +68,7 @@ pub async fn load_room(
     principal: &Principal,
     room_id: &str,
 ) -> Result<Room, ApiError> {
-    let room = rooms::find(&state.records, room_id)
+    let room = rooms::find(&state.db, room_id)
         .await?
         .ok_or(ApiError::NotFound("room"))?;
     principal.require_host_of(&room.merchant_id)?;
@@ -103,6 +103,6 @@ pub async fn list(
         Principal::Host { merchant_id } => Some(merchant_id.clone()),
         Principal::Merchant { .. } => return Err(ApiError::Forbidden),
     };
-    let rooms = rooms::list(&state.records, merchant_id.as_deref()).await?;
+    let rooms = rooms::list(&state.db, merchant_id.as_deref()).await?;
     Ok(Json(json!({ "items": rooms })))
 }

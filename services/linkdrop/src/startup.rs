@@ -461,8 +461,7 @@ async fn start_role(
         Role::Control => {
             let redis = backends.redis();
             let state = linkdrop_control::ControlState {
-                db: backends.db(),
-                records: Db::Postgres(backends.db()),
+                db: Db::Postgres(backends.db()),
                 bus: RoomBus::new(redis.clone(), keys.clone()),
                 redis,
                 keys: keys.clone(),
