@@ -446,7 +446,7 @@ async fn start_role(
         }
         Role::Webhooks => {
             let deps = linkdrop_webhooks::DispatcherDeps {
-                db: backends.db(),
+                db: Db::Postgres(backends.db()),
                 guard: webhook_guard(config),
                 poll: Duration::from_millis(config.webhook_poll_ms),
                 settings: linkdrop_webhooks::Settings {
@@ -470,7 +470,7 @@ async fn start_role(
                 drawer: drawer(backends, keys, &stock_ticker(backends, keys)),
             };
             let endpoints = linkdrop_webhooks::WebhooksState {
-                db: backends.db(),
+                db: Db::Postgres(backends.db()),
                 auth: auth.clone(),
                 guard: webhook_guard(config),
                 sealing: config.require_webhook_secret_key()?.clone(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use linkdrop::startup::Role;
 use linkdrop_domain::clock::{Clock, ManualClock, now_ms};
+use linkdrop_domain::db::Db;
 use linkdrop_domain::webhook_outbox::{MerchantEvent, enqueue};
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_webhooks::guard::Guard;
@@ -95,7 +96,8 @@ impl Harness {
             sealing: SealingKey::parse(WEBHOOK_SECRET_KEY).unwrap(),
         };
         let guard = Guard::new(vec!["127.0.0.0/8".parse().unwrap()], false);
-        let dispatcher = Dispatcher::new(app.db.clone(), guard, settings, clock.clone());
+        let dispatcher =
+            Dispatcher::new(Db::Postgres(app.db.clone()), guard, settings, clock.clone());
         Self {
             app,
             clock,
@@ -126,8 +128,7 @@ impl Harness {
             &json!({"order_id": order}),
             self.clock.now_ms(),
         );
-        let db = linkdrop_domain::db::Db::Postgres(self.app.db.clone());
-        let mut tx = db.begin().await.unwrap();
+        let mut tx = Db::Postgres(self.app.db.clone()).begin().await.unwrap();
         enqueue(&mut tx, std::slice::from_ref(&event), self.clock.now_ms())
             .await
             .unwrap();

@@ -2,8 +2,9 @@
 //! Standard Webhooks, records every attempt and schedules the next one.
 //!
 //! Claiming marks a delivery locked for a while (`FOR UPDATE SKIP LOCKED` inside one
-//! statement), so several dispatchers share the work without holding a transaction open
-//! across an HTTP call; a dispatcher that dies leaves locks that simply expire. A delivery
+//! statement on PostgreSQL, one write transaction on SQLite), so several dispatchers share
+//! the work without holding a transaction open across an HTTP call; a dispatcher that dies
+//! leaves locks that simply expire. A delivery
 //! is marked done only after a 2xx, so every event arrives at least once.
 
 use std::sync::Arc;
@@ -12,16 +13,17 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use linkdrop_domain::clock::Clock;
+use linkdrop_domain::db::{Db, Tx, webhook_due};
 use linkdrop_domain::secret::Secret;
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::sign;
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::guard::{Guard, GuardedResolver};
 use crate::schedule::{MAX_ATTEMPTS, next_attempt_at};
+use crate::store::{self, Claimed};
 
 /// Deliveries claimed per round.
 const CLAIM_BATCH: i64 = 64;
@@ -36,20 +38,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often attempts past their retention are deleted.
 const PURGE_EVERY_MS: i64 = 60_000;
-
-/// A delivery claimed for one attempt.
-#[derive(Debug, Clone)]
-struct Claimed {
-    message_id: String,
-    endpoint_id: String,
-    attempts: i32,
-    body: String,
-    url: String,
-    /// Sealed (see `webhook_secrets`), like the previous secret.
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_until_ms: Option<i64>,
-}
 
 /// How a dispatcher behaves.
 #[derive(Debug, Clone)]
@@ -88,7 +76,7 @@ impl Attempt {
 /// Sends webhooks.
 #[derive(Clone)]
 pub struct Dispatcher {
-    db: PgPool,
+    db: Db,
     http: reqwest::Client,
     guard: Guard,
     settings: Settings,
@@ -98,7 +86,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(db: PgPool, guard: Guard, settings: Settings, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(db: Db, guard: Guard, settings: Settings, clock: Arc<dyn Clock>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(settings.timeout)
@@ -120,13 +108,7 @@ impl Dispatcher {
     /// Runs until `shutdown`: a round whenever a delivery may be due (notified by the
     /// writers, or every `poll` at the latest).
     pub async fn run(self, poll: Duration, shutdown: CancellationToken) {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&self.db).await {
-            Ok(mut l) => match l.listen("webhook_due").await {
-                Ok(()) => Some(l),
-                Err(_) => None,
-            },
-            Err(_) => None,
-        };
+        let mut wakeup = Wakeup::new(&self.db).await;
         loop {
             if let Err(e) = self.purge_old_attempts().await {
                 tracing::warn!(error = %e, "could not purge old webhook attempts");
@@ -139,7 +121,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(poll) => {}
-                _ = notified(&mut listener) => {}
+                _ = wakeup.due() => {}
             }
         }
         tracing::info!("webhook dispatcher stopped");
@@ -175,50 +157,13 @@ impl Dispatcher {
             return Ok(0);
         }
         self.purged_at_ms.store(now, Ordering::Relaxed);
-        let purged = sqlx::query!(
-            "DELETE FROM webhook_attempts WHERE attempted_at_ms < $1",
-            now - self.settings.attempts_retention_ms
-        )
-        .execute(&self.db)
-        .await?
-        .rows_affected();
-        Ok(purged)
+        store::purge_attempts(&self.db, now - self.settings.attempts_retention_ms).await
     }
 
     /// Claims due deliveries of enabled endpoints (a disabled endpoint's wait for it to be
     /// enabled again).
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
-        let now = self.clock.now_ms();
-        sqlx::query_as!(
-            Claimed,
-            r#"WITH due AS (
-                   SELECT d.message_id, d.endpoint_id
-                   FROM webhook_deliveries d
-                   JOIN webhook_endpoints e ON e.id = d.endpoint_id
-                   WHERE d.state = 'pending' AND d.next_attempt_at_ms <= $1
-                     AND (d.locked_until_ms IS NULL OR d.locked_until_ms < $1)
-                     AND e.disabled_at_ms IS NULL
-                   ORDER BY d.next_attempt_at_ms
-                   LIMIT $2
-                   FOR UPDATE OF d SKIP LOCKED
-               ), claimed AS (
-                   UPDATE webhook_deliveries d SET locked_until_ms = $1 + $3
-                   FROM due
-                   WHERE d.message_id = due.message_id AND d.endpoint_id = due.endpoint_id
-                   RETURNING d.message_id, d.endpoint_id, d.attempts
-               )
-               SELECT c.message_id AS "message_id!", c.endpoint_id AS "endpoint_id!",
-                      c.attempts AS "attempts!", m.body, e.url, e.secret,
-                      e.previous_secret, e.previous_secret_until_ms
-               FROM claimed c
-               JOIN webhook_messages m ON m.id = c.message_id
-               JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
-            now,
-            CLAIM_BATCH,
-            LOCK_MS
-        )
-        .fetch_all(&self.db)
-        .await
+        store::claim(&self.db, self.clock.now_ms(), CLAIM_BATCH, LOCK_MS).await
     }
 
     /// One signed POST of the message to the endpoint.
@@ -323,61 +268,20 @@ impl Dispatcher {
             .iter()
             .map(|(d, a)| Move::after(d, a, now))
             .collect();
-        let column = |f: fn(&Claimed) -> &String| -> Vec<String> {
-            outcomes.iter().map(|(d, _)| f(d).clone()).collect()
-        };
-        let (message_ids, endpoint_ids) = (column(|d| &d.message_id), column(|d| &d.endpoint_id));
+        let moved: Vec<store::Moved> = outcomes
+            .iter()
+            .zip(&moves)
+            .map(|((d, _), m)| store::Moved {
+                message_id: &d.message_id,
+                endpoint_id: &d.endpoint_id,
+                state: m.state,
+                attempts: m.attempts,
+                next_attempt_at_ms: m.next_attempt_at_ms,
+            })
+            .collect();
         let mut tx = self.db.begin().await?;
-        sqlx::query!(
-            "INSERT INTO webhook_attempts (message_id, endpoint_id, attempted_at_ms, status_code,
-                                           error, duration_ms, response_body)
-             SELECT a.message_id, a.endpoint_id, $3, a.status_code, a.error, a.duration_ms,
-                    a.response_body
-             FROM UNNEST($1::text[], $2::text[], $4::int4[], $5::text[], $6::int4[], $7::text[])
-                  AS a(message_id, endpoint_id, status_code, error, duration_ms, response_body)",
-            &message_ids,
-            &endpoint_ids,
-            now,
-            &outcomes
-                .iter()
-                .map(|(_, a)| a.status_code.map(i32::from))
-                .collect::<Vec<_>>() as &[Option<i32>],
-            &outcomes
-                .iter()
-                .map(|(_, a)| a.error.clone())
-                .collect::<Vec<_>>() as &[Option<String>],
-            &outcomes
-                .iter()
-                .map(|(_, a)| a.duration_ms as i32)
-                .collect::<Vec<_>>(),
-            &outcomes
-                .iter()
-                .map(|(_, a)| a.response_body.clone())
-                .collect::<Vec<_>>() as &[Option<String>]
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "UPDATE webhook_deliveries d
-             SET state = u.state, attempts = u.attempts, next_attempt_at_ms = u.next,
-                 locked_until_ms = NULL
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[])
-                  AS u(message_id, endpoint_id, state, attempts, next)
-             WHERE d.message_id = u.message_id AND d.endpoint_id = u.endpoint_id",
-            &message_ids,
-            &endpoint_ids,
-            &moves
-                .iter()
-                .map(|m| m.state.to_string())
-                .collect::<Vec<_>>(),
-            &moves.iter().map(|m| m.attempts).collect::<Vec<_>>(),
-            &moves
-                .iter()
-                .map(|m| m.next_attempt_at_ms)
-                .collect::<Vec<_>>()
-        )
-        .execute(&mut *tx)
-        .await?;
+        store::log_attempts(&mut tx, now, outcomes).await?;
+        store::move_deliveries(&mut tx, &moved).await?;
         for (endpoint_id, health) in endpoint_health(outcomes) {
             self.update_endpoint_health(&mut tx, endpoint_id, health, now)
                 .await?;
@@ -396,42 +300,18 @@ impl Dispatcher {
     /// has lasted the configured period, disables the endpoint. A 410 disables at once.
     async fn update_endpoint_health(
         &self,
-        tx: &mut sqlx::PgConnection,
+        tx: &mut Tx,
         endpoint_id: &str,
         health: Health,
         now: i64,
     ) -> Result<(), sqlx::Error> {
         if health == Health::Answered {
-            sqlx::query!(
-                "UPDATE webhook_endpoints SET failing_since_ms = NULL
-                 WHERE id = $1 AND failing_since_ms IS NOT NULL",
-                endpoint_id
-            )
-            .execute(&mut *tx)
-            .await?;
-            return Ok(());
+            return store::endpoint_answered(tx, endpoint_id).await;
         }
         let gone = health == Health::Gone;
-        let disabled = sqlx::query_scalar!(
-            "UPDATE webhook_endpoints
-             SET failing_since_ms = coalesce(failing_since_ms, $2),
-                 disabled_at_ms = CASE
-                     WHEN $4 OR coalesce(failing_since_ms, $2) <= $2 - $3 THEN $2
-                     ELSE disabled_at_ms END,
-                 disabled_reason = CASE
-                     WHEN $4 THEN 'the endpoint answered 410 Gone'
-                     WHEN coalesce(failing_since_ms, $2) <= $2 - $3
-                         THEN 'every attempt failed for too long'
-                     ELSE disabled_reason END
-             WHERE id = $1 AND disabled_at_ms IS NULL
-             RETURNING disabled_at_ms IS NOT NULL AS \"disabled!\"",
-            endpoint_id,
-            now,
-            self.settings.disable_after_ms,
-            gone
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
+        let disabled =
+            store::endpoint_failed(tx, endpoint_id, now, self.settings.disable_after_ms, gone)
+                .await?;
         if disabled == Some(true) {
             tracing::warn!(%endpoint_id, gone, "webhook endpoint disabled");
             metrics::counter!("linkdrop_webhook_endpoints_disabled_total").increment(1);
@@ -504,16 +384,42 @@ fn endpoint_health(outcomes: &[(Claimed, Attempt)]) -> Vec<(&str, Health)> {
     health
 }
 
-/// Resolves when the listener hears a notification; never when there is no listener.
-async fn notified(listener: &mut Option<sqlx::postgres::PgListener>) {
-    match listener {
-        Some(l) => {
-            if l.recv().await.is_err() {
-                // The listener reconnects by itself; fall back to polling meanwhile.
-                std::future::pending::<()>().await;
+/// What wakes a waiting dispatcher before its poll interval is up: on PostgreSQL a
+/// listener on the channel `webhook_due` (none if it cannot connect), on SQLite the
+/// in-process bell the writers ring.
+enum Wakeup {
+    Listener(Option<sqlx::postgres::PgListener>),
+    Bell,
+}
+
+impl Wakeup {
+    async fn new(db: &Db) -> Self {
+        match db {
+            Db::Postgres(pool) => {
+                Wakeup::Listener(match sqlx::postgres::PgListener::connect_with(pool).await {
+                    Ok(mut l) => match l.listen("webhook_due").await {
+                        Ok(()) => Some(l),
+                        Err(_) => None,
+                    },
+                    Err(_) => None,
+                })
             }
+            Db::Sqlite(_) => Wakeup::Bell,
         }
-        None => std::future::pending().await,
+    }
+
+    /// Resolves when deliveries may be due; never when there is no listener.
+    async fn due(&mut self) {
+        match self {
+            Wakeup::Listener(Some(l)) => {
+                if l.recv().await.is_err() {
+                    // The listener reconnects by itself; fall back to polling meanwhile.
+                    std::future::pending::<()>().await;
+                }
+            }
+            Wakeup::Listener(None) => std::future::pending().await,
+            Wakeup::Bell => webhook_due().notified().await,
+        }
     }
 }
 

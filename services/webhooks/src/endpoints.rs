@@ -13,10 +13,11 @@ use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::json::ApiQuery;
 use linkdrop_domain::webhook_signature::generate_secret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::WebhooksState;
+use crate::store;
 
 /// Most attempts listed by `GET /v1/webhook-endpoints/{id}/attempts`.
 const ATTEMPTS_PAGE: i64 = 100;
@@ -74,17 +75,17 @@ pub async fn create(
     let id = new_id(prefix::WEBHOOK_ENDPOINT);
     let secret = generate_secret();
     let created_at_ms = now_ms();
-    sqlx::query!(
-        "INSERT INTO webhook_endpoints (id, merchant_id, url, events, secret, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        id,
-        merchant_id,
-        url.as_str(),
-        &body.events,
-        state.sealing.seal(&secret, &id),
-        created_at_ms
+    store::insert_endpoint(
+        &state.db,
+        &store::NewEndpoint {
+            id: &id,
+            merchant_id: &merchant_id,
+            url: url.as_str(),
+            events: &body.events,
+            sealed_secret: &state.sealing.seal(&secret, &id),
+            created_at_ms,
+        },
     )
-    .execute(&state.db)
     .await?;
     Ok((
         StatusCode::CREATED,
@@ -99,31 +100,13 @@ pub async fn create(
     ))
 }
 
-/// An endpoint as listed (never with its secret).
-#[derive(Debug, Serialize)]
-struct EndpointView {
-    id: String,
-    url: String,
-    events: Vec<String>,
-    disabled_at_ms: Option<i64>,
-    disabled_reason: Option<String>,
-    created_at_ms: i64,
-}
-
 pub async fn list(
     State(state): State<WebhooksState>,
     principal: Principal,
     ApiQuery(params): ApiQuery<MerchantParam>,
 ) -> Result<Json<Value>, ApiError> {
     let merchant_id = merchant_of(&principal, params.merchant_id)?;
-    let items = sqlx::query_as!(
-        EndpointView,
-        "SELECT id, url, events, disabled_at_ms, disabled_reason, created_at_ms
-         FROM webhook_endpoints WHERE merchant_id = $1 ORDER BY id",
-        merchant_id
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let items = store::list_endpoints(&state.db, &merchant_id).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -133,13 +116,9 @@ async fn ensure_owned(
     principal: &Principal,
     endpoint_id: &str,
 ) -> Result<(), ApiError> {
-    let owner = sqlx::query_scalar!(
-        "SELECT merchant_id FROM webhook_endpoints WHERE id = $1",
-        endpoint_id
-    )
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or(ApiError::NotFound("webhook endpoint"))?;
+    let owner = store::endpoint_owner(&state.db, endpoint_id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook endpoint"))?;
     principal.require_merchant_of(&owner)
 }
 
@@ -149,20 +128,8 @@ pub async fn delete(
     Path(endpoint_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     ensure_owned(&state, &principal, &endpoint_id).await?;
-    sqlx::query!("DELETE FROM webhook_endpoints WHERE id = $1", endpoint_id)
-        .execute(&state.db)
-        .await?;
+    store::delete_endpoint(&state.db, &endpoint_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Serialize)]
-struct AttemptView {
-    message_id: String,
-    attempted_at_ms: i64,
-    status_code: Option<i32>,
-    error: Option<String>,
-    duration_ms: i32,
-    response_body: Option<String>,
 }
 
 pub async fn attempts(
@@ -171,15 +138,7 @@ pub async fn attempts(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     ensure_owned(&state, &principal, &endpoint_id).await?;
-    let items = sqlx::query_as!(
-        AttemptView,
-        "SELECT message_id, attempted_at_ms, status_code, error, duration_ms, response_body
-         FROM webhook_attempts WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2",
-        endpoint_id,
-        ATTEMPTS_PAGE
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let items = store::list_attempts(&state.db, &endpoint_id, ATTEMPTS_PAGE).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -194,15 +153,12 @@ pub async fn rotate_secret(
     ensure_owned(&state, &principal, &endpoint_id).await?;
     let secret = generate_secret();
     let until_ms = now_ms() + ROTATION_OVERLAP_MS;
-    sqlx::query!(
-        "UPDATE webhook_endpoints
-         SET previous_secret = secret, previous_secret_until_ms = $3, secret = $2
-         WHERE id = $1",
-        endpoint_id,
-        state.sealing.seal(&secret, &endpoint_id),
-        until_ms
+    store::rotate_secret(
+        &state.db,
+        &endpoint_id,
+        &state.sealing.seal(&secret, &endpoint_id),
+        until_ms,
     )
-    .execute(&state.db)
     .await?;
     Ok(Json(json!({
         "id": endpoint_id,
@@ -219,33 +175,14 @@ pub async fn enable(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     ensure_owned(&state, &principal, &endpoint_id).await?;
-    let endpoint = sqlx::query_as!(
-        EndpointView,
-        "UPDATE webhook_endpoints
-         SET disabled_at_ms = NULL, disabled_reason = NULL, failing_since_ms = NULL
-         WHERE id = $1
-         RETURNING id, url, events, disabled_at_ms, disabled_reason, created_at_ms",
-        endpoint_id
-    )
-    .fetch_one(&state.db)
-    .await?;
-    wake_dispatchers(&state.db).await?;
+    let endpoint = store::enable_endpoint(&state.db, &endpoint_id).await?;
+    store::wake_dispatchers(&state.db).await?;
     Ok(Json(json!(endpoint)))
 }
 
 #[derive(Debug, Deserialize)]
 pub struct DeliveriesParams {
     state: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct DeliveryView {
-    message_id: String,
-    event_type: String,
-    state: String,
-    attempts: i32,
-    next_attempt_at_ms: i64,
-    created_at_ms: i64,
 }
 
 /// `GET /v1/webhook-endpoints/{id}/deliveries[?state=pending|delivered|dead]`: the latest
@@ -266,18 +203,12 @@ pub async fn deliveries(
             "one of pending, delivered, dead",
         ));
     }
-    let items = sqlx::query_as!(
-        DeliveryView,
-        "SELECT d.message_id, m.event_type, d.state, d.attempts, d.next_attempt_at_ms,
-                m.created_at_ms
-         FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
-         WHERE d.endpoint_id = $1 AND ($2::text IS NULL OR d.state = $2)
-         ORDER BY m.created_at_ms DESC, d.message_id DESC LIMIT $3",
-        endpoint_id,
-        params.state,
-        DELIVERIES_PAGE
+    let items = store::list_deliveries(
+        &state.db,
+        &endpoint_id,
+        params.state.as_deref(),
+        DELIVERIES_PAGE,
     )
-    .fetch_all(&state.db)
     .await?;
     Ok(Json(json!({ "items": items })))
 }
@@ -290,40 +221,14 @@ pub async fn replay(
     principal: Principal,
     Path(message_id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let owner = sqlx::query_scalar!(
-        "SELECT merchant_id FROM webhook_messages WHERE id = $1",
-        message_id
-    )
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or(ApiError::NotFound("webhook message"))?;
+    let owner = store::message_owner(&state.db, &message_id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook message"))?;
     principal.require_merchant_of(&owner)?;
-    let endpoints = sqlx::query!(
-        "INSERT INTO webhook_deliveries (message_id, endpoint_id, next_attempt_at_ms)
-         SELECT m.id, e.id, $2
-         FROM webhook_messages m
-         JOIN webhook_endpoints e
-           ON e.merchant_id = m.merchant_id AND e.disabled_at_ms IS NULL
-          AND m.event_type = ANY(e.events)
-         WHERE m.id = $1
-         ON CONFLICT (message_id, endpoint_id) DO UPDATE
-         SET state = 'pending', attempts = 0, next_attempt_at_ms = $2, locked_until_ms = NULL",
-        message_id,
-        now_ms()
-    )
-    .execute(&state.db)
-    .await?
-    .rows_affected();
-    wake_dispatchers(&state.db).await?;
+    let endpoints = store::redeliver(&state.db, &message_id, now_ms()).await?;
+    store::wake_dispatchers(&state.db).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "message_id": message_id, "endpoints": endpoints })),
     ))
-}
-
-async fn wake_dispatchers(db: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query!("SELECT pg_notify('webhook_due', '')")
-        .execute(db)
-        .await
-        .map(|_| ())
 }

@@ -1,11 +1,13 @@
 //! The webhooks role: merchants' endpoints API ([`endpoints`]) and the dispatcher that
 //! delivers the webhook outbox ([`dispatcher`]) with Standard Webhooks signatures, a retry
-//! schedule ([`schedule`]) and an SSRF guard ([`guard`]).
+//! schedule ([`schedule`]) and an SSRF guard ([`guard`]). Their records ([`store`]) are on
+//! PostgreSQL or SQLite.
 
 pub mod dispatcher;
 pub mod endpoints;
 pub mod guard;
 pub mod schedule;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +17,9 @@ use axum::extract::FromRef;
 use axum::routing::{delete, get, post};
 use linkdrop_domain::auth::Auth;
 use linkdrop_domain::clock::SystemClock;
+use linkdrop_domain::db::Db;
 use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::webhook_secrets::SealingKey;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::dispatcher::{Dispatcher, Settings};
@@ -26,7 +28,7 @@ use crate::guard::Guard;
 /// What the endpoints API shares.
 #[derive(Clone)]
 pub struct WebhooksState {
-    pub db: PgPool,
+    pub db: Db,
     pub auth: Auth,
     pub guard: Guard,
     pub sealing: SealingKey,
@@ -74,7 +76,7 @@ pub fn endpoints_router(state: WebhooksState) -> Router {
 
 /// What one dispatcher needs.
 pub struct DispatcherDeps {
-    pub db: PgPool,
+    pub db: Db,
     pub guard: Guard,
     pub poll: Duration,
     pub settings: Settings,
