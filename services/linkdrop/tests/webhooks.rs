@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use linkdrop::startup::Role;
 use linkdrop_domain::clock::{Clock, ManualClock, now_ms};
+use linkdrop_domain::db::Db;
 use linkdrop_domain::webhook_outbox::{MerchantEvent, enqueue};
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_webhooks::guard::Guard;
@@ -126,10 +127,11 @@ impl Harness {
             &json!({"order_id": order}),
             self.clock.now_ms(),
         );
-        let mut conn = self.app.db.acquire().await.unwrap();
-        enqueue(&mut conn, std::slice::from_ref(&event), self.clock.now_ms())
+        let mut tx = Db::Postgres(self.app.db.clone()).begin().await.unwrap();
+        enqueue(&mut tx, std::slice::from_ref(&event), self.clock.now_ms())
             .await
             .unwrap();
+        tx.commit().await.unwrap();
         event.id
     }
 
