@@ -412,7 +412,7 @@ async fn start_role(
                 drawer: drawer(backends, keys, &stock),
                 stock,
                 auth: auth.clone(),
-                db: backends.db(),
+                db: Db::Postgres(backends.db()),
             });
             RoleHandle::new("orders")
                 .with_router(linkdrop_orders::router(state))
@@ -434,7 +434,7 @@ async fn start_role(
         }
         Role::Settle => {
             let deps = linkdrop_settle::SettleDeps {
-                db: backends.db(),
+                db: Db::Postgres(backends.db()),
                 keys: keys.clone(),
                 brokers: backends.kafka(),
                 topic: orders_topic(config),
@@ -491,7 +491,8 @@ fn stock_ticker(backends: &Backends, keys: &Keys) -> StockTicker {
 fn drawer(backends: &Backends, keys: &Keys, stock: &StockTicker) -> Drawer {
     let redis = backends.redis();
     let bus = RoomBus::new(redis.clone(), keys.clone());
-    Drawer::new(redis, keys.clone(), bus, stock.clone(), backends.db())
+    let db = Db::Postgres(backends.db());
+    Drawer::new(redis, keys.clone(), bus, stock.clone(), db)
 }
 
 fn webhook_guard(config: &Config) -> linkdrop_webhooks::guard::Guard {

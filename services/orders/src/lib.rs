@@ -12,5 +12,6 @@ pub mod protection;
 pub mod queries;
 pub mod routes;
 pub mod stock;
+pub mod store;
 
 pub use routes::{OrdersParts, OrdersState, router};

@@ -19,6 +19,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::db::Db;
 use linkdrop_domain::events::RoomEvent;
 use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::keys::Keys;
@@ -26,9 +27,9 @@ use linkdrop_domain::room_bus::RoomBus;
 use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 use crate::stock::StockTicker;
+use crate::store::{self, DrawFigures};
 
 /// Attempts of one draw before giving up (the next order request tries again).
 const DRAW_ATTEMPTS: usize = 20;
@@ -125,7 +126,7 @@ pub struct Drawer {
     keys: Keys,
     bus: RoomBus,
     stock: StockTicker,
-    db: PgPool,
+    db: Db,
     script: redis::Script,
     /// Drops whose draw this process has scheduled.
     scheduled: Arc<Mutex<HashSet<String>>>,
@@ -140,7 +141,7 @@ struct LotteryState {
 }
 
 impl Drawer {
-    pub fn new(redis: RedisConn, keys: Keys, bus: RoomBus, stock: StockTicker, db: PgPool) -> Self {
+    pub fn new(redis: RedisConn, keys: Keys, bus: RoomBus, stock: StockTicker, db: Db) -> Self {
         Self {
             redis,
             keys,
@@ -289,8 +290,8 @@ impl Drawer {
     }
 
     /// Publishes the seed to the room, each entry's result to its shopper, the figures to
-    /// PostgreSQL, and the stock to the room. One process announces; a process that dies
-    /// while announcing leaves it to the next caller once its lease expires.
+    /// the system of record, and the stock to the room. One process announces; a process
+    /// that dies while announcing leaves it to the next caller once its lease expires.
     async fn announce(&self, drop_id: &str) -> Result<(), DrawError> {
         let meta_key = self.keys.drop_meta(drop_id);
         let mut redis = self.redis.clone();
@@ -337,19 +338,14 @@ impl Drawer {
         let entries = meta.int("draw_entries").unwrap_or(0);
         let winners = meta.int("draw_winners").unwrap_or(0);
         let drawn_at_ms = meta.int("drawn_at_ms").unwrap_or(0);
-        sqlx::query!(
-            "UPDATE drops SET seed = $2, cutoff_rank = $3, draw_entries = $4, draw_winners = $5,
-                              drawn_at_ms = $6
-             WHERE id = $1",
-            drop_id,
-            seed,
-            cutoff,
-            entries as i32,
-            winners as i32,
-            drawn_at_ms
-        )
-        .execute(&self.db)
-        .await?;
+        let figures = DrawFigures {
+            seed: &seed,
+            cutoff_rank: cutoff.as_deref(),
+            entries,
+            winners,
+            drawn_at_ms,
+        };
+        store::record_draw(&self.db, drop_id, &figures).await?;
         let event = RoomEvent::Draw {
             drop_id: drop_id.to_string(),
             seed: seed.clone(),

@@ -1,9 +1,10 @@
 //! Order queries: `GET /v1/orders/{id}` for the shopper who placed the order and the drop's
 //! merchant, and the merchant's paginated `GET /v1/orders` (the system of record).
 //!
-//! A single order is read from PostgreSQL and from its live state in Redis, which is where
-//! admission, payment and expiry decide: the live status wins, so a shopper sees their
-//! order (and its payment) at once, before settlement has written it.
+//! A single order is read from the system of record ([`crate::store`]) and from its live
+//! state in Redis, which is where admission, payment and expiry decide: the live status
+//! wins, so a shopper sees their order (and its payment) at once, before settlement has
+//! written it.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::routes::OrdersState;
+use crate::store;
 
 /// Most orders on one page of `GET /v1/orders`.
 const MAX_PAGE: i64 = 500;
@@ -42,15 +44,7 @@ pub async fn get_order(
     Path(order_id): Path<String>,
     caller: Caller,
 ) -> Result<Json<OrderView>, ApiError> {
-    let recorded = sqlx::query_as!(
-        OrderView,
-        r#"SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms AS "admitted_at_ms?",
-                  pay_by_ms, paid_at_ms, merchant_id
-           FROM orders WHERE order_id = $1"#,
-        order_id
-    )
-    .fetch_optional(&state.db)
-    .await?;
+    let recorded = store::find_order(&state.db, &order_id).await?;
     let live = live_order(&state, &order_id).await?;
     let order = match (recorded, live) {
         (Some(mut order), Some(live)) => {
@@ -131,25 +125,14 @@ pub async fn list_orders(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("limit", "between 1 and 500"));
     }
-    let items = sqlx::query_as!(
-        OrderView,
-        r#"SELECT order_id, drop_id, user_id, qty, status, admitted_at_ms AS "admitted_at_ms?",
-                  pay_by_ms, paid_at_ms, merchant_id
-         FROM orders
-         WHERE ($1::text IS NULL OR merchant_id = $1)
-           AND ($2::text IS NULL OR drop_id = $2)
-           AND ($3::text IS NULL OR status = $3)
-           AND ($4::text IS NULL OR order_id > $4)
-         ORDER BY order_id
-         LIMIT $5"#,
-        merchant_id,
-        params.drop_id,
-        params.status,
-        params.cursor,
-        limit
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let filter = store::OrderFilter {
+        merchant_id: merchant_id.as_deref(),
+        drop_id: params.drop_id.as_deref(),
+        status: params.status.as_deref(),
+        after: params.cursor.as_deref(),
+        limit,
+    };
+    let items = store::list_orders(&state.db, &filter).await?;
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|o| o.order_id.clone()))
         .flatten();

@@ -11,13 +11,13 @@ use axum::routing::{get, post};
 use linkdrop_domain::ApiError;
 use linkdrop_domain::auth::{Auth, Shopper};
 use linkdrop_domain::backends::RedisConn;
+use linkdrop_domain::db::Db;
 use linkdrop_domain::ids;
 use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::PgPool;
 
 use crate::admission::{Admission, AdmissionError, Answer, Decision, Rejection};
 use crate::lifecycle::{Lifecycle, LifecycleError, Payment};
@@ -58,7 +58,7 @@ pub struct OrdersParts {
     pub stock: StockTicker,
     pub auth: Auth,
     /// The system of record, for order queries.
-    pub db: PgPool,
+    pub db: Db,
 }
 
 impl FromRef<OrdersState> for Auth {

@@ -1,5 +1,6 @@
-//! The settlement role: a Kafka consumer-group member that writes order events to
-//! PostgreSQL in batches.
+//! The settlement role: a Kafka consumer-group member that writes order events to the
+//! system of record (PostgreSQL on the stack) in batches; [`store::settle_batch`] is the
+//! write itself, on either backend.
 //!
 //! Offsets are committed only after the batch's transaction committed, so a worker killed
 //! at any moment re-reads what it had not settled; the insert is by `order_id`, so nothing
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use linkdrop_domain::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::db::Db;
 use linkdrop_domain::events::OrderEvent;
 use linkdrop_domain::failpoint;
 use linkdrop_domain::keys::Keys;
@@ -22,7 +24,6 @@ use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::settle_batch;
@@ -56,7 +57,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Settings of one settlement worker.
 pub struct SettleDeps {
-    pub db: PgPool,
+    pub db: Db,
     pub keys: Keys,
     pub brokers: String,
     pub topic: TopicLayout,
@@ -93,7 +94,7 @@ pub async fn start(
 
 struct Worker {
     consumer: StreamConsumer<LagReporter>,
-    db: PgPool,
+    db: Db,
     batch_max: usize,
     batch_wait: Duration,
 }
