@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::config::RedisTarget;
+use crate::db::Db;
 use crate::secret::Secret;
 
 /// How long one readiness probe may take.
@@ -181,15 +182,17 @@ pub async fn ensure_topic(
 #[derive(Clone)]
 pub enum Probe {
     Redis(RedisConn),
-    Postgres(PgPool),
+    Records(Db),
     Kafka(String),
 }
 
 impl Probe {
     pub fn name(&self) -> &'static str {
         match self {
+            Self::Redis(RedisConn::Embedded(_)) => "engine",
             Self::Redis(_) => "redis",
-            Self::Postgres(_) => "postgres",
+            Self::Records(Db::Postgres(_)) => "postgres",
+            Self::Records(Db::Sqlite(_)) => "sqlite",
             Self::Kafka(_) => "kafka",
         }
     }
@@ -203,7 +206,12 @@ impl Probe {
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string()),
-                Self::Postgres(pool) => sqlx::query("SELECT 1")
+                Self::Records(Db::Postgres(pool)) => sqlx::query("SELECT 1")
+                    .execute(pool)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Self::Records(Db::Sqlite(pool)) => sqlx::query("SELECT 1")
                     .execute(pool)
                     .await
                     .map(drop)

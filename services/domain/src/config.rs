@@ -123,6 +123,9 @@ pub struct Config {
     /// Replicas of each partition of the orders topic when linkdrop creates it (the
     /// brokers' `min.insync.replicas` decides how many must have an order before it counts).
     pub kafka_replication: i32,
+    /// Where the embedded backend keeps its files (used only when no Redis, Kafka or
+    /// PostgreSQL is configured).
+    pub data_dir: PathBuf,
     /// Prefix of every Redis key, Kafka topic and consumer group, so that several
     /// installations (or test runs) can share one Redis and one Kafka.
     pub namespace: String,
@@ -228,6 +231,7 @@ impl Config {
                 .value("kafka_partitions", 4, |s| parse_in_range(s, 1, 1024))?,
             kafka_replication: layers
                 .value("kafka_replication", 1, |s| parse_in_range(s, 1, 16))?,
+            data_dir: layers.value("data_dir", PathBuf::from("linkdrop-data"), parse_path)?,
             namespace: layers.value("namespace", "ld".to_string(), parse_namespace)?,
             webhook_allow_nets: layers.value("webhook_allow_nets", Vec::new(), parse_nets)?,
             webhook_https_only: layers.value("webhook_https_only", false, parse_bool)?,
@@ -297,6 +301,12 @@ impl Config {
             };
             format!("http://{}", SocketAddr::new(host, bound.port()))
         })
+    }
+
+    /// Whether this installation runs on the embedded backend: none of Redis, Kafka and
+    /// PostgreSQL is configured.
+    pub fn embedded(&self) -> bool {
+        self.redis_url.is_none() && self.database_url.is_none() && self.kafka_brokers.is_none()
     }
 
     /// Where Redis is, or an error naming the key for a command that needs Redis.
@@ -530,6 +540,13 @@ fn parse_jwt_secret(s: &str) -> Result<Secret, String> {
         ));
     }
     Ok(Secret::new(s))
+}
+
+fn parse_path(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("must be a directory path".into());
+    }
+    Ok(PathBuf::from(s))
 }
 
 fn parse_redis_urls(s: &str) -> Result<String, String> {

@@ -63,6 +63,24 @@ pub fn webhook_due() -> &'static tokio::sync::Notify {
     DUE.get_or_init(tokio::sync::Notify::new)
 }
 
+/// Opens (creating) the SQLite file of the embedded backend's records and migrates it.
+/// WAL with `synchronous=NORMAL`: a commit survives the process being killed.
+pub async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, sqlx::Error> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    let pool = sqlx::pool::PoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    migrate_sqlite(&pool).await?;
+    Ok(pool)
+}
+
 /// Applies the SQLite migrations (`schemas/migrations-sqlite`) that the file lacks.
 pub async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("../../schemas/migrations-sqlite")

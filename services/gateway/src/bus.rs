@@ -3,8 +3,9 @@
 //! shopper.
 //!
 //! The subscription reconnects by itself after a failure (with backoff, to the next Redis
-//! node given when there are several); the first successful subscription is reported so that the node accepts viewers only once it can
-//! deliver to them.
+//! node given when there are several); the first successful subscription is reported so
+//! that the node accepts viewers only once it can deliver to them. On the embedded backend
+//! the bus is the engine's in-process publishing, the same frames through the same path.
 
 use std::time::Duration;
 
@@ -21,9 +22,70 @@ use std::sync::Arc;
 /// Longest pause between two attempts to resubscribe.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Where room events come from.
+pub enum BusSource {
+    /// Redis pub/sub: the nodes the subscription may use, tried in turn when one fails
+    /// (one server, or some nodes of a cluster: PUBLISH reaches every node's subscribers).
+    Redis(Vec<redis::Client>),
+    /// The embedded engine of this process.
+    Embedded(linkdrop_engine::Engine),
+}
+
 /// Subscribes to every room channel of the namespace and fans each event out locally,
 /// until `shutdown`. `subscribed` fires after the first successful subscription.
 pub async fn run(
+    source: BusSource,
+    keys: Keys,
+    history: RoomBus,
+    fanout: Arc<FanOut>,
+    shutdown: CancellationToken,
+    subscribed: oneshot::Sender<()>,
+) {
+    match source {
+        BusSource::Redis(nodes) => {
+            run_on_redis(nodes, keys, history, fanout, shutdown, subscribed).await
+        }
+        BusSource::Embedded(engine) => {
+            run_embedded(engine, keys, history, fanout, shutdown, subscribed).await
+        }
+    }
+}
+
+/// The engine's messages, until `shutdown`. A gateway that fell behind the engine's
+/// backlog catches up on room events from the history (`fill_gap`), as after a Redis
+/// reconnection.
+async fn run_embedded(
+    engine: linkdrop_engine::Engine,
+    keys: Keys,
+    history: RoomBus,
+    fanout: Arc<FanOut>,
+    shutdown: CancellationToken,
+    subscribed: oneshot::Sender<()>,
+) {
+    let mut messages = engine.subscribe();
+    let _ = subscribed.send(());
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            message = messages.recv() => message,
+        };
+        match message {
+            Ok(message) => {
+                deliver(&keys, &history, &fanout, &message.channel, message.payload).await
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
+                tracing::warn!(
+                    missed,
+                    "room bus fell behind; missed room events come from history"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn run_on_redis(
     nodes: Vec<redis::Client>,
     keys: Keys,
     history: RoomBus,
@@ -76,7 +138,6 @@ async fn subscribe(
                 "room bus connection closed",
             )));
         };
-        let channel = message.get_channel_name();
         let frame: String = match message.get_payload() {
             Ok(frame) => frame,
             Err(e) => {
@@ -84,23 +145,29 @@ async fn subscribe(
                 continue;
             }
         };
-        if let Some(user_id) = keys.user_of_channel(channel) {
-            fanout.send_to_user(user_id, &Utf8Bytes::from(frame));
-            continue;
-        }
-        let Some(room_id) = keys.room_of_channel(channel) else {
-            continue;
-        };
-        let seq = frame_seq(&frame);
-        if let Some(seq) = seq {
-            fill_gap(history, fanout, room_id, seq).await;
-        }
-        let started = std::time::Instant::now();
-        let delivery = fanout.broadcast(room_id, seq, &Utf8Bytes::from(frame));
-        metrics::histogram!("linkdrop_gateway_broadcast_seconds")
-            .record(started.elapsed().as_secs_f64());
-        tracing::debug!(%room_id, ?seq, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
+        deliver(keys, history, fanout, message.get_channel_name(), frame).await;
     }
+}
+
+/// Sends one bus message to the local connections it is for: a shopper's, or a room's
+/// (after any events this node missed before it).
+async fn deliver(keys: &Keys, history: &RoomBus, fanout: &FanOut, channel: &str, frame: String) {
+    if let Some(user_id) = keys.user_of_channel(channel) {
+        fanout.send_to_user(user_id, &Utf8Bytes::from(frame));
+        return;
+    }
+    let Some(room_id) = keys.room_of_channel(channel) else {
+        return;
+    };
+    let seq = frame_seq(&frame);
+    if let Some(seq) = seq {
+        fill_gap(history, fanout, room_id, seq).await;
+    }
+    let started = std::time::Instant::now();
+    let delivery = fanout.broadcast(room_id, seq, &Utf8Bytes::from(frame));
+    metrics::histogram!("linkdrop_gateway_broadcast_seconds")
+        .record(started.elapsed().as_secs_f64());
+    tracing::debug!(%room_id, ?seq, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
 }
 
 /// Delivers from the room's history the events before `seq` that this node never heard

@@ -75,9 +75,8 @@ pub struct Shared {
 
 /// Everything a gateway needs to start.
 pub struct GatewayDeps {
-    /// The Redis nodes the room bus subscription may use, tried in turn when one fails
-    /// (one server, or some nodes of a cluster: PUBLISH reaches every node's subscribers).
-    pub bus_nodes: Vec<redis::Client>,
+    /// Where room events come from.
+    pub bus: bus::BusSource,
     pub redis: RedisConn,
     pub keys: Keys,
     pub auth: Auth,
@@ -104,7 +103,7 @@ pub async fn start(
     }));
     let (subscribed_tx, subscribed) = oneshot::channel();
     let bus_task = tokio::spawn(bus::run(
-        deps.bus_nodes,
+        deps.bus,
         deps.keys,
         state.bus.clone(),
         state.fanout.clone(),

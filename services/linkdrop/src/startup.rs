@@ -14,18 +14,19 @@ use linkdrop_domain::auth::{Auth, TokenKeys};
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::backends::{self, Probe, TopicLayout};
 use linkdrop_domain::config::{Config, RedisDurability, RedisTarget};
-use linkdrop_domain::db::Db;
+use linkdrop_domain::db::{self, Db};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::ops::Ops;
 use linkdrop_domain::problem::{method_not_allowed, no_route};
 use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_domain::telemetry;
+use linkdrop_engine::Engine;
+use linkdrop_gateway::bus::BusSource;
 use linkdrop_orders::lifecycle::Lifecycle;
 use linkdrop_orders::lottery::Drawer;
 use linkdrop_orders::protection::{Limits, Protection};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 /// How long roles may take to finish their work after shutdown was signalled.
@@ -90,19 +91,25 @@ impl Role {
     }
 }
 
-/// The backends one process connected to.
+/// The backends one process connected to: the stack's servers, or the embedded ones.
 struct Backends {
     redis_target: Option<RedisTarget>,
     redis: Option<RedisConn>,
-    db: Option<PgPool>,
+    /// The embedded engine, when there is no Redis (it is also `redis`).
+    engine: Option<Engine>,
+    db: Option<Db>,
     kafka: Option<String>,
 }
 
 impl Backends {
     async fn connect(config: &Config, roles: &[Role]) -> anyhow::Result<Self> {
+        if config.embedded() {
+            return Self::open_embedded(config, roles).await;
+        }
         let mut backends = Backends {
             redis_target: None,
             redis: None,
+            engine: None,
             db: None,
             kafka: None,
         };
@@ -123,7 +130,7 @@ impl Backends {
             backends::migrate(&db)
                 .await
                 .context("migrating PostgreSQL")?;
-            backends.db = Some(db);
+            backends.db = Some(Db::Postgres(db));
         }
         if roles.iter().any(Role::needs_kafka) {
             backends.kafka = Some(config.require_kafka()?.to_string());
@@ -131,11 +138,43 @@ impl Backends {
         Ok(backends)
     }
 
+    /// The embedded backend: the engine (live state) and SQLite (records), both files in
+    /// `LINKDROP_DATA_DIR`. Every role must run in this process: they share the engine.
+    async fn open_embedded(config: &Config, roles: &[Role]) -> anyhow::Result<Self> {
+        if roles.len() != Role::ALL.len() {
+            anyhow::bail!(
+                "configuration error: LINKDROP_REDIS_URL, LINKDROP_KAFKA_BROKERS and LINKDROP_DATABASE_URL are not set, so linkdrop runs on its embedded backend, which serves every role from one process: run `linkdrop all`, or configure the three servers to run roles apart"
+            );
+        }
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "configuration error: LINKDROP_DATA_DIR: cannot create {}",
+                dir.display()
+            )
+        })?;
+        let engine = Engine::open(&dir.join(ENGINE_FILE))
+            .await
+            .context("opening the embedded engine")?;
+        let records = db::open_sqlite(&dir.join(RECORDS_FILE))
+            .await
+            .context("opening the embedded records (SQLite)")?;
+        tracing::info!(dir = %dir.display(), "embedded backend: engine and records in this directory");
+        Ok(Backends {
+            redis_target: None,
+            redis: Some(RedisConn::Embedded(engine.clone())),
+            engine: Some(engine),
+            db: Some(Db::Sqlite(records)),
+            kafka: None,
+        })
+    }
+
     /// What `/readyz` reports as the backend: the stores of this installation.
     fn kind(&self) -> &'static str {
-        match self.redis_target {
-            Some(RedisTarget::Cluster(_)) => "redis-cluster+kafka+postgres",
-            _ => "redis+kafka+postgres",
+        match (&self.engine, &self.redis_target) {
+            (Some(_), _) => "embedded",
+            (None, Some(RedisTarget::Cluster(_))) => "redis-cluster+kafka+postgres",
+            (None, _) => "redis+kafka+postgres",
         }
     }
 
@@ -145,7 +184,7 @@ impl Backends {
             probes.push(Probe::Redis(redis.clone()));
         }
         if let Some(db) = &self.db {
-            probes.push(Probe::Postgres(db.clone()));
+            probes.push(Probe::Records(db.clone()));
         }
         if let Some(brokers) = &self.kafka {
             probes.push(Probe::Kafka(brokers.clone()));
@@ -159,23 +198,39 @@ impl Backends {
             .expect("connected for roles that need Redis")
     }
 
-    /// Clients of each Redis node given, for the gateway's room bus subscription.
-    fn bus_nodes(&self) -> redis::RedisResult<Vec<redis::Client>> {
+    /// Where the gateway's room events come from: the engine, or a subscription to each
+    /// Redis node given.
+    fn bus_source(&self) -> redis::RedisResult<BusSource> {
+        if let Some(engine) = &self.engine {
+            return Ok(BusSource::Embedded(engine.clone()));
+        }
         let target = self
             .redis_target
             .as_ref()
             .expect("connected for roles that need Redis");
-        target
+        let nodes = target
             .nodes()
             .iter()
             .map(|url| redis::Client::open(url.as_str()))
-            .collect()
+            .collect::<redis::RedisResult<_>>()?;
+        Ok(BusSource::Redis(nodes))
     }
 
-    fn db(&self) -> PgPool {
+    fn db(&self) -> Db {
         self.db
             .clone()
-            .expect("connected for roles that need PostgreSQL")
+            .expect("connected for roles that need the records")
+    }
+
+    /// Where the relay delivers: Kafka, or settlement in this process.
+    fn relay_sink(&self, config: &Config) -> linkdrop_relay::SinkConfig {
+        match &self.engine {
+            Some(_) => linkdrop_relay::SinkConfig::Settle(self.db()),
+            None => linkdrop_relay::SinkConfig::Kafka {
+                brokers: self.kafka(),
+                topic: orders_topic(config),
+            },
+        }
     }
 
     fn kafka(&self) -> String {
@@ -184,6 +239,10 @@ impl Backends {
             .expect("configured for roles that need Kafka")
     }
 }
+
+/// The embedded backend's files in `LINKDROP_DATA_DIR`.
+const ENGINE_FILE: &str = "engine.sqlite";
+const RECORDS_FILE: &str = "records.sqlite";
 
 /// Refuses to start when a Redis node given persists less than `LINKDROP_REDIS_DURABILITY`
 /// promises; warns when a node does not say (managed services may disable `CONFIG`). In a
@@ -278,7 +337,7 @@ impl Application {
         let auth = Auth::new(
             config.jwt_secret.as_ref().map(TokenKeys::new),
             config.admin_key.as_ref(),
-            backends.db.clone().map(Db::Postgres),
+            backends.db.clone(),
         );
         let shutdown = CancellationToken::new();
         let mut handles = Vec::new();
@@ -381,7 +440,7 @@ async fn start_role(
     Ok(match role {
         Role::Gateway => {
             let deps = linkdrop_gateway::GatewayDeps {
-                bus_nodes: backends.bus_nodes()?,
+                bus: backends.bus_source()?,
                 redis: backends.redis(),
                 keys: keys.clone(),
                 auth: auth.clone(),
@@ -412,7 +471,7 @@ async fn start_role(
                 drawer: drawer(backends, keys, &stock),
                 stock,
                 auth: auth.clone(),
-                db: Db::Postgres(backends.db()),
+                db: backends.db(),
             });
             RoleHandle::new("orders")
                 .with_router(linkdrop_orders::router(state))
@@ -420,21 +479,34 @@ async fn start_role(
                 .with_task(expiry)
         }
         Role::Relay => {
-            // The relay blocks on reads: it gets a Redis connection of its own.
+            // The relay blocks on reads: on Redis it gets a connection of its own (the
+            // engine waits without holding anything up).
+            let redis = match &backends.engine {
+                Some(_) => backends.redis(),
+                None => backends::connect_redis(&config.require_redis()?).await?,
+            };
+            let durability_lag_ms = match &backends.engine {
+                // The engine journals every write before answering.
+                Some(_) => 0,
+                None => config.redis_durability.relay_lag_ms(),
+            };
             let deps = linkdrop_relay::RelayDeps {
-                redis: backends::connect_redis(&config.require_redis()?).await?,
+                redis,
                 keys: keys.clone(),
-                brokers: backends.kafka(),
-                topic: orders_topic(config),
+                sink: backends.relay_sink(config),
                 batch_max: config.relay_batch_max,
                 lease_ms: config.relay_lease_ms,
-                durability_lag_ms: config.redis_durability.relay_lag_ms(),
+                durability_lag_ms,
             };
             linkdrop_relay::start(deps, shutdown.clone()).await?
         }
+        Role::Settle if backends.engine.is_some() => {
+            tracing::info!("embedded backend: orders are settled by the relay, in this process");
+            RoleHandle::new("settle")
+        }
         Role::Settle => {
             let deps = linkdrop_settle::SettleDeps {
-                db: Db::Postgres(backends.db()),
+                db: backends.db(),
                 keys: keys.clone(),
                 brokers: backends.kafka(),
                 topic: orders_topic(config),
@@ -446,7 +518,7 @@ async fn start_role(
         }
         Role::Webhooks => {
             let deps = linkdrop_webhooks::DispatcherDeps {
-                db: Db::Postgres(backends.db()),
+                db: backends.db(),
                 guard: webhook_guard(config),
                 poll: Duration::from_millis(config.webhook_poll_ms),
                 settings: linkdrop_webhooks::Settings {
@@ -461,7 +533,7 @@ async fn start_role(
         Role::Control => {
             let redis = backends.redis();
             let state = linkdrop_control::ControlState {
-                db: Db::Postgres(backends.db()),
+                db: backends.db(),
                 bus: RoomBus::new(redis.clone(), keys.clone()),
                 redis,
                 keys: keys.clone(),
@@ -470,7 +542,7 @@ async fn start_role(
                 drawer: drawer(backends, keys, &stock_ticker(backends, keys)),
             };
             let endpoints = linkdrop_webhooks::WebhooksState {
-                db: Db::Postgres(backends.db()),
+                db: backends.db(),
                 auth: auth.clone(),
                 guard: webhook_guard(config),
                 sealing: config.require_webhook_secret_key()?.clone(),
@@ -491,8 +563,7 @@ fn stock_ticker(backends: &Backends, keys: &Keys) -> StockTicker {
 fn drawer(backends: &Backends, keys: &Keys, stock: &StockTicker) -> Drawer {
     let redis = backends.redis();
     let bus = RoomBus::new(redis.clone(), keys.clone());
-    let db = Db::Postgres(backends.db());
-    Drawer::new(redis, keys.clone(), bus, stock.clone(), db)
+    Drawer::new(redis, keys.clone(), bus, stock.clone(), backends.db())
 }
 
 fn webhook_guard(config: &Config) -> linkdrop_webhooks::guard::Guard {

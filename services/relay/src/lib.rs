@@ -1,5 +1,7 @@
 //! The relay role: moves order events from the drops' Redis outbox streams to the Kafka
-//! orders topic, in order, without losing any.
+//! orders topic, in order, without losing any. On the embedded backend there is no Kafka:
+//! the relay hands each batch straight to settlement ([`Sink::Settle`]) and acknowledges it
+//! once the records are committed, so the outbox is the in-process queue.
 //!
 //! - An entry is acknowledged only after Kafka confirmed it (idempotent producer,
 //!   `acks=all`); what a relay read but did not acknowledge stays pending in Redis.
@@ -23,10 +25,12 @@ use std::time::Duration;
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::db::Db;
 use linkdrop_domain::failpoint;
 use linkdrop_domain::ids::new_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::role::RoleHandle;
+use linkdrop_settle::store::settle_batch;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
@@ -42,13 +46,88 @@ const DELIVERY_TIMEOUT_MS: &str = "30000";
 /// Pause after a failed round before the next.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
+/// Where the relay delivers order events.
+pub enum SinkConfig {
+    /// The Kafka orders topic (created with this layout if missing).
+    Kafka { brokers: String, topic: TopicLayout },
+    /// Settlement into the records, in this process (the embedded backend).
+    Settle(Db),
+}
+
+enum Sink {
+    Kafka {
+        producer: FutureProducer,
+        topic: String,
+    },
+    Settle(Db),
+}
+
+impl Sink {
+    async fn open(config: SinkConfig, keys: &Keys) -> Result<Sink, BackendError> {
+        Ok(match config {
+            SinkConfig::Kafka { brokers, topic } => {
+                ensure_topic(&brokers, &keys.orders_topic(), topic).await?;
+                let producer: FutureProducer = kafka_config(&brokers)
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("linger.ms", "2")
+                    .set("message.timeout.ms", DELIVERY_TIMEOUT_MS)
+                    .create()?;
+                Sink::Kafka {
+                    producer,
+                    topic: keys.orders_topic(),
+                }
+            }
+            SinkConfig::Settle(db) => Sink::Settle(db),
+        })
+    }
+
+    /// Delivers `entries`; per entry, whether it is durably accepted.
+    async fn deliver(&self, entries: &[Entry]) -> Vec<Result<(), String>> {
+        match self {
+            Sink::Kafka { producer, topic } => {
+                let deliveries = entries.iter().map(|entry| {
+                    let payload =
+                        serde_json::to_string(&entry.event).expect("order events serialize");
+                    async move {
+                        let record = FutureRecord::to(topic)
+                            .key(entry.event.drop_id())
+                            .payload(&payload);
+                        producer
+                            .send(record, Duration::from_secs(5))
+                            .await
+                            .map(drop)
+                            .map_err(|(e, _)| e.to_string())
+                    }
+                });
+                futures::future::join_all(deliveries).await
+            }
+            Sink::Settle(db) => {
+                let events: Vec<_> = entries.iter().map(|e| e.event.clone()).collect();
+                let result = settle_batch(db, &events)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+                vec![result; entries.len()]
+            }
+        }
+    }
+
+    fn flush(&self) {
+        if let Sink::Kafka { producer, .. } = self
+            && let Err(e) = producer.flush(Duration::from_secs(10))
+        {
+            tracing::warn!(error = %e, "relay could not flush the producer on shutdown");
+        }
+    }
+}
+
 /// Settings of one relay.
 pub struct RelayDeps {
     /// A Redis connection for the relay alone (it blocks on reads).
     pub redis: RedisConn,
     pub keys: Keys,
-    pub brokers: String,
-    pub topic: TopicLayout,
+    pub sink: SinkConfig,
     pub batch_max: usize,
     /// How old an entry must be before it is produced: Redis's fsync window.
     pub durability_lag_ms: i64,
@@ -61,17 +140,10 @@ pub async fn start(
     deps: RelayDeps,
     shutdown: CancellationToken,
 ) -> Result<RoleHandle, BackendError> {
-    ensure_topic(&deps.brokers, &deps.keys.orders_topic(), deps.topic).await?;
-    let producer: FutureProducer = kafka_config(&deps.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", DELIVERY_TIMEOUT_MS)
-        .create()?;
+    let sink = Sink::open(deps.sink, &deps.keys).await?;
     let consumer = new_id("relay");
     tracing::info!(%consumer, topic = %deps.keys.orders_topic(), "relay started");
     let relay = Relay {
-        topic: deps.keys.orders_topic(),
         leases: Leases::new(
             deps.redis.clone(),
             deps.keys.clone(),
@@ -79,7 +151,7 @@ pub async fn start(
             deps.lease_ms,
         ),
         outboxes: Outboxes::new(deps.redis, deps.keys, consumer),
-        producer,
+        sink,
         batch_max: deps.batch_max,
         durability_lag_ms: deps.durability_lag_ms,
         owned: Vec::new(),
@@ -91,10 +163,9 @@ pub async fn start(
 }
 
 struct Relay {
-    topic: String,
     leases: Leases,
     outboxes: Outboxes,
-    producer: FutureProducer,
+    sink: Sink,
     batch_max: usize,
     durability_lag_ms: i64,
     /// Drops whose lease this relay holds.
@@ -249,18 +320,7 @@ impl Relay {
             return Ok(());
         }
         failpoint::hit("relay.before_produce");
-        let deliveries = entries.iter().map(|entry| {
-            let payload = serde_json::to_string(&entry.event).expect("order events serialize");
-            let producer = &self.producer;
-            let topic = &self.topic;
-            async move {
-                let record = FutureRecord::to(topic)
-                    .key(entry.event.drop_id())
-                    .payload(&payload);
-                producer.send(record, Duration::from_secs(5)).await
-            }
-        });
-        let results = futures::future::join_all(deliveries).await;
+        let results = self.sink.deliver(&entries).await;
         let mut failed_streams: HashSet<&str> = HashSet::new();
         let mut confirmed = Vec::with_capacity(entries.len());
         for (entry, result) in entries.iter().zip(results) {
@@ -271,7 +331,7 @@ impl Relay {
                     confirmed.push((entry.stream.clone(), entry.id.clone()));
                 }
                 Ok(_) => {}
-                Err((e, _)) => {
+                Err(e) => {
                     failed_streams.insert(&entry.stream);
                     tracing::warn!(order_id = ?entry.event.order_id(), error = %e, "produce failed; will retry");
                 }
@@ -291,9 +351,7 @@ impl Relay {
         if let Err(e) = self.forward(mature).await {
             tracing::warn!(error = %e, "relay could not hand over its last entries; they stay pending");
         }
-        if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
-            tracing::warn!(error = %e, "relay could not flush the producer on shutdown");
-        }
+        self.sink.flush();
         for drop_id in &self.owned {
             let _ = self.leases.release(drop_id).await;
         }
