@@ -310,6 +310,8 @@ fn check_persistence(
 
 /// A built application: bound, with every role started, not yet serving.
 pub struct Application {
+    /// The live-state connection (Redis, or the embedded engine), when a role needed one.
+    live_state: Option<RedisConn>,
     listener: Listener,
     router: Router,
     roles: Vec<RoleHandle>,
@@ -376,6 +378,7 @@ impl Application {
             "linkdrop listening"
         );
         Ok(Application {
+            live_state: backends.redis.clone(),
             listener,
             router,
             roles: handles,
@@ -387,6 +390,12 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The connection to its live state: Redis, or on the embedded backend the engine
+    /// (which only this process can reach). For tests and tools running beside it.
+    pub fn live_state(&self) -> Option<RedisConn> {
+        self.live_state.clone()
     }
 
     /// Cancel it to stop the application.

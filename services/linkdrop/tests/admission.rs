@@ -135,16 +135,16 @@ async fn no_oversell_under_concurrent_buyers() {
         announced.insert(event["data"]["order_id"].as_str().unwrap().to_string());
     }
     assert_eq!(announced, orders);
-    let settled: i64 =
-        sqlx::query_scalar("SELECT coalesce(sum(qty), 0) FROM orders WHERE drop_id = $1")
-            .bind(&drop_id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let settled = app
+        .count(
+            "SELECT coalesce(sum(qty), 0) FROM orders WHERE drop_id = $1",
+            &drop_id,
+        )
+        .await;
     assert_eq!(
         settled,
         i64::from(STOCK),
-        "PostgreSQL holds exactly the stock"
+        "the records hold exactly the stock"
     );
 }
 

@@ -291,7 +291,7 @@ async fn a_drop_runs_across_the_cluster_through_a_gateway_and_a_kafka_broker_dyi
     let mut settled: Vec<String> =
         sqlx::query_scalar("SELECT order_id FROM orders WHERE drop_id = $1")
             .bind(&drop_id)
-            .fetch_all(&control.db)
+            .fetch_all(control.postgres())
             .await
             .unwrap();
     settled.sort();

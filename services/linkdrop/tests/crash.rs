@@ -102,7 +102,7 @@ async fn assert_settled_exactly_once(sale: &Sale, acknowledged: &[String]) {
     let mut settled: Vec<String> =
         sqlx::query_scalar("SELECT order_id FROM orders WHERE drop_id = $1")
             .bind(&sale.drop_id)
-            .fetch_all(&sale.app.db)
+            .fetch_all(sale.app.postgres())
             .await
             .unwrap();
     settled.sort();
@@ -115,7 +115,7 @@ async fn assert_settled_exactly_once(sale: &Sale, acknowledged: &[String]) {
     let announced: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM webhook_messages WHERE event_type = 'order.created'",
     )
-    .fetch_one(&sale.app.db)
+    .fetch_one(sale.app.postgres())
     .await
     .unwrap();
     assert_eq!(
@@ -271,7 +271,7 @@ async fn a_redis_crash_with_appendfsync_everysec_never_oversells() {
     let settled: BTreeSet<String> =
         sqlx::query_scalar("SELECT order_id FROM orders WHERE drop_id = $1")
             .bind(&sale.drop_id)
-            .fetch_all(&sale.app.db)
+            .fetch_all(sale.app.postgres())
             .await
             .unwrap()
             .into_iter()

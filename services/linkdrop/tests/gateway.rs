@@ -5,21 +5,17 @@
 mod support;
 
 use futures::SinkExt;
-use linkdrop_domain::backends::connect_redis;
 use linkdrop_domain::events::{DropCard, RoomEvent};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::Fairness;
 use linkdrop_domain::room_bus::RoomBus;
 use serde_json::{Value, json};
-use support::{TestApp, Viewer, redis_target, spawn_app};
+use support::{TestApp, Viewer, spawn_app};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Publishes `count` small room events (as the orders API does for stock figures).
 async fn publish_stock_events(app: &TestApp, room_id: &str, count: i64) -> Vec<u64> {
-    let bus = RoomBus::new(
-        connect_redis(&redis_target()).await.unwrap(),
-        Keys::new(&app.namespace),
-    );
+    let bus = RoomBus::new(app.redis(), Keys::new(&app.namespace));
     let mut seqs = Vec::new();
     for stock_left in (0..count).rev() {
         let event = RoomEvent::Stock {
@@ -93,7 +89,7 @@ async fn a_viewer_away_longer_than_the_history_gets_a_resync_with_the_open_drops
     // A viewer whose `since` is older than the history kept (seq 0 is before any event,
     // and the first events were trimmed away) gets the same snapshot.
     let keys = Keys::new(&app.namespace);
-    let mut redis = connect_redis(&redis_target()).await.unwrap();
+    let mut redis = app.redis();
     let _: () = redis::cmd("XTRIM")
         .arg(keys.room_history(&room_id))
         .arg("MAXLEN")
@@ -120,10 +116,7 @@ async fn a_slow_consumer_is_closed_while_its_neighbours_get_everything() {
     fast.next_of_type("hello").await;
     // Frames of about 2.3 kB (a countdown with a long image URL): some 7 MB in all, more
     // than the kernel buffers between the server and a viewer that reads nothing hold.
-    let bus = RoomBus::new(
-        connect_redis(&redis_target()).await.unwrap(),
-        Keys::new(&app.namespace),
-    );
+    let bus = RoomBus::new(app.redis(), Keys::new(&app.namespace));
     let card = DropCard {
         id: "drp_big".into(),
         sku: "SKU".into(),

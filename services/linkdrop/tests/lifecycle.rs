@@ -80,11 +80,9 @@ async fn a_paid_order_is_paid_once_and_the_merchant_hears_of_it() {
         (&event["order_id"], &event["payment_ref"]),
         (&json!(order_id), &json!("pay-1"))
     );
-    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let status = app
+        .text("SELECT status FROM orders WHERE order_id = $1", order_id)
+        .await;
     assert_eq!(status, "paid");
     let drop = app.admin_get(&format!("/v1/drops/{drop_id}")).await;
     assert_eq!(
@@ -209,11 +207,11 @@ async fn closing_a_drop_tells_the_merchant_once() {
     }
     let event = next_event(&mut receiver, "drop.closed").await;
     assert_eq!(event["drop_id"], drop_id.as_str());
-    let messages: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_messages WHERE event_type = 'drop.closed'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let messages = app
+        .count(
+            "SELECT count(*) FROM webhook_messages WHERE event_type = $1",
+            "drop.closed",
+        )
+        .await;
     assert_eq!(messages, 1);
 }

@@ -5,12 +5,9 @@
 
 mod support;
 
-use linkdrop_domain::backends::connect_redis;
 use linkdrop_domain::keys::Keys;
 use serde_json::json;
-use support::{
-    WebhookReceiver, redis_target, spawn_app, verify_with_reference_library, wait_until_ms,
-};
+use support::{WebhookReceiver, spawn_app, verify_with_reference_library, wait_until_ms};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drop_travels_from_launch_to_a_verified_webhook() {
@@ -73,17 +70,13 @@ async fn a_drop_travels_from_launch_to_a_verified_webhook() {
         .expect("the signature verifies with the standardwebhooks library");
 
     // The webhook is written in the same transaction as the order, so the order is there.
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE drop_id = $1")
-        .bind(&drop_id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(rows, 1, "the order is in PostgreSQL exactly once");
-    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE order_id = $1")
-        .bind(&order_id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let rows = app
+        .count("SELECT count(*) FROM orders WHERE drop_id = $1", &drop_id)
+        .await;
+    assert_eq!(rows, 1, "the order is in the records exactly once");
+    let status = app
+        .text("SELECT status FROM orders WHERE order_id = $1", &order_id)
+        .await;
     assert_eq!(status, "reserved");
 }
 
@@ -93,7 +86,7 @@ async fn a_drop_whose_outbox_cannot_be_read_does_not_hold_up_the_others() {
     // A drop the relay must watch whose outbox key holds a string: every stream command on
     // it fails, as it would for a drop on a Redis Cluster node that is down.
     let keys = Keys::new(&app.namespace);
-    let mut redis = connect_redis(&redis_target()).await.unwrap();
+    let mut redis = app.redis();
     let broken = "drp_broken";
     let _: () = redis::cmd("SET")
         .arg(keys.drop_outbox(broken))

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use linkdrop::startup::Role;
 use linkdrop_domain::clock::{Clock, ManualClock, now_ms};
-use linkdrop_domain::db::Db;
 use linkdrop_domain::webhook_outbox::{MerchantEvent, enqueue};
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_webhooks::guard::Guard;
@@ -96,8 +95,7 @@ impl Harness {
             sealing: SealingKey::parse(WEBHOOK_SECRET_KEY).unwrap(),
         };
         let guard = Guard::new(vec!["127.0.0.0/8".parse().unwrap()], false);
-        let dispatcher =
-            Dispatcher::new(Db::Postgres(app.db.clone()), guard, settings, clock.clone());
+        let dispatcher = Dispatcher::new(app.db.clone(), guard, settings, clock.clone());
         Self {
             app,
             clock,
@@ -128,7 +126,7 @@ impl Harness {
             &json!({"order_id": order}),
             self.clock.now_ms(),
         );
-        let mut tx = Db::Postgres(self.app.db.clone()).begin().await.unwrap();
+        let mut tx = self.app.db.clone().begin().await.unwrap();
         enqueue(&mut tx, std::slice::from_ref(&event), self.clock.now_ms())
             .await
             .unwrap();
@@ -147,7 +145,7 @@ impl Harness {
              WHERE message_id = $1",
         )
         .bind(message_id)
-        .fetch_one(&self.app.db)
+        .fetch_one(self.app.postgres())
         .await
         .unwrap()
     }
@@ -393,7 +391,7 @@ async fn secrets_are_stored_sealed() {
     let (endpoint, secret) = h.endpoint(&url).await;
     let stored: String = sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1")
         .bind(&endpoint)
-        .fetch_one(&h.app.db)
+        .fetch_one(h.app.postgres())
         .await
         .unwrap();
     assert!(stored.starts_with("sealed:v1:"), "{stored}");

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use linkdrop::startup::{Application, Role};
+use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::config::{Config, RedisTarget};
+use linkdrop_domain::db::Db;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::AsyncWriteExt;
@@ -147,11 +149,47 @@ pub fn test_env(database_url: &str, namespace: &str) -> BTreeMap<String, String>
     .collect()
 }
 
+/// Whether the tests run against the embedded backend (`LINKDROP_TEST_BACKEND=embedded`)
+/// instead of the stack: `scripts/test` runs the conformance suite both ways.
+pub fn embedded() -> bool {
+    std::env::var("LINKDROP_TEST_BACKEND").is_ok_and(|b| b == "embedded")
+}
+
+/// The configuration of a test application on the embedded backend: no servers, its files
+/// in `data_dir`.
+pub fn embedded_env(data_dir: &std::path::Path, namespace: &str) -> BTreeMap<String, String> {
+    let mut env = test_env("", namespace);
+    for server in [
+        "LINKDROP_REDIS_URL",
+        "LINKDROP_REDIS_CLUSTER",
+        "LINKDROP_DATABASE_URL",
+        "LINKDROP_KAFKA_BROKERS",
+    ] {
+        env.remove(server);
+    }
+    env.insert(
+        "LINKDROP_DATA_DIR".into(),
+        data_dir.to_string_lossy().into_owned(),
+    );
+    env
+}
+
+/// A fresh directory for one embedded installation.
+pub fn fresh_data_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("embedded")
+        .join(linkdrop_domain::ids::new_id("data"))
+}
+
 /// A running linkdrop with every role, and a client for its API.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base_url: String,
-    pub db: PgPool,
+    /// Its records (PostgreSQL on the stack, SQLite embedded).
+    pub db: Db,
+    /// Its live state (Redis on the stack, the engine embedded; none for an embedded
+    /// process running elsewhere).
+    redis: Option<RedisConn>,
     pub http: reqwest::Client,
     pub namespace: String,
     /// The settings it runs with, for more processes of the same installation.
@@ -170,11 +208,16 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Like [`spawn_app`], with some settings changed.
+/// Like [`spawn_app`], with some settings changed. On the embedded backend when the tests
+/// run so ([`embedded`]).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    let database_url = fresh_database().await;
     let namespace = fresh_namespace();
-    let mut env = test_env(&database_url, &namespace);
+    let (mut env, database_url) = if embedded() {
+        (embedded_env(&fresh_data_dir(), &namespace), String::new())
+    } else {
+        let database_url = fresh_database().await;
+        (test_env(&database_url, &namespace), database_url)
+    };
     for (key, value) in overrides {
         env.insert(key.to_string(), value.to_string());
     }
@@ -199,22 +242,101 @@ async fn start(
     namespace: &str,
 ) -> TestApp {
     let config = Config::from_sources(None, &env).expect("the test configuration is valid");
+    let data_dir = config.data_dir.clone();
     let app = Application::build(config, roles)
         .await
-        .expect("linkdrop starts on the stack");
+        .expect("linkdrop starts");
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
+    let live_state = app.live_state();
     tokio::spawn(app.run_until_stopped());
+    let (db, redis) = if database_url.is_empty() {
+        let records = linkdrop_domain::db::open_sqlite(&data_dir.join("records.sqlite"))
+            .await
+            .expect("open the embedded records");
+        let engine = live_state.expect("the embedded backend has an engine");
+        (Db::Sqlite(records), engine)
+    } else {
+        (
+            records_on(database_url).await,
+            live_state_on_the_stack().await,
+        )
+    };
     TestApp {
         addr,
         base_url: format!("http://{addr}"),
-        db: PgPool::connect(database_url)
-            .await
-            .expect("connect to the test database"),
+        db,
+        redis: Some(redis),
         http: reqwest::Client::new(),
         namespace: namespace.to_string(),
         env,
         shutdown,
+    }
+}
+
+async fn records_on(database_url: &str) -> Db {
+    Db::Postgres(
+        PgPool::connect(database_url)
+            .await
+            .expect("connect to the test database"),
+    )
+}
+
+async fn live_state_on_the_stack() -> RedisConn {
+    linkdrop_domain::backends::connect_redis(&redis_target())
+        .await
+        .expect("the stack's Redis is up")
+}
+
+impl TestApp {
+    /// A client of an embedded linkdrop running elsewhere, with its files in `data_dir`.
+    pub async fn external_embedded(addr: &str, data_dir: &std::path::Path) -> TestApp {
+        let records = linkdrop_domain::db::open_sqlite(&data_dir.join("records.sqlite"))
+            .await
+            .expect("open the embedded records");
+        TestApp {
+            addr: addr.parse().unwrap(),
+            base_url: format!("http://{addr}"),
+            db: Db::Sqlite(records),
+            redis: None,
+            http: reqwest::Client::new(),
+            namespace: String::new(),
+            env: BTreeMap::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Its live state: Redis, or the engine of this process.
+    pub fn redis(&self) -> RedisConn {
+        self.redis
+            .clone()
+            .expect("the live state of an embedded process elsewhere is out of reach")
+    }
+
+    /// One number from the records (`$1` is `arg`), on either backend.
+    pub async fn count(&self, sql: &str, arg: &str) -> i64 {
+        match &self.db {
+            Db::Postgres(pool) => sqlx::query_scalar(sql).bind(arg).fetch_one(pool).await,
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(arg).fetch_one(pool).await,
+        }
+        .expect("the query runs")
+    }
+
+    /// One text from the records (`$1` is `arg`), on either backend.
+    pub async fn text(&self, sql: &str, arg: &str) -> String {
+        match &self.db {
+            Db::Postgres(pool) => sqlx::query_scalar(sql).bind(arg).fetch_one(pool).await,
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(arg).fetch_one(pool).await,
+        }
+        .expect("the query runs")
+    }
+
+    /// The PostgreSQL pool of a test that only runs on the stack.
+    pub fn postgres(&self) -> &PgPool {
+        match &self.db {
+            Db::Postgres(pool) => pool,
+            Db::Sqlite(_) => panic!("this test runs on the stack only"),
+        }
     }
 }
 
@@ -243,9 +365,8 @@ impl TestApp {
         TestApp {
             addr: addr.parse().unwrap(),
             base_url: format!("http://{addr}"),
-            db: PgPool::connect(database_url)
-                .await
-                .expect("connect to the test database"),
+            db: records_on(database_url).await,
+            redis: Some(live_state_on_the_stack().await),
             http: reqwest::Client::new(),
             namespace: namespace.to_string(),
             env: BTreeMap::new(),
@@ -282,21 +403,43 @@ impl TestApp {
             request = request.json(&body);
         }
         let response = request.send().await.expect("linkdrop answers");
+        answer_of(response).await.expect("a body")
+    }
+
+    /// An order request whose answer may be lost (the process dies under it): `None` then.
+    pub async fn try_order(&self, drop_id: &str, token: &str, key: &str) -> Option<Answer> {
+        let response = self
+            .http
+            .post(format!("{}/v1/drops/{drop_id}/orders", self.base_url))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"qty": 1}))
+            .send()
+            .await
+            .ok()?;
+        answer_of(response).await.ok()
+    }
+}
+
+async fn answer_of(response: reqwest::Response) -> reqwest::Result<Answer> {
+    {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = response.text().await.expect("a body");
+        let text = response.text().await?;
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Answer {
+        Ok(Answer {
             status,
             headers,
             body,
-        }
+        })
     }
+}
 
+impl TestApp {
     /// POST as the admin.
     pub async fn admin_post(&self, path: &str, body: Value) -> Answer {
         self.request(reqwest::Method::POST, path, ADMIN_KEY, Some(body), &[])

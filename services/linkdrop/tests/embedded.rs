@@ -1,0 +1,136 @@
+//! The embedded backend survives its process being killed: `linkdrop all` with no servers
+//! configured takes a rush of orders, is killed with SIGKILL in the middle of it, and is
+//! started again on the same data directory. Every order answered 201 (before the kill, or
+//! after it for a request whose answer was lost) is in the records exactly once and was
+//! announced to the merchant; the stock adds up; nothing was sold twice.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use support::processes::Process;
+use support::{TestApp, WebhookReceiver, embedded_env, fresh_data_dir, fresh_namespace};
+use tokio::sync::Notify;
+
+const STOCK: u32 = 40;
+const SHOPPERS: usize = 80;
+/// Orders acknowledged before the process is killed.
+const BEFORE_KILL: usize = 15;
+
+/// What the rush came to: orders answered 201, and the shoppers whose request got no
+/// definite answer (the process died under it): it may or may not have taken effect.
+struct Rush {
+    acknowledged: Vec<String>,
+    unknown: Vec<usize>,
+}
+
+/// One shopper after another, as fast as they are answered; `midway` fires once
+/// [`BEFORE_KILL`] orders were acknowledged.
+fn start_rush(app: Arc<TestApp>, drop_id: String) -> (tokio::task::JoinHandle<Rush>, Arc<Notify>) {
+    let midway = Arc::new(Notify::new());
+    let signal = midway.clone();
+    let task = tokio::spawn(async move {
+        let mut rush = Rush {
+            acknowledged: Vec::new(),
+            unknown: Vec::new(),
+        };
+        for i in 0..SHOPPERS {
+            let answer = app
+                .try_order(&drop_id, &app.token(&format!("shopper-{i}")), "k")
+                .await;
+            match answer.map(|a| (a.status, a.body)) {
+                Some((201, body)) => {
+                    rush.acknowledged
+                        .push(body["order_id"].as_str().unwrap().to_string());
+                    if rush.acknowledged.len() == BEFORE_KILL {
+                        signal.notify_one();
+                    }
+                }
+                Some((409, _)) => {}
+                _ => rush.unknown.push(i),
+            }
+        }
+        rush
+    });
+    (task, midway)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_orders_survive_a_sigkill_of_the_embedded_process() {
+    let data_dir = fresh_data_dir();
+    let env = embedded_env(&data_dir, &fresh_namespace());
+    let mut first = Process::start(&["all"], &env).await;
+    let app = Arc::new(TestApp::external_embedded(&first.addr, &data_dir).await);
+    let ready = app.admin_get("/readyz").await;
+    assert_eq!(ready.body["backend"], "embedded", "{ready:?}");
+
+    let mut receiver = WebhookReceiver::start().await;
+    let merchant = "m_restart";
+    app.subscribe(merchant, &receiver.url, &["order.created"])
+        .await;
+    let room_id = app.create_room(merchant).await;
+    let drop_id = app.create_drop(&room_id, STOCK, 1).await;
+    app.launch(&drop_id, 0).await;
+
+    let (rush, midway) = start_rush(app.clone(), drop_id.clone());
+    midway.notified().await;
+    first.kill().await;
+    let rush = rush.await.unwrap();
+    assert!(rush.acknowledged.len() >= BEFORE_KILL);
+    assert!(
+        !rush.unknown.is_empty(),
+        "the kill cut the rush short (some requests went unanswered)"
+    );
+
+    let second = Process::start(&["all"], &env).await;
+    let app = TestApp::external_embedded(&second.addr, &data_dir).await;
+    // A careful client sends an unanswered request again with the same key: the first
+    // answer if it had been taken, a new decision if not.
+    let mut acknowledged = rush.acknowledged.clone();
+    for i in &rush.unknown {
+        let answer = app
+            .order(&drop_id, &app.token(&format!("shopper-{i}")), "k", 1)
+            .await;
+        assert!(
+            matches!(answer.status, 201 | 409),
+            "shopper-{i}: {answer:?}"
+        );
+        if answer.status == 201 {
+            acknowledged.push(answer.body["order_id"].as_str().unwrap().to_string());
+        }
+    }
+    // An order answered before the kill is answered the same after it.
+    let replay = app.order(&drop_id, &app.token("shopper-0"), "k", 1).await;
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.body["order_id"], rush.acknowledged[0].as_str());
+
+    let acknowledged: BTreeSet<String> = acknowledged.into_iter().collect();
+    assert_eq!(
+        acknowledged.len(),
+        STOCK as usize,
+        "more shoppers than units: the whole stock sells, once"
+    );
+    let mut announced = BTreeSet::new();
+    while !acknowledged.is_subset(&announced) {
+        let delivery = receiver.next().await;
+        let event: Value = serde_json::from_str(&delivery.body).unwrap();
+        announced.insert(event["data"]["order_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        announced, acknowledged,
+        "the merchant heard of exactly these"
+    );
+    let settled = app
+        .count("SELECT count(*) FROM orders WHERE drop_id = $1", &drop_id)
+        .await;
+    assert_eq!(
+        settled,
+        i64::from(STOCK),
+        "each order is in the records once"
+    );
+    let drop = app.admin_get(&format!("/v1/drops/{drop_id}")).await;
+    assert_eq!(drop.body["stock_left"], 0, "{drop:?}");
+    assert_eq!(drop.body["reserved"], STOCK, "{drop:?}");
+}
