@@ -657,6 +657,25 @@ mod tests {
     }
 
     #[test]
+    fn no_server_configured_means_the_embedded_backend() {
+        let config = load_env(&[]).unwrap();
+        assert!(config.embedded());
+        assert_eq!(config.data_dir, std::path::PathBuf::from("linkdrop-data"));
+        for server in [
+            ("LINKDROP_REDIS_URL", "redis://127.0.0.1:6379"),
+            ("LINKDROP_DATABASE_URL", "postgres://db/linkdrop"),
+            ("LINKDROP_KAFKA_BROKERS", "127.0.0.1:9092"),
+        ] {
+            assert!(!load_env(&[server]).unwrap().embedded(), "{server:?}");
+        }
+        let config = load_env(&[("LINKDROP_DATA_DIR", "/var/lib/linkdrop")]).unwrap();
+        assert_eq!(
+            config.data_dir,
+            std::path::PathBuf::from("/var/lib/linkdrop")
+        );
+    }
+
+    #[test]
     fn the_public_url_defaults_to_the_bound_address() {
         let config = load_env(&[("LINKDROP_HTTP_ADDR", "0.0.0.0:0")]).unwrap();
         assert_eq!(
