@@ -15,10 +15,11 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde_json::Value;
 use support::processes::{PrivateStack, Process};
+use support::rush;
 use support::{
     TestApp, WebhookReceiver, fresh_database, fresh_database_on, fresh_namespace, test_env,
 };
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Mutex;
 
 /// Tests that kill a component of the private stack take turns.
 static PRIVATE_STACK: Mutex<()> = Mutex::const_new(());
@@ -235,14 +236,14 @@ async fn acknowledged_orders_survive_a_redis_crash_with_appendfsync_always() {
 
     // A rush in flight when Redis dies: some requests fail (no answer or 503), and only
     // those answered 201 count as acknowledged.
-    let (rush, midway) = start_rush(&sale, 300);
+    let (rush, midway) = rush::start(sale.app.clone(), &sale.drop_id, 300, 100);
     midway.notified().await;
     stack.kill("redis");
     restart(&stack).await;
     set_appendfsync(&stack, "always").await;
     let rush = rush.await.unwrap();
     let mut acknowledged = rush.acknowledged;
-    acknowledged.extend(resolve_unknown(&sale, &rush.unknown).await);
+    acknowledged.extend(rush::resolve_unknown(&sale.app, &sale.drop_id, &rush.unknown).await);
     acknowledged.extend(buy(&sale, 1000, 20, 8).await);
 
     wait_announced(&mut sale, &acknowledged).await;
@@ -256,13 +257,13 @@ async fn a_redis_crash_with_appendfsync_everysec_never_oversells() {
     set_appendfsync(&stack, "everysec").await;
     let (_processes, mut sale) = private_pipeline(&stack, &[]).await;
 
-    let (rush, midway) = start_rush(&sale, 300);
+    let (rush, midway) = rush::start(sale.app.clone(), &sale.drop_id, 300, 100);
     midway.notified().await;
     stack.kill("redis");
     restart(&stack).await;
     let rush = rush.await.unwrap();
     let mut before_crash = rush.acknowledged;
-    before_crash.extend(resolve_unknown(&sale, &rush.unknown).await);
+    before_crash.extend(rush::resolve_unknown(&sale.app, &sale.drop_id, &rush.unknown).await);
     let after = buy(&sale, 1000, 20, 8).await;
     // The orders admitted after the restart come after anything that survived: once they
     // are announced, every surviving order is too.
@@ -299,72 +300,6 @@ async fn a_redis_crash_with_appendfsync_everysec_never_oversells() {
         figure("reserved") + figure("paid") + figure("stock_left"),
         i64::from(sale.stock)
     );
-}
-
-/// What a rush through a Redis crash came to: the orders answered 201, and the shoppers
-/// whose request got no definite answer (no response, or a 5xx while Redis was away): such a
-/// request may or may not have taken effect.
-struct Rush {
-    acknowledged: Vec<String>,
-    unknown: Vec<usize>,
-}
-
-/// Orders `count` units one after another, as fast as they are answered, through a Redis
-/// crash. The notify fires once a third of them were acknowledged, the moment to crash Redis.
-fn start_rush(sale: &Sale, count: usize) -> (tokio::task::JoinHandle<Rush>, Arc<Notify>) {
-    let midway = Arc::new(Notify::new());
-    let app = sale.app.clone();
-    let drop_id = sale.drop_id.clone();
-    let signal = midway.clone();
-    let task = tokio::spawn(async move {
-        let mut rush = Rush {
-            acknowledged: Vec::new(),
-            unknown: Vec::new(),
-        };
-        for i in 0..count {
-            let answer = app
-                .order(&drop_id, &app.token(&format!("rusher-{i}")), "k", 1)
-                .await;
-            match answer.status {
-                201 => {
-                    rush.acknowledged
-                        .push(answer.body["order_id"].as_str().unwrap().to_string());
-                    if rush.acknowledged.len() == count / 3 {
-                        signal.notify_one();
-                    }
-                }
-                400..=499 => {}
-                _ => rush.unknown.push(i),
-            }
-        }
-        rush
-    });
-    (task, midway)
-}
-
-/// What a careful client does about a request of unknown outcome once the system answers
-/// again: sends it again with the same Idempotency-Key until the answer is definite (the
-/// first answer if the order had been taken, a new decision if not). The ids answered 201.
-async fn resolve_unknown(sale: &Sale, unknown: &[usize]) -> Vec<String> {
-    const ATTEMPTS: usize = 50;
-    let mut acknowledged = Vec::new();
-    for i in unknown {
-        let token = sale.app.token(&format!("rusher-{i}"));
-        let definite = async {
-            for _ in 0..ATTEMPTS {
-                let answer = sale.app.order(&sale.drop_id, &token, "k", 1).await;
-                if answer.status < 500 && answer.status != 0 {
-                    return answer;
-                }
-            }
-            panic!("rusher-{i} got no definite answer in {ATTEMPTS} attempts");
-        }
-        .await;
-        if definite.status == 201 {
-            acknowledged.push(definite.body["order_id"].as_str().unwrap().to_string());
-        }
-    }
-    acknowledged
 }
 
 async fn set_appendfsync(stack: &PrivateStack, value: &str) {

@@ -11,51 +11,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use support::processes::Process;
+use support::rush;
 use support::{TestApp, WebhookReceiver, embedded_env, fresh_data_dir, fresh_namespace};
-use tokio::sync::Notify;
 
 const STOCK: u32 = 40;
 const SHOPPERS: usize = 80;
 /// Orders acknowledged before the process is killed.
 const BEFORE_KILL: usize = 15;
-
-/// What the rush came to: orders answered 201, and the shoppers whose request got no
-/// definite answer (the process died under it): it may or may not have taken effect.
-struct Rush {
-    acknowledged: Vec<String>,
-    unknown: Vec<usize>,
-}
-
-/// One shopper after another, as fast as they are answered; `midway` fires once
-/// [`BEFORE_KILL`] orders were acknowledged.
-fn start_rush(app: Arc<TestApp>, drop_id: String) -> (tokio::task::JoinHandle<Rush>, Arc<Notify>) {
-    let midway = Arc::new(Notify::new());
-    let signal = midway.clone();
-    let task = tokio::spawn(async move {
-        let mut rush = Rush {
-            acknowledged: Vec::new(),
-            unknown: Vec::new(),
-        };
-        for i in 0..SHOPPERS {
-            let answer = app
-                .try_order(&drop_id, &app.token(&format!("shopper-{i}")), "k")
-                .await;
-            match answer.map(|a| (a.status, a.body)) {
-                Some((201, body)) => {
-                    rush.acknowledged
-                        .push(body["order_id"].as_str().unwrap().to_string());
-                    if rush.acknowledged.len() == BEFORE_KILL {
-                        signal.notify_one();
-                    }
-                }
-                Some((409, _)) => {}
-                _ => rush.unknown.push(i),
-            }
-        }
-        rush
-    });
-    (task, midway)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_orders_survive_a_sigkill_of_the_embedded_process() {
@@ -74,7 +36,7 @@ async fn acknowledged_orders_survive_a_sigkill_of_the_embedded_process() {
     let drop_id = app.create_drop(&room_id, STOCK, 1).await;
     app.launch(&drop_id, 0).await;
 
-    let (rush, midway) = start_rush(app.clone(), drop_id.clone());
+    let (rush, midway) = rush::start(app.clone(), &drop_id, SHOPPERS, BEFORE_KILL);
     midway.notified().await;
     first.kill().await;
     let rush = rush.await.unwrap();
@@ -86,23 +48,11 @@ async fn acknowledged_orders_survive_a_sigkill_of_the_embedded_process() {
 
     let second = Process::start(&["all"], &env).await;
     let app = TestApp::external_embedded(&second.addr, &data_dir).await;
-    // A careful client sends an unanswered request again with the same key: the first
-    // answer if it had been taken, a new decision if not.
+    // A careful client sends an unanswered request again with the same key.
     let mut acknowledged = rush.acknowledged.clone();
-    for i in &rush.unknown {
-        let answer = app
-            .order(&drop_id, &app.token(&format!("shopper-{i}")), "k", 1)
-            .await;
-        assert!(
-            matches!(answer.status, 201 | 409),
-            "shopper-{i}: {answer:?}"
-        );
-        if answer.status == 201 {
-            acknowledged.push(answer.body["order_id"].as_str().unwrap().to_string());
-        }
-    }
+    acknowledged.extend(rush::resolve_unknown(&app, &drop_id, &rush.unknown).await);
     // An order answered before the kill is answered the same after it.
-    let replay = app.order(&drop_id, &app.token("shopper-0"), "k", 1).await;
+    let replay = app.order(&drop_id, &app.token("rusher-0"), "k", 1).await;
     assert_eq!(replay.status, 201);
     assert_eq!(replay.body["order_id"], rush.acknowledged[0].as_str());
 

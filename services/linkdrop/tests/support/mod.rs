@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod processes;
+pub mod rush;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
