@@ -228,23 +228,32 @@ async fn hset(redis: &RedisConn, key: &str, fields: &[(&str, String)]) {
         .unwrap();
 }
 
-async fn run(redis: &RedisConn, keys: &Keys, ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// A new drop of [`STOCK`] units, at most [`MAX_PER_USER`] each, as its launch script would
+/// leave it (`phase` and `opens_at_ms` in `extra`); its id.
+async fn new_drop(
+    redis: &RedisConn,
+    keys: &Keys,
+    policy: &str,
+    window_ms: u32,
+    extra: &[(&str, String)],
+) -> String {
     let drop_id = new_id(prefix::DROP);
+    let mut fields = vec![
+        ("stock", STOCK.to_string()),
+        ("stock_left", STOCK.to_string()),
+        ("max_per_user", MAX_PER_USER.to_string()),
+        ("policy", policy.to_string()),
+        ("window_ms", window_ms.to_string()),
+        ("pay_within_ms", "600000".to_string()),
+    ];
+    fields.extend(extra.iter().cloned());
+    hset(redis, &keys.drop_meta(&drop_id), &fields).await;
+    drop_id
+}
+
+async fn run(redis: &RedisConn, keys: &Keys, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let drop_id = new_drop(redis, keys, "fcfs", 0, &[("phase", "draft".into())]).await;
     let meta = keys.drop_meta(&drop_id);
-    hset(
-        redis,
-        &meta,
-        &[
-            ("phase", "draft".into()),
-            ("stock", STOCK.to_string()),
-            ("stock_left", STOCK.to_string()),
-            ("max_per_user", MAX_PER_USER.to_string()),
-            ("policy", "fcfs".into()),
-            ("window_ms", "0".into()),
-            ("pay_within_ms", "600000".into()),
-        ],
-    )
-    .await;
     let admission = Admission::new(redis.clone(), keys.clone());
     let bus = RoomBus::new(redis.clone(), keys.clone());
     let stock = StockTicker::new(bus, redis.clone(), keys.clone(), STOCK_EVENT_INTERVAL);
@@ -416,23 +425,12 @@ fn lottery_entries_agree_between_redis_and_the_engine() {
 /// Each answer of a fixed list of lottery requests (its kind, whether it is a replay), and
 /// the outbox length after them.
 async fn lottery_answers(redis: &RedisConn, keys: &Keys) -> (Vec<(String, bool)>, usize) {
-    let drop_id = new_id(prefix::DROP);
     let opened = linkdrop_domain::clock::now_ms() - 1000;
-    hset(
-        redis,
-        &keys.drop_meta(&drop_id),
-        &[
-            ("phase", "launched".into()),
-            ("opens_at_ms", opened.to_string()),
-            ("stock", STOCK.to_string()),
-            ("stock_left", STOCK.to_string()),
-            ("max_per_user", MAX_PER_USER.to_string()),
-            ("policy", "lottery".into()),
-            ("window_ms", "600000".into()),
-            ("pay_within_ms", "600000".into()),
-        ],
-    )
-    .await;
+    let launched = [
+        ("phase", "launched".to_string()),
+        ("opens_at_ms", opened.to_string()),
+    ];
+    let drop_id = new_drop(redis, keys, "lottery", 600_000, &launched).await;
     let admission = Admission::new(redis.clone(), keys.clone());
     let requests = [
         (0, 0, 1),
