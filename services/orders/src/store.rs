@@ -20,19 +20,18 @@ type OrderRow = (
 
 fn order_view(
     (order_id, drop_id, user_id, qty, status, admitted_at_ms, pay_by_ms, paid_at_ms, merchant_id): OrderRow,
-) -> OrderView {
-    OrderView {
+) -> Result<OrderView, sqlx::Error> {
+    Ok(OrderView {
         order_id,
         drop_id,
         user_id,
-        // The column is checked positive and written from a `u32` quantity.
-        qty: i32::try_from(qty).unwrap_or(i32::MAX),
+        qty: i32::try_from(qty).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         status,
         admitted_at_ms: Some(admitted_at_ms),
         pay_by_ms,
         paid_at_ms,
         merchant_id,
-    }
+    })
 }
 
 /// The settled order `order_id`, if settlement has written it.
@@ -55,7 +54,8 @@ pub async fn find_order(db: &Db, order_id: &str) -> Result<Option<OrderView>, sq
         .bind(order_id)
         .fetch_optional(pool)
         .await?
-        .map(order_view),
+        .map(order_view)
+        .transpose()?,
     })
 }
 
@@ -112,7 +112,7 @@ pub async fn list_orders(db: &Db, filter: &OrderFilter<'_>) -> Result<Vec<OrderV
         .await?
         .into_iter()
         .map(order_view)
-        .collect(),
+        .collect::<Result<_, _>>()?,
     })
 }
 
