@@ -48,6 +48,23 @@ impl Journal {
         Ok(())
     }
 
+    /// Replaces every entry with one that rebuilds `keyspace` (its [`Keyspace::snapshot`]),
+    /// in one transaction: the journal stops growing across restarts.
+    pub async fn compact(&self, keyspace: &mut Keyspace, now_ms: i64) -> Result<(), sqlx::Error> {
+        let snapshot = keyspace.snapshot(now_ms);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM engine_journal")
+            .execute(&mut *tx)
+            .await?;
+        if !snapshot.is_empty() {
+            sqlx::query("INSERT INTO engine_journal (effects) VALUES (?)")
+                .bind(encode(&snapshot))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
     /// A keyspace with every journaled write applied, and how many entries there were.
     pub async fn replay(&self, now_ms: i64) -> Result<(Keyspace, u64), sqlx::Error> {
         let rows = sqlx::query("SELECT effects FROM engine_journal ORDER BY seq")

@@ -7,7 +7,8 @@
 //! so the admission rules are the very scripts production runs, not a second copy of them.
 //! It is a `redis::aio::ConnectionLike`, so every role talks to it through the same code it
 //! uses for Redis. Every write is journaled to SQLite before its answer is returned
-//! ([`journal`]); opening the engine replays the journal. Publishing reaches this process's
+//! ([`journal`]); opening the engine replays the journal, then compacts it to one entry that
+//! rebuilds the state. Publishing reaches this process's
 //! subscribers ([`Engine::subscribe`]): the gateway of `linkdrop all`.
 //!
 //! Commands run one at a time under one lock, as in Redis; a script runs whole.
@@ -65,8 +66,9 @@ impl Engine {
     /// The engine journaled at `path`, with every write the journal holds replayed.
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
         let journal = Journal::open(path).await?;
-        let (keyspace, entries) = journal.replay(now_ms()).await?;
-        tracing::info!(path = %path.display(), entries, "embedded engine replayed its journal");
+        let (mut keyspace, entries) = journal.replay(now_ms()).await?;
+        journal.compact(&mut keyspace, now_ms()).await?;
+        tracing::info!(path = %path.display(), entries, "embedded engine replayed and compacted its journal");
         Ok(Self::with(keyspace, Some(journal)))
     }
 
