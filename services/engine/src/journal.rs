@@ -62,7 +62,10 @@ impl Journal {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        // Give the space of the replaced entries back to the file system.
+        sqlx::query("VACUUM").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// A keyspace with every journaled write applied, and how many entries there were.
