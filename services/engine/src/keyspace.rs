@@ -850,8 +850,14 @@ impl Keyspace {
         };
         let scanned: Vec<StreamId> = g.pending.range(start..).map(|(id, _)| *id).collect();
         let next = scanned.get(count).copied().unwrap_or(StreamId::ZERO);
-        let mut claimed = Vec::new();
+        let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
         for id in scanned.into_iter().take(count) {
+            if !stream.entries.contains_key(&id) {
+                // As Redis 7: a pending entry deleted from the stream leaves the group.
+                g.pending.remove(&id);
+                deleted.push(bulk(id.render()));
+                continue;
+            }
             let (owner, at) = g.pending.get_mut(&id).expect("scanned from pending");
             if now - *at >= min_idle {
                 *owner = consumer.clone();
@@ -872,7 +878,7 @@ impl Keyspace {
         Ok(Value::Array(vec![
             bulk(next.render()),
             Value::Array(claimed),
-            Value::Array(Vec::new()),
+            Value::Array(deleted),
         ]))
     }
 }
