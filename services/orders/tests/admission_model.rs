@@ -228,6 +228,20 @@ async fn hset(redis: &RedisConn, key: &str, fields: &[(&str, String)]) {
         .unwrap();
 }
 
+/// Shopper `user-<user>` orders `qty` with the key `key-<key>`.
+async fn order(admission: &Admission, drop_id: &str, user: u8, key: u8, qty: i64) -> Decision {
+    let idem = IdempotencyKey::parse(Some(&format!("key-{key}"))).unwrap();
+    admission
+        .admit(
+            drop_id,
+            &format!("user-{user}"),
+            &idem,
+            Quantity::parse(qty).unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
 /// A new drop of [`STOCK`] units, at most [`MAX_PER_USER`] each, as its launch script would
 /// leave it (`phase` and `opens_at_ms` in `extra`); its id.
 async fn new_drop(
@@ -280,16 +294,7 @@ async fn run(redis: &RedisConn, keys: &Keys, ops: Vec<Op>) -> Result<(), TestCas
             }
             Op::Order { user, key, qty } => {
                 let expected = model.order(user, key, qty);
-                let idem = IdempotencyKey::parse(Some(&format!("key-{key}"))).unwrap();
-                let decision = admission
-                    .admit(
-                        &drop_id,
-                        &format!("user-{user}"),
-                        &idem,
-                        Quantity::parse(i64::from(qty)).unwrap(),
-                    )
-                    .await
-                    .unwrap();
+                let decision = order(&admission, &drop_id, user, key, i64::from(qty)).await;
                 prop_assert_eq!(
                     outcome_of(&decision),
                     expected,
@@ -443,16 +448,7 @@ async fn lottery_answers(redis: &RedisConn, keys: &Keys) -> (Vec<(String, bool)>
     ];
     let mut answers = Vec::new();
     for (user, key, qty) in requests {
-        let idem = IdempotencyKey::parse(Some(&format!("key-{key}"))).unwrap();
-        let decision = admission
-            .admit(
-                &drop_id,
-                &format!("user-{user}"),
-                &idem,
-                Quantity::parse(qty).unwrap(),
-            )
-            .await
-            .unwrap();
+        let decision = order(&admission, &drop_id, user, key, qty).await;
         answers.push(kind_of(&decision));
     }
     let outbox: usize = redis::cmd("XLEN")
