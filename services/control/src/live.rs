@@ -3,6 +3,7 @@
 
 use linkdrop_domain::ApiError;
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::drop_news::with_news;
 use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::model::{DropSpec, DropState, Fairness, Room};
 use redis::AsyncCommands;
@@ -130,9 +131,11 @@ pub async fn launch(
     countdown_ms: i64,
     seed: Option<&Seed>,
 ) -> Result<i64, ApiError> {
-    let script = redis::Script::new(include_str!("launch.lua"));
+    let script = redis::Script::new(&with_news(include_str!("launch.lua")));
     let mut invocation = script.key(state.keys.drop_meta(&row.id));
     invocation
+        .arg(state.keys.drop_news_channel())
+        .arg(&row.id)
         .arg(countdown_ms)
         .arg(seed.map(|s| s.hex.as_str()).unwrap_or(""))
         .arg(seed.map(|s| s.hash.as_str()).unwrap_or(""))
@@ -158,9 +161,12 @@ pub async fn launch(
 
 /// Runs `close.lua`: whether this call closed the drop, and when it was closed.
 pub async fn close(state: &ControlState, row: &DropRow) -> Result<(bool, i64), ApiError> {
-    let script = redis::Script::new(include_str!("close.lua"));
+    let script = redis::Script::new(&with_news(include_str!("close.lua")));
     let mut invocation = script.key(state.keys.drop_meta(&row.id));
-    invocation.arg(state_args(row));
+    invocation
+        .arg(state.keys.drop_news_channel())
+        .arg(&row.id)
+        .arg(state_args(row));
     let reply: Vec<String> = invocation.invoke_async(&mut state.redis.clone()).await?;
     match reply.as_slice() {
         [status, at] => {

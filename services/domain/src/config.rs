@@ -149,6 +149,17 @@ pub struct Config {
     pub orders_per_ip_per_s: u32,
     /// Order requests one process works on at once; more are shed with 503.
     pub orders_max_in_flight: usize,
+    /// Whether each orders process refuses at the edge what it knows the admission script
+    /// would refuse (sold out, closed, not open), without a call to the live state.
+    pub orders_edge: bool,
+    /// Requests closer than this to a drop's opening go to the script (which decides on the
+    /// Redis clock) instead of being refused at the edge as not open.
+    pub orders_edge_margin_ms: u64,
+    /// What an orders process knows of a drop is read again once it is this old without news.
+    pub orders_edge_max_age_ms: u64,
+    /// Most waiting requests for one drop that go to the admission script in one call;
+    /// 1 = every request its own call.
+    pub orders_batch_max: usize,
     /// WebSocket connections one client address may open per second; 0 = unlimited.
     pub ws_connects_per_ip_per_s: u32,
     /// Bind the listener with SO_REUSEPORT, so several gateway processes share one port.
@@ -260,6 +271,15 @@ impl Config {
             orders_max_in_flight: layers.value("orders_max_in_flight", 4096, |s| {
                 parse_in_range(s, 1, 1_000_000)
             })?,
+            orders_edge: layers.value("orders_edge", true, parse_bool)?,
+            orders_edge_margin_ms: layers.value("orders_edge_margin_ms", 250, |s| {
+                parse_in_range(s, 0, 60_000)
+            })?,
+            orders_edge_max_age_ms: layers.value("orders_edge_max_age_ms", 1000, |s| {
+                parse_in_range(s, 10, 600_000)
+            })?,
+            orders_batch_max: layers
+                .value("orders_batch_max", 128, |s| parse_in_range(s, 1, 1000))?,
             ws_connects_per_ip_per_s: layers.value("ws_connects_per_ip_per_s", 200, |s| {
                 parse_in_range(s, 0, 10_000_000)
             })?,

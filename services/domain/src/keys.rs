@@ -116,6 +116,11 @@ impl Keys {
             .strip_prefix(":bus:room:")
     }
 
+    /// Pub/sub channel carrying drop news (`crate::drop_news`) to every orders process.
+    pub fn drop_news_channel(&self) -> String {
+        format!("{}:bus:drops", self.ns)
+    }
+
     /// Pub/sub channel carrying `order.result` to the connections of one shopper.
     pub fn user_channel(&self, user_id: &str) -> String {
         format!("{}:bus:user:{user_id}", self.ns)

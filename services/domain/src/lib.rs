@@ -13,6 +13,8 @@
 //! - [`room_bus`]: publishing room events with a per-room `seq` (Redis pub/sub plus a capped
 //!   history stream);
 //! - [`events`]: the messages that cross process boundaries (Kafka, the room bus, WebSocket);
+//! - [`drop_news`]: what every orders process is told about a live drop (edge answers);
+//! - [`bus_listener`]: subscriptions to published messages (room bus, drop news);
 //! - [`webhook_signature`]: Standard Webhooks signing;
 //! - [`backends`], [`ops`], [`telemetry`]: connections to Redis/PostgreSQL/Kafka, the
 //!   `/healthz` `/readyz` `/metrics` routes, logs and metrics.
@@ -22,9 +24,11 @@
 
 pub mod auth;
 pub mod backends;
+pub mod bus_listener;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod drop_news;
 pub mod events;
 pub mod failpoint;
 pub mod hash_fields;

@@ -269,6 +269,12 @@ impl IntoResponse for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&redis::RedisError> for ApiError {
+    fn from(e: &redis::RedisError) -> Self {
         if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
             Self::Unavailable(format!("redis: {e}"))
         } else {

@@ -326,6 +326,19 @@ impl Keyspace {
                     .collect();
                 Ok(Value::Array(out))
             }
+            "HKEYS" => {
+                let [key] = a else { return arity(&name) };
+                // In field order, so that answers do not depend on hashing.
+                let mut fields: Vec<&Vec<u8>> = self
+                    .hash(key, now)?
+                    .into_iter()
+                    .flat_map(|h| h.keys())
+                    .collect();
+                fields.sort();
+                Ok(Value::Array(
+                    fields.into_iter().map(|f| bulk(f.clone())).collect(),
+                ))
+            }
             "HLEN" => {
                 let [key] = a else { return arity(&name) };
                 Ok(Value::Int(

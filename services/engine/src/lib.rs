@@ -19,6 +19,7 @@ pub mod lua;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
@@ -46,6 +47,8 @@ pub struct Engine {
 
 struct Shared {
     core: Mutex<Core>,
+    /// Commands run so far (a script is one), for tests and benchmarks.
+    commands_run: AtomicU64,
     journal: Option<Journal>,
     published: broadcast::Sender<Message>,
     stream_added: Notify,
@@ -84,6 +87,7 @@ impl Engine {
                     keyspace,
                     scripts: Scripts::new(),
                 }),
+                commands_run: AtomicU64::new(0),
                 journal,
                 published: broadcast::channel(SUBSCRIBER_BACKLOG).0,
                 stream_added: Notify::new(),
@@ -96,8 +100,14 @@ impl Engine {
         self.shared.published.subscribe()
     }
 
+    /// How many commands were run (a script is one command, as in Redis's `calls`).
+    pub fn commands_run(&self) -> u64 {
+        self.shared.commands_run.load(Ordering::Relaxed)
+    }
+
     /// Runs one command; waits when it is a blocking read with nothing to read yet.
     pub async fn command(&self, args: Args) -> RedisResult<Value> {
+        self.shared.commands_run.fetch_add(1, Ordering::Relaxed);
         let mut deadline = None;
         loop {
             let mut core = self.shared.core.lock().await;
@@ -131,6 +141,11 @@ impl Engine {
 
     /// Several commands; all under one lock when `atomic` (MULTI/EXEC).
     pub async fn commands(&self, commands: Vec<Args>, atomic: bool) -> RedisResult<Vec<Value>> {
+        if atomic {
+            self.shared
+                .commands_run
+                .fetch_add(commands.len() as u64, Ordering::Relaxed);
+        }
         if !atomic {
             let mut replies = Vec::with_capacity(commands.len());
             for args in commands {

@@ -56,6 +56,9 @@ enum Op {
     HLen {
         key: usize,
     },
+    HKeys {
+        key: usize,
+    },
     SAdd {
         key: usize,
         member: u8,
@@ -134,6 +137,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (key.clone(), 0u8..3).prop_map(|(key, field)| Op::HDel { key, field }),
         1 => (key.clone(), 0u8..3, -3i8..4).prop_map(|(key, field, by)| Op::HIncrBy { key, field, by }),
         1 => key.clone().prop_map(|key| Op::HLen { key }),
+        1 => key.clone().prop_map(|key| Op::HKeys { key }),
         1 => (key.clone(), 0u8..4).prop_map(|(key, member)| Op::SAdd { key, member }),
         1 => (key.clone(), 0u8..4).prop_map(|(key, member)| Op::SRem { key, member }),
         1 => (key.clone(), -3i8..4, 0u8..4).prop_map(|(key, score, member)| Op::ZAdd {
@@ -192,6 +196,7 @@ fn command(op: &Op, prefix: &str) -> redis::Cmd {
             redis::cmd("HINCRBY").arg(k(key)).arg(field).arg(by).clone()
         }
         Op::HLen { key } => redis::cmd("HLEN").arg(k(key)).clone(),
+        Op::HKeys { key } => redis::cmd("HKEYS").arg(k(key)).clone(),
         Op::SAdd { key, member } => redis::cmd("SADD").arg(k(key)).arg(member).clone(),
         Op::SRem { key, member } => redis::cmd("SREM").arg(k(key)).arg(member).clone(),
         Op::ZAdd { key, score, member } => redis::cmd("ZADD")
@@ -294,7 +299,7 @@ fn comparable(cmd: &redis::Cmd, reply: redis::RedisResult<Value>) -> Result<Valu
         redis::Arg::Cursor => Vec::new(),
     });
     Ok(match (name.as_deref(), reply) {
-        (Some(b"SMEMBERS"), Value::Array(mut items)) => {
+        (Some(b"SMEMBERS" | b"HKEYS"), Value::Array(mut items)) => {
             items.sort_by_key(|v| format!("{v:?}"));
             Value::Array(items)
         }

@@ -2,15 +2,14 @@
 //! the local members of its room, and every `order.result` the local connections of its
 //! shopper.
 //!
-//! The subscription reconnects by itself after a failure (with backoff, to the next Redis
-//! node given when there are several); the first successful subscription is reported so
-//! that the node accepts viewers only once it can deliver to them. On the embedded backend
-//! the bus is the engine's in-process publishing, the same frames through the same path.
-
-use std::time::Duration;
+//! The subscription (`linkdrop_domain::bus_listener`) reconnects by itself after a failure;
+//! the first successful subscription is reported so that the node accepts viewers only once
+//! it can deliver to them. Room events missed meanwhile are filled in from the room's
+//! history when the next one arrives. On the embedded backend the bus is the engine's
+//! in-process publishing, the same frames through the same path.
 
 use axum::extract::ws::Utf8Bytes;
-use futures::StreamExt;
+use linkdrop_domain::bus_listener::{BusSource, Heard, listen};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::room_bus::{RoomBus, frame_seq};
 use tokio::sync::oneshot;
@@ -18,18 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fanout::FanOut;
 use std::sync::Arc;
-
-/// Longest pause between two attempts to resubscribe.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Where room events come from.
-pub enum BusSource {
-    /// Redis pub/sub: the nodes the subscription may use, tried in turn when one fails
-    /// (one server, or some nodes of a cluster: PUBLISH reaches every node's subscribers).
-    Redis(Vec<redis::Client>),
-    /// The embedded engine of this process.
-    Embedded(linkdrop_engine::Engine),
-}
 
 /// Subscribes to every room channel of the namespace and fans each event out locally,
 /// until `shutdown`. `subscribed` fires after the first successful subscription.
@@ -41,112 +28,30 @@ pub async fn run(
     shutdown: CancellationToken,
     subscribed: oneshot::Sender<()>,
 ) {
-    match source {
-        BusSource::Redis(nodes) => {
-            run_on_redis(nodes, keys, history, fanout, shutdown, subscribed).await
-        }
-        BusSource::Embedded(engine) => {
-            run_embedded(engine, keys, history, fanout, shutdown, subscribed).await
-        }
-    }
-}
-
-/// The engine's messages, until `shutdown`. A gateway that fell behind the engine's
-/// backlog catches up on room events from the history (`fill_gap`), as after a Redis
-/// reconnection.
-async fn run_embedded(
-    engine: linkdrop_engine::Engine,
-    keys: Keys,
-    history: RoomBus,
-    fanout: Arc<FanOut>,
-    shutdown: CancellationToken,
-    subscribed: oneshot::Sender<()>,
-) {
-    let mut messages = engine.subscribe();
-    let _ = subscribed.send(());
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            message = messages.recv() => message,
-        };
-        match message {
-            Ok(message) => {
-                deliver(&keys, &history, &fanout, &message.channel, message.payload).await
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
-                tracing::warn!(
-                    missed,
-                    "room bus fell behind; missed room events come from history"
-                );
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
-async fn run_on_redis(
-    nodes: Vec<redis::Client>,
-    keys: Keys,
-    history: RoomBus,
-    fanout: Arc<FanOut>,
-    shutdown: CancellationToken,
-    subscribed: oneshot::Sender<()>,
-) {
-    let mut subscribed = Some(subscribed);
-    let mut backoff = Duration::from_millis(100);
-    for client in nodes.iter().cycle() {
-        match subscribe(client, &keys, &history, &fanout, &shutdown, &mut subscribed).await {
-            Ok(()) => return,
-            Err(e) => {
-                metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
-                tracing::warn!(error = %e, ?backoff, "room bus subscription lost; resubscribing");
+    let patterns = vec![keys.room_channel_pattern(), keys.user_channel_pattern()];
+    let on = move |heard| {
+        let (keys, history, fanout) = (keys.clone(), history.clone(), fanout.clone());
+        async move {
+            match heard {
+                Heard::Message { channel, payload } => {
+                    deliver(&keys, &history, &fanout, &channel, payload).await
+                }
+                Heard::Lost { error } => {
+                    metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
+                    tracing::warn!(%error, "room bus subscription lost; resubscribing");
+                }
+                Heard::Subscribed => tracing::info!("room bus subscribed again"),
+                Heard::Lagged { missed } => {
+                    metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
+                    tracing::warn!(
+                        missed,
+                        "room bus fell behind; missed room events come from history"
+                    );
+                }
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-async fn subscribe(
-    client: &redis::Client,
-    keys: &Keys,
-    history: &RoomBus,
-    fanout: &FanOut,
-    shutdown: &CancellationToken,
-    subscribed: &mut Option<oneshot::Sender<()>>,
-) -> Result<(), redis::RedisError> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.psubscribe(keys.room_channel_pattern()).await?;
-    pubsub.psubscribe(keys.user_channel_pattern()).await?;
-    if let Some(tx) = subscribed.take() {
-        let _ = tx.send(());
-    }
-    tracing::info!(pattern = %keys.room_channel_pattern(), "subscribed to the room bus");
-    let mut messages = pubsub.on_message();
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            message = messages.next() => message,
-        };
-        let Some(message) = message else {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::IoError,
-                "room bus connection closed",
-            )));
-        };
-        let frame: String = match message.get_payload() {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::warn!(error = %e, "room bus message is not text");
-                continue;
-            }
-        };
-        deliver(keys, history, fanout, message.get_channel_name(), frame).await;
-    }
+    };
+    listen(source, patterns, shutdown, subscribed, on).await
 }
 
 /// Sends one bus message to the local connections it is for: a shopper's, or a room's

@@ -76,7 +76,7 @@ pub struct Shared {
 /// Everything a gateway needs to start.
 pub struct GatewayDeps {
     /// Where room events come from.
-    pub bus: bus::BusSource,
+    pub bus: linkdrop_domain::bus_listener::BusSource,
     pub redis: RedisConn,
     pub keys: Keys,
     pub auth: Auth,

@@ -13,6 +13,7 @@ use axum::serve::{Listener as _, ListenerExt};
 use linkdrop_domain::auth::{Auth, TokenKeys};
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::backends::{self, Probe, TopicLayout};
+use linkdrop_domain::bus_listener::BusSource;
 use linkdrop_domain::config::{Config, RedisDurability, RedisTarget};
 use linkdrop_domain::db::{self, Db};
 use linkdrop_domain::keys::Keys;
@@ -22,7 +23,9 @@ use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_domain::telemetry;
 use linkdrop_engine::Engine;
-use linkdrop_gateway::bus::BusSource;
+use linkdrop_orders::admission::Admission;
+use linkdrop_orders::admission_queue::AdmissionQueue;
+use linkdrop_orders::edge::{Edge, EdgeSettings};
 use linkdrop_orders::lifecycle::Lifecycle;
 use linkdrop_orders::lottery::Drawer;
 use linkdrop_orders::protection::{Limits, Protection};
@@ -92,7 +95,9 @@ impl Role {
 }
 
 /// The backends one process connected to: the stack's servers, or the embedded ones.
-struct Backends {
+/// Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub struct Backends {
     redis_target: Option<RedisTarget>,
     redis: Option<RedisConn>,
     /// The embedded engine, when there is no Redis (it is also `redis`).
@@ -312,6 +317,7 @@ fn check_persistence(
 pub struct Application {
     /// The live-state connection (Redis, or the embedded engine), when a role needed one.
     live_state: Option<RedisConn>,
+    backends: Backends,
     listener: Listener,
     router: Router,
     roles: Vec<RoleHandle>,
@@ -322,6 +328,25 @@ impl Application {
     /// Connects what `roles` need, starts them, and binds the listener
     /// (`config.http_addr`; port 0 picks a free port).
     pub async fn build(config: Config, roles: &[Role]) -> anyhow::Result<Application> {
+        Self::build_on(config, roles, None).await
+    }
+
+    /// Like [`Application::build`], on the backends of another application of the same
+    /// installation instead of its own connections: on the embedded backend, the way to run
+    /// a second orders or gateway "process" beside the first (tests).
+    pub async fn build_beside(
+        config: Config,
+        roles: &[Role],
+        backends: Backends,
+    ) -> anyhow::Result<Application> {
+        Self::build_on(config, roles, Some(backends)).await
+    }
+
+    async fn build_on(
+        config: Config,
+        roles: &[Role],
+        backends: Option<Backends>,
+    ) -> anyhow::Result<Application> {
         if roles.iter().any(Role::needs_shopper_tokens) {
             config.require_jwt_secret()?;
         }
@@ -334,7 +359,10 @@ impl Application {
         let listener = Listener::bind(config.http_addr, config.reuse_port)
             .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
         let public_url = config.public_url_for(listener.local_addr()?);
-        let backends = Backends::connect(&config, roles).await?;
+        let backends = match backends {
+            Some(backends) => backends,
+            None => Backends::connect(&config, roles).await?,
+        };
         let keys = Keys::new(&config.namespace);
         let auth = Auth::new(
             config.jwt_secret.as_ref().map(TokenKeys::new),
@@ -379,6 +407,7 @@ impl Application {
         );
         Ok(Application {
             live_state: backends.redis.clone(),
+            backends,
             listener,
             router,
             roles: handles,
@@ -396,6 +425,11 @@ impl Application {
     /// (which only this process can reach). For tests and tools running beside it.
     pub fn live_state(&self) -> Option<RedisConn> {
         self.live_state.clone()
+    }
+
+    /// Its backends, to build another application beside it ([`Application::build_beside`]).
+    pub fn backends(&self) -> Backends {
+        self.backends.clone()
     }
 
     /// Cancel it to stop the application.
@@ -471,8 +505,33 @@ async fn start_role(
                 Duration::from_millis(config.expiry_poll_ms),
                 shutdown.clone(),
             ));
+            let edge = config.orders_edge.then(|| {
+                Edge::new(
+                    redis.clone(),
+                    keys.clone(),
+                    EdgeSettings {
+                        margin_ms: config.orders_edge_margin_ms as i64,
+                        max_age: Duration::from_millis(config.orders_edge_max_age_ms),
+                    },
+                )
+            });
+            let admission = AdmissionQueue::new(
+                Admission::new(redis.clone(), keys.clone()),
+                edge.clone(),
+                config.orders_batch_max,
+            );
+            let mut handle = RoleHandle::new("orders");
+            if let Some(edge) = &edge {
+                handle = handle
+                    .with_task(tokio::spawn(
+                        edge.clone()
+                            .listen(backends.bus_source()?, shutdown.clone()),
+                    ))
+                    .with_task(tokio::spawn(edge.clone().sweep(shutdown.clone())));
+            }
             let state = linkdrop_orders::OrdersState::new(linkdrop_orders::OrdersParts {
-                admission: linkdrop_orders::admission::Admission::new(redis.clone(), keys.clone()),
+                edge,
+                admission,
                 lifecycle,
                 redis,
                 keys: keys.clone(),
@@ -482,7 +541,7 @@ async fn start_role(
                 auth: auth.clone(),
                 db: backends.db(),
             });
-            RoleHandle::new("orders")
+            handle
                 .with_router(linkdrop_orders::router(state))
                 .with_task(cleanup)
                 .with_task(expiry)

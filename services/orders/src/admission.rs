@@ -1,14 +1,20 @@
-//! Admission: the one atomic decision per order request, made by `admission.lua` in Redis.
+//! Admission: the atomic decision on order requests, made by `admission.lua` in Redis for a
+//! batch of requests to one drop at a time (a batch of one is a single request).
 //!
 //! This module never acknowledges an order itself: an order is accepted only when the
 //! script has taken the stock and appended the order to the drop's outbox in the same step.
 
 use linkdrop_domain::backends::RedisConn;
+use linkdrop_domain::drop_news::{DropNews, with_news};
 use linkdrop_domain::ids::new_order_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use redis::Value;
 
-/// The answer to an order request, as recorded under its Idempotency-Key when final.
+/// Most requests one script call decides (the script unpacks two values per request).
+pub const MAX_BATCH: usize = 1000;
+
+/// A final answer to an order request, recorded under its Idempotency-Key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Reserved {
@@ -22,13 +28,12 @@ pub enum Answer {
         qty: u32,
         draw_at_ms: i64,
     },
-    SoldOut,
     LimitReached {
         max_per_user: u32,
     },
 }
 
-/// What the script decided.
+/// What the script decided for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// A final answer decided by this request. `stock_left` is the drop's stock after it;
@@ -44,7 +49,8 @@ pub enum Decision {
     Reject(Rejection),
 }
 
-/// Refusals that are not recorded: the same key may succeed later (e.g. after opening).
+/// Refusals that are not recorded: the same key may succeed later (after opening, when
+/// units come back).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     NotFound,
@@ -53,6 +59,7 @@ pub enum Rejection {
         opens_at_ms: Option<i64>,
     },
     Closed,
+    SoldOut,
     QtyOverLimit {
         max_per_user: u32,
     },
@@ -67,8 +74,24 @@ pub enum Rejection {
 pub enum AdmissionError {
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
-    #[error("admission script answered {0:?}")]
+    #[error("admission script answered {0}")]
     Protocol(String),
+}
+
+/// One order request as the script takes it.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub user_id: String,
+    pub key: IdempotencyKey,
+    pub qty: Quantity,
+}
+
+/// What one script call decided: a decision per request, in their order, and the drop's
+/// news when the call changed the drop.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub decisions: Vec<Decision>,
+    pub news: Option<DropNews>,
 }
 
 /// Calls the admission script (loaded once, called by SHA, reloaded on NOSCRIPT).
@@ -84,7 +107,7 @@ impl Admission {
         Self {
             redis,
             keys,
-            script: redis::Script::new(include_str!("admission.lua")),
+            script: redis::Script::new(&with_news(include_str!("admission.lua"))),
         }
     }
 
@@ -96,29 +119,99 @@ impl Admission {
         key: &IdempotencyKey,
         qty: Quantity,
     ) -> Result<Decision, AdmissionError> {
-        let reply: Vec<String> = self
-            .script
-            .key(self.keys.drop_meta(drop_id))
-            .key(self.keys.drop_holders(drop_id))
-            .key(self.keys.drop_idempotency(drop_id))
-            .key(self.keys.drop_outbox(drop_id))
-            .key(self.keys.drop_entries(drop_id))
-            .key(self.keys.drop_orders(drop_id))
-            .key(self.keys.drop_deadlines(drop_id))
-            .arg(user_id)
-            .arg(key.as_str())
-            .arg(fingerprint(qty))
-            .arg(qty.get())
-            .arg(new_order_id(drop_id))
-            .invoke_async(&mut self.redis.clone())
+        let request = OrderRequest {
+            user_id: user_id.to_string(),
+            key: key.clone(),
+            qty,
+        };
+        let mut decided = self
+            .admit_batch(drop_id, std::slice::from_ref(&request))
             .await?;
-        parse_reply(&reply)
+        decided
+            .decisions
+            .pop()
+            .ok_or_else(|| AdmissionError::Protocol("no decision".into()))
+    }
+
+    /// Decides `requests` (at most [`MAX_BATCH`]) for `drop_id` in one atomic step, in
+    /// their order: each gets the answer it would get alone at its place.
+    pub async fn admit_batch(
+        &self,
+        drop_id: &str,
+        requests: &[OrderRequest],
+    ) -> Result<Decided, AdmissionError> {
+        debug_assert!(requests.len() <= MAX_BATCH);
+        let keys = &self.keys;
+        let mut invocation = self.script.key(keys.drop_meta(drop_id));
+        invocation
+            .key(keys.drop_holders(drop_id))
+            .key(keys.drop_idempotency(drop_id))
+            .key(keys.drop_outbox(drop_id))
+            .key(keys.drop_entries(drop_id))
+            .key(keys.drop_orders(drop_id))
+            .key(keys.drop_deadlines(drop_id))
+            .arg(keys.drop_news_channel())
+            .arg(drop_id);
+        for request in requests {
+            invocation
+                .arg(&request.user_id)
+                .arg(request.key.as_str())
+                .arg(fingerprint(request.qty))
+                .arg(request.qty.get())
+                .arg(new_order_id(drop_id));
+        }
+        let reply: Vec<Value> = invocation.invoke_async(&mut self.redis.clone()).await?;
+        let decided = parse_batch(&reply)?;
+        if decided.decisions.len() != requests.len() {
+            return Err(AdmissionError::Protocol(format!(
+                "{} decisions for {} requests",
+                decided.decisions.len(),
+                requests.len()
+            )));
+        }
+        Ok(decided)
     }
 }
 
 /// What identifies a request body: the same key with another fingerprint is a conflict.
 fn fingerprint(qty: Quantity) -> String {
     format!("qty={}", qty.get())
+}
+
+fn parse_batch(reply: &[Value]) -> Result<Decided, AdmissionError> {
+    let (news, replies) = reply
+        .split_first()
+        .ok_or_else(|| AdmissionError::Protocol("an empty reply".into()))?;
+    let news = match text(news) {
+        Some(line) if line.is_empty() => None,
+        Some(line) => {
+            Some(DropNews::parse(&line).map_err(|e| AdmissionError::Protocol(e.to_string()))?)
+        }
+        None => return Err(AdmissionError::Protocol(format!("news {news:?}"))),
+    };
+    let decisions = replies
+        .iter()
+        .map(|r| match r {
+            Value::Array(parts) => {
+                let parts: Option<Vec<String>> = parts.iter().map(text).collect();
+                parts
+                    .ok_or_else(|| AdmissionError::Protocol(format!("{r:?}")))
+                    .and_then(|parts| parse_reply(&parts))
+            }
+            other => Err(AdmissionError::Protocol(format!("{other:?}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Decided { decisions, news })
+}
+
+/// A script value as text (Lua numbers come back as integers).
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 fn parse_reply(reply: &[String]) -> Result<Decision, AdmissionError> {
@@ -143,6 +236,7 @@ fn parse_reply(reply: &[String]) -> Result<Decision, AdmissionError> {
                     opens_at_ms: (number >= 0).then_some(number),
                 },
                 "closed" => Rejection::Closed,
+                "sold_out" => Rejection::SoldOut,
                 "invalid_qty" => Rejection::QtyOverLimit {
                     max_per_user: u32::try_from(number).map_err(|_| bad())?,
                 },
@@ -156,7 +250,7 @@ fn parse_reply(reply: &[String]) -> Result<Decision, AdmissionError> {
 }
 
 /// Parses a recorded answer: `reserved\t<id>\t<qty>\t<pay_by_ms>`,
-/// `entered\t<id>\t<qty>\t<draw_at_ms>`, `sold_out` or `limit_reached\t<max>`.
+/// `entered\t<id>\t<qty>\t<draw_at_ms>` or `limit_reached\t<max>`.
 fn parse_answer(text: &str) -> Option<Answer> {
     let parts: Vec<&str> = text.split('\t').collect();
     match parts.as_slice() {
@@ -170,7 +264,6 @@ fn parse_answer(text: &str) -> Option<Answer> {
             qty: qty.parse().ok()?,
             draw_at_ms: draw_at_ms.parse().ok()?,
         }),
-        ["sold_out"] => Some(Answer::SoldOut),
         ["limit_reached", max] => Some(Answer::LimitReached {
             max_per_user: max.parse().ok()?,
         }),
@@ -184,6 +277,10 @@ mod tests {
 
     fn reply(parts: &[&str]) -> Vec<String> {
         parts.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
     }
 
     #[test]
@@ -214,9 +311,29 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_reply_has_news_then_one_decision_per_request() {
+        let news = "change\tdrp_1\t4\tlaunched\t1000\t0\tfcfs\t\t1\tu1";
+        let reply = [
+            bulk(news),
+            Value::Array(vec![
+                bulk("fresh"),
+                bulk("reserved\tord_1\t1\t1700"),
+                Value::Int(0),
+                Value::Int(1600),
+            ]),
+            Value::Array(vec![bulk("reject"), bulk("sold_out"), Value::Int(0)]),
+        ];
+        let decided = parse_batch(&reply).unwrap();
+        assert_eq!(decided.news.unwrap().users, ["u1"]);
+        assert_eq!(decided.decisions[1], Decision::Reject(Rejection::SoldOut));
+        assert!(parse_batch(&[bulk("")]).unwrap().news.is_none());
+    }
+
+    #[test]
     fn an_unknown_reply_is_a_protocol_error() {
         assert!(parse_reply(&reply(&["fresh", "reserved\tord_1"])).is_err());
         assert!(parse_reply(&reply(&["maybe"])).is_err());
         assert!(parse_reply(&[]).is_err());
+        assert!(parse_batch(&[]).is_err());
     }
 }

@@ -2,7 +2,8 @@
 -- scripts cannot compute), once. It refuses while the entry window is still open by
 -- Redis time, and when the entries changed since they were read, so the draw always
 -- covers exactly the final set of entries. Winners take their units and get a payment
--- deadline; every entry's outcome is appended to the outbox.
+-- deadline; every entry's outcome is appended to the outbox, and every orders process is
+-- told (drop news). (drop_news.lua is in front of this text.)
 --
 -- KEYS[1]  drop meta hash
 -- KEYS[2]  holders hash: user id -> units held
@@ -10,10 +11,12 @@
 -- KEYS[4]  entries hash: user id -> "<order id>\t<qty>"
 -- KEYS[5]  orders hash: order id -> "<status>\t<user>\t<qty>\t<pay_by_ms>" (live state)
 -- KEYS[6]  deadlines sorted set: reserved order ids scored by pay_by_ms
--- ARGV[1]  number of entries the draw was computed over
--- ARGV[2]  cutoff rank (hex of the largest winning rank; "" when nobody won)
--- ARGV[3]  number of winners
--- ARGV[4..] per entry: user id, order id, qty, won ("1" or "0")
+-- ARGV[1]  drop news channel
+-- ARGV[2]  drop id
+-- ARGV[3]  number of entries the draw was computed over
+-- ARGV[4]  cutoff rank (hex of the largest winning rank; "" when nobody won)
+-- ARGV[5]  number of winners
+-- ARGV[6..] per entry: user id, order id, qty, won ("1" or "0")
 -- Refuses as 'changed' too when the winners would take more than the stock left.
 -- Returns  { 'drawn', stock_left, sold_out_at_ms (0 if not sold out), drawn_at_ms }
 --        | { 'already' } | { 'too_early', draw_at_ms } | { 'changed' }
@@ -27,12 +30,12 @@ local draw_at_ms = tonumber(meta[2]) + tonumber(meta[3])
 if now_ms < draw_at_ms then
   return { 'too_early', string.format('%.0f', draw_at_ms) }
 end
-if redis.call('HLEN', KEYS[4]) ~= tonumber(ARGV[1]) then
+if redis.call('HLEN', KEYS[4]) ~= tonumber(ARGV[3]) then
   return { 'changed' }
 end
 
 local taken = 0
-for i = 4, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   if ARGV[i + 3] == '1' then
     taken = taken + tonumber(ARGV[i + 2])
   end
@@ -44,7 +47,7 @@ end
 local at = string.format('%.0f', now_ms)
 local pay_by_ms = string.format('%.0f', now_ms + tonumber(meta[4]))
 local stock_left = tonumber(meta[5])
-for i = 4, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   local user, order_id, qty, won = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   if won == '1' then
     stock_left = redis.call('HINCRBY', KEYS[1], 'stock_left', -qty)
@@ -65,6 +68,7 @@ if stock_left == 0 then
   redis.call('XADD', KEYS[3], '*', 'kind', 'sold_out', 'at_ms', at)
   sold_out_at_ms = at
 end
-redis.call('HSET', KEYS[1], 'drawn', '1', 'drawn_at_ms', at, 'cutoff_rank', ARGV[2],
-  'draw_entries', ARGV[1], 'draw_winners', ARGV[3])
+redis.call('HSET', KEYS[1], 'drawn', '1', 'drawn_at_ms', at, 'cutoff_rank', ARGV[4],
+  'draw_entries', ARGV[3], 'draw_winners', ARGV[5])
+publish_drop_change(KEYS[1], ARGV[1], ARGV[2], '')
 return { 'drawn', stock_left, sold_out_at_ms, at }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::drop_news::with_news;
 use linkdrop_domain::ids::drop_of_order;
 use linkdrop_domain::keys::Keys;
 use tokio_util::sync::CancellationToken;
@@ -69,7 +70,7 @@ impl Lifecycle {
             keys,
             stock,
             pay: redis::Script::new(include_str!("pay.lua")),
-            expire: redis::Script::new(include_str!("expire.lua")),
+            expire: redis::Script::new(&with_news(include_str!("expire.lua"))),
         }
     }
 
@@ -128,6 +129,8 @@ impl Lifecycle {
             .key(self.keys.drop_holders(drop_id))
             .key(self.keys.drop_outbox(drop_id))
             .key(self.keys.drop_deadlines(drop_id))
+            .arg(self.keys.drop_news_channel())
+            .arg(drop_id)
             .arg(order_id)
             .invoke_async(&mut self.redis.clone())
             .await?;

@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::db::Db;
+use linkdrop_domain::drop_news::with_news;
 use linkdrop_domain::events::RoomEvent;
 use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::keys::Keys;
@@ -148,7 +149,7 @@ impl Drawer {
             bus,
             stock,
             db,
-            script: redis::Script::new(include_str!("draw.lua")),
+            script: redis::Script::new(&with_news(include_str!("draw.lua"))),
             scheduled: Arc::default(),
         }
     }
@@ -276,6 +277,8 @@ impl Drawer {
             .key(self.keys.drop_entries(drop_id))
             .key(self.keys.drop_orders(drop_id))
             .key(self.keys.drop_deadlines(drop_id))
+            .arg(self.keys.drop_news_channel())
+            .arg(drop_id)
             .arg(count)
             .arg(outcome.cutoff_rank.clone().unwrap_or_default())
             .arg(outcome.winners);

@@ -19,7 +19,9 @@ use linkdrop_domain::model::{IdempotencyKey, Quantity};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admission::{Admission, AdmissionError, Answer, Decision, Rejection};
+use crate::admission::{AdmissionError, Answer, Decision, OrderRequest, Rejection};
+use crate::admission_queue::AdmissionQueue;
+use crate::edge::{Edge, Refusal};
 use crate::lifecycle::{Lifecycle, LifecycleError, Payment};
 use crate::lottery::Drawer;
 use crate::protection::Protection;
@@ -49,7 +51,9 @@ impl std::ops::Deref for OrdersState {
 
 /// The parts of [`OrdersState`].
 pub struct OrdersParts {
-    pub admission: Admission,
+    /// Refuses at the edge what the script would refuse (none when switched off).
+    pub edge: Option<Edge>,
+    pub admission: AdmissionQueue,
     pub lifecycle: Lifecycle,
     pub redis: RedisConn,
     pub keys: Keys,
@@ -76,8 +80,9 @@ pub fn router(state: OrdersState) -> Router {
         .with_state(state)
 }
 
+/// The body of an order request.
 #[derive(Debug, Deserialize)]
-struct OrderRequest {
+struct OrderBody {
     qty: i64,
 }
 
@@ -96,18 +101,30 @@ async fn place_order(
     let _in_flight = state.protection.enter()?;
     let headers = parts.headers.clone();
     let ApiJson(body) =
-        ApiJson::<OrderRequest>::from_request(Request::from_parts(parts, body), &state).await?;
+        ApiJson::<OrderBody>::from_request(Request::from_parts(parts, body), &state).await?;
     let key = IdempotencyKey::parse(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
     if !ids::is_well_formed(&drop_id) {
         return Err(ApiError::NotFound("drop"));
     }
     let qty = Quantity::parse(body.qty)?;
+    if let Some(edge) = &state.edge
+        && let Some(refusal) = edge.check(&drop_id, &shopper.user_id, qty.get()).await?
+    {
+        metrics::counter!("linkdrop_orders_total", "outcome" => refusal.outcome(), "how" => "edge")
+            .increment(1);
+        return Err(refusal_error(refusal));
+    }
     let started = std::time::Instant::now();
+    let request = OrderRequest {
+        user_id: shopper.user_id,
+        key,
+        qty,
+    };
     let decision = state
         .admission
-        .admit(&drop_id, &shopper.user_id, &key, qty)
+        .admit(&drop_id, request)
         .await
-        .map_err(|e| match e {
+        .map_err(|e| match e.as_ref() {
             AdmissionError::Redis(e) => ApiError::from(e),
             other => ApiError::internal(other),
         })?;
@@ -147,7 +164,13 @@ async fn place_order(
             });
             Err(ApiError::DrawPending)
         }
-        Decision::Reject(rejection) => Err(rejection_error(rejection)),
+        Decision::Reject(rejection) => {
+            if let Rejection::SoldOut = rejection {
+                metrics::counter!("linkdrop_orders_total", "outcome" => "sold_out", "how" => "script")
+                    .increment(1);
+            }
+            Err(rejection_error(rejection))
+        }
     }
 }
 
@@ -155,7 +178,6 @@ fn count_outcome(answer: &Answer, how: &'static str) {
     let outcome = match answer {
         Answer::Reserved { .. } => "reserved",
         Answer::Entered { .. } => "entered",
-        Answer::SoldOut => "sold_out",
         Answer::LimitReached { .. } => "limit_reached",
     };
     metrics::counter!("linkdrop_orders_total", "outcome" => outcome, "how" => how).increment(1);
@@ -202,7 +224,6 @@ fn answer_response(answer: Answer) -> Response {
             })),
         )
             .into_response(),
-        Answer::SoldOut => ApiError::SoldOut.into_response(),
         Answer::LimitReached { max_per_user } => {
             ApiError::LimitReached { max_per_user }.into_response()
         }
@@ -215,11 +236,22 @@ fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::IdempotencyConflict => ApiError::IdempotencyConflict,
         Rejection::NotOpen { opens_at_ms } => ApiError::NotOpen { opens_at_ms },
         Rejection::Closed => ApiError::Closed,
+        Rejection::SoldOut => ApiError::SoldOut,
         Rejection::QtyOverLimit { max_per_user } => ApiError::invalid(
             "qty",
             format!("at most max_per_user ({max_per_user}) units per order"),
         ),
         Rejection::DrawPending { .. } => ApiError::DrawPending,
+    }
+}
+
+/// The answer to an edge refusal: the same as the script's.
+fn refusal_error(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::NotFound => ApiError::NotFound("drop"),
+        Refusal::NotOpen { opens_at_ms } => ApiError::NotOpen { opens_at_ms },
+        Refusal::Closed => ApiError::Closed,
+        Refusal::SoldOut => ApiError::SoldOut,
     }
 }
 

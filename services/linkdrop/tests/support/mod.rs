@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use linkdrop::startup::{Application, Role};
+use linkdrop::startup::{Application, Backends, Role};
 use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::config::{Config, RedisTarget};
 use linkdrop_domain::db::Db;
@@ -195,6 +195,8 @@ pub struct TestApp {
     pub namespace: String,
     /// The settings it runs with, for more processes of the same installation.
     pub env: BTreeMap<String, String>,
+    /// Its backends, when it runs in this process (for more processes beside it).
+    backends: Option<Backends>,
     shutdown: CancellationToken,
 }
 
@@ -250,6 +252,7 @@ async fn start(
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
     let live_state = app.live_state();
+    let backends = app.backends();
     tokio::spawn(app.run_until_stopped());
     let (db, redis) = if database_url.is_empty() {
         let records = linkdrop_domain::db::open_sqlite(&data_dir.join("records.sqlite"))
@@ -271,6 +274,7 @@ async fn start(
         http: reqwest::Client::new(),
         namespace: namespace.to_string(),
         env,
+        backends: Some(backends),
         shutdown,
     }
 }
@@ -303,6 +307,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             namespace: String::new(),
             env: BTreeMap::new(),
+            backends: None,
             shutdown: CancellationToken::new(),
         }
     }
@@ -354,6 +359,45 @@ impl TestApp {
         .await
     }
 
+    /// Another orders process of the same installation: on the stack a process of its own
+    /// (own connections), on the embedded backend one beside this one on its engine and
+    /// records (the only way there to have two).
+    pub async fn another_orders(&self) -> TestApp {
+        if !embedded() {
+            let database_url = self.env["LINKDROP_DATABASE_URL"].clone();
+            return start(
+                self.env.clone(),
+                &[Role::Orders],
+                &database_url,
+                &self.namespace,
+            )
+            .await;
+        }
+        let config =
+            Config::from_sources(None, &self.env).expect("the test configuration is valid");
+        let backends = self
+            .backends
+            .clone()
+            .expect("an application of this process");
+        let app = Application::build_beside(config, &[Role::Orders], backends.clone())
+            .await
+            .expect("another orders process starts");
+        let addr = app.local_addr();
+        let shutdown = app.shutdown_token();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            addr,
+            base_url: format!("http://{addr}"),
+            db: self.db.clone(),
+            redis: self.redis.clone(),
+            http: reqwest::Client::new(),
+            namespace: self.namespace.clone(),
+            env: self.env.clone(),
+            backends: Some(backends),
+            shutdown,
+        }
+    }
+
     /// Stops it as SIGTERM would.
     pub fn shut_down(&self) {
         self.shutdown.cancel();
@@ -371,6 +415,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             namespace: namespace.to_string(),
             env: BTreeMap::new(),
+            backends: None,
             shutdown: CancellationToken::new(),
         }
     }
