@@ -19,7 +19,7 @@ use linkdrop_domain::secret::Secret;
 use serde::Serialize;
 
 use crate::limits::{Limits, Verdict, error_rate};
-use crate::stats::{Latency, latency};
+use crate::stats::{Latency, latency, progress};
 
 #[derive(Args, Debug, Clone)]
 pub struct OrdersArgs {
@@ -66,6 +66,8 @@ pub struct Report {
     /// Failed requests and answers other than 201 and 409, per request.
     pub error_rate: f64,
     pub latency: Latency,
+    /// Milliseconds from the start by which each percent of the answers had arrived.
+    pub progress_ms: Vec<f64>,
     pub verdict: Verdict,
 }
 
@@ -75,6 +77,8 @@ struct Tally {
     by_status: BTreeMap<u16, u64>,
     failed: u64,
     micros: Vec<u32>,
+    /// When each answer arrived, in microseconds from the start of the storm.
+    answered_at: Vec<u64>,
 }
 
 pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
@@ -98,6 +102,7 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
         }
         total.failed += tally.failed;
         total.micros.extend(tally.micros);
+        total.answered_at.extend(tally.answered_at);
     }
     let seconds = started.elapsed().as_secs_f64();
     let answers: u64 = total.by_status.values().sum();
@@ -114,6 +119,7 @@ pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
         error_rate: error_rate(errors, args.requests),
         verdict: args.limits.judge(latency.p99_ms, errors, args.requests),
         latency,
+        progress_ms: progress(total.answered_at),
     })
 }
 
@@ -181,6 +187,7 @@ async fn client(
                 tally
                     .micros
                     .push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                tally.answered_at.push(started.elapsed().as_micros() as u64);
             }
             Err(_) => {
                 tally.failed += 1;

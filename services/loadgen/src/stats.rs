@@ -27,9 +27,30 @@ pub fn latency(mut micros: Vec<u32>) -> Latency {
     }
 }
 
+/// When the answers came in: the milliseconds from the start by which 0%, 1%, … 100% of
+/// them had arrived (101 points; empty without answers). The picture of a rush.
+pub fn progress(mut micros_since_start: Vec<u64>) -> Vec<f64> {
+    if micros_since_start.is_empty() {
+        return Vec::new();
+    }
+    micros_since_start.sort_unstable();
+    let last = micros_since_start.len() - 1;
+    (0..=100)
+        .map(|percent| micros_since_start[last * percent / 100] as f64 / 1000.0)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_has_a_point_per_percent_from_first_to_last() {
+        let curve = progress((1..=1000).rev().map(|ms| ms * 1000).collect());
+        assert_eq!(curve.len(), 101);
+        assert_eq!((curve[0], curve[50], curve[100]), (1.0, 500.0, 1000.0));
+        assert!(progress(Vec::new()).is_empty());
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {
