@@ -42,6 +42,11 @@ impl FromRef<ControlState> for Auth {
     }
 }
 
+/// Declares the control API's metrics, at zero, so that they are exported from the start.
+pub fn register_metrics() {
+    linkdrop_domain::telemetry::declare_counter("linkdrop_drops_launched_total", "Drops launched");
+}
+
 pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/v1/api-keys", post(api_keys::create))

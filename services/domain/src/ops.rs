@@ -1,4 +1,6 @@
-//! `/healthz`, `/readyz` and `/metrics`, served by every role.
+//! `/healthz`, `/readyz` and `/metrics`, served by every role. `/metrics` runs the checks
+//! of `/readyz` too and exports their outcome as `linkdrop_ready`, so that a process that
+//! answers but cannot reach a backend shows in Prometheus as well.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::backends::Probe;
-use crate::telemetry::metrics_handle;
+use crate::telemetry::{collect_process_metrics, metrics_handle, record_readiness};
 
 /// What `/readyz` checks and reports.
 #[derive(Clone)]
@@ -47,6 +49,7 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
     let results = probe_all(&ops.probes).await;
     let ready = results.iter().all(|(_, r)| r.is_ok());
+    record_readiness(&ops.roles, ready);
     let checks: Map<String, Value> = results
         .into_iter()
         .map(|(name, result)| {
@@ -81,7 +84,10 @@ async fn probe_all(probes: &[Probe]) -> Vec<(&'static str, Result<(), String>)> 
     results.into_iter().map(|(_, n, r)| (n, r)).collect()
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
+    let ready = probe_all(&ops.probes).await.iter().all(|(_, r)| r.is_ok());
+    record_readiness(&ops.roles, ready);
+    collect_process_metrics();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics_handle().render(),

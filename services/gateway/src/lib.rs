@@ -84,6 +84,48 @@ pub struct GatewayDeps {
     pub connects_per_ip_per_s: u32,
 }
 
+/// Declares the gateway's metrics, at zero, so that they are exported from the start
+/// (README, "What to watch in `/metrics`"; the rules and dashboard in deploy/monitoring).
+pub fn register_metrics() {
+    use linkdrop_domain::telemetry::{declare_counter, declare_gauge, declare_seconds};
+    declare_gauge(
+        "linkdrop_gateway_connections",
+        "Viewers' WebSockets open on this gateway",
+    );
+    declare_seconds(
+        "linkdrop_gateway_broadcast_seconds",
+        "Time to enqueue one room event to every viewer of the room on this gateway",
+    );
+    declare_counter(
+        "linkdrop_gateway_frames_queued_total",
+        "Frames queued to viewers",
+    );
+    declare_counter(
+        "linkdrop_gateway_slow_consumers_total",
+        "Viewers closed because their queue overflowed (4008 slow consumer)",
+    );
+    declare_counter(
+        "linkdrop_gateway_bus_reconnects_total",
+        "Times the room bus subscription was lost (or fell behind) and taken up again",
+    );
+    declare_counter(
+        "linkdrop_gateway_gap_events_total",
+        "Room events missed on the room bus and delivered from the room's history",
+    );
+    declare_counter(
+        "linkdrop_gateway_connects_limited_total",
+        "WebSocket connects refused with 429 by the per-address limit",
+    );
+    declare_counter(
+        "linkdrop_gateway_resumed_total",
+        "Reconnecting viewers caught up from the room's history",
+    );
+    declare_counter(
+        "linkdrop_gateway_reaped_total",
+        "Viewers closed after not answering pings",
+    );
+}
+
 /// Starts the gateway: subscribes to the room bus (and waits until subscribed), starts the
 /// viewer reporter, and returns the WebSocket route.
 pub async fn start(

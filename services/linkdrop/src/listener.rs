@@ -15,6 +15,18 @@ const EMFILE_BACKOFF: Duration = Duration::from_millis(50);
 const EMFILE: i32 = 24;
 const ENFILE: i32 = 23;
 
+/// Declares the listener's metric, at zero for both kinds, so that it is exported from
+/// the start and the first failure counts as an increase.
+pub fn register_metrics() {
+    metrics::describe_counter!(
+        "linkdrop_accept_errors_total",
+        "Failed accepts of new connections, by kind (out_of_files: no file descriptor left)"
+    );
+    for kind in ["out_of_files", "other"] {
+        metrics::counter!("linkdrop_accept_errors_total", "kind" => kind).increment(0);
+    }
+}
+
 /// linkdrop's listener.
 pub struct Listener {
     inner: TcpListener,

@@ -356,6 +356,10 @@ impl Application {
         if roles.contains(&Role::Control) || roles.contains(&Role::Webhooks) {
             config.require_webhook_secret_key()?;
         }
+        // The recorder is installed and every process-wide metric declared before any role
+        // starts; each role declares its own as it starts (`start_role`).
+        telemetry::register_metrics();
+        crate::listener::register_metrics();
         let listener = Listener::bind(config.http_addr, config.reuse_port)
             .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
         let public_url = config.public_url_for(listener.local_addr()?);
@@ -398,7 +402,6 @@ impl Application {
             .fallback(no_route)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(config.body_limit_bytes));
-        let _ = telemetry::metrics_handle();
         tracing::info!(
             addr = %listener.local_addr()?,
             roles = ?roles.iter().map(Role::name).collect::<Vec<_>>(),
@@ -482,6 +485,7 @@ async fn start_role(
 ) -> anyhow::Result<RoleHandle> {
     Ok(match role {
         Role::Gateway => {
+            linkdrop_gateway::register_metrics();
             let deps = linkdrop_gateway::GatewayDeps {
                 bus: backends.bus_source()?,
                 redis: backends.redis(),
@@ -492,6 +496,7 @@ async fn start_role(
             linkdrop_gateway::start(deps, shutdown.clone()).await?
         }
         Role::Orders => {
+            crate::metrics::register_orders_metrics();
             let redis = backends.redis();
             let stock = stock_ticker(backends, keys);
             let protection = Protection::new(Limits {
@@ -547,6 +552,7 @@ async fn start_role(
                 .with_task(expiry)
         }
         Role::Relay => {
+            linkdrop_relay::register_metrics();
             // The relay blocks on reads: on Redis it gets a connection of its own (the
             // engine waits without holding anything up).
             let redis = match &backends.engine {
@@ -573,6 +579,7 @@ async fn start_role(
             RoleHandle::new("settle")
         }
         Role::Settle => {
+            linkdrop_settle::register_metrics();
             let deps = linkdrop_settle::SettleDeps {
                 db: backends.db(),
                 keys: keys.clone(),
@@ -585,6 +592,7 @@ async fn start_role(
             linkdrop_settle::start(deps, shutdown.clone()).await?
         }
         Role::Webhooks => {
+            linkdrop_webhooks::register_metrics();
             let deps = linkdrop_webhooks::DispatcherDeps {
                 db: backends.db(),
                 guard: webhook_guard(config),
@@ -599,6 +607,7 @@ async fn start_role(
             linkdrop_webhooks::start(deps, shutdown.clone())
         }
         Role::Control => {
+            linkdrop_control::register_metrics();
             let redis = backends.redis();
             let state = linkdrop_control::ControlState {
                 db: backends.db(),

@@ -135,6 +135,35 @@ pub struct RelayDeps {
     pub lease_ms: u64,
 }
 
+/// Declares the relay's metrics, at zero, so that they are exported from the start.
+pub fn register_metrics() {
+    use linkdrop_domain::telemetry::{declare_counter, declare_gauge, declare_seconds};
+    declare_gauge(
+        "linkdrop_outbox_length",
+        "Order events waiting in the outboxes of the drops this relay holds",
+    );
+    declare_seconds(
+        "linkdrop_relay_lag_seconds",
+        "From an order's decision to its event being durably delivered (Kafka, or the records embedded)",
+    );
+    declare_counter(
+        "linkdrop_relay_produced_total",
+        "Order events delivered and acknowledged",
+    );
+    declare_counter(
+        "linkdrop_relay_claimed_total",
+        "Unacknowledged outbox entries taken over from another relay",
+    );
+    declare_counter(
+        "linkdrop_relay_malformed_total",
+        "Outbox entries without an order event, dropped",
+    );
+    declare_counter(
+        "linkdrop_relay_drop_errors_total",
+        "Rounds in which a drop's keys could not be read (its Redis node is down)",
+    );
+}
+
 /// Creates the orders topic if needed, then runs the relay until `shutdown`.
 pub async fn start(
     deps: RelayDeps,

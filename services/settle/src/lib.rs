@@ -67,6 +67,41 @@ pub struct SettleDeps {
     pub session_timeout_ms: u64,
 }
 
+/// Declares settlement's metrics, at zero, so that they are exported from the start. Only
+/// a settlement worker on Kafka has them: on the embedded backend the relay settles.
+pub fn register_metrics() {
+    use linkdrop_domain::telemetry::{declare_counter, declare_gauge, declare_seconds};
+    declare_gauge(
+        "linkdrop_settle_consumer_lag",
+        "Messages on this worker's partitions of the orders topic not consumed yet",
+    );
+    declare_seconds(
+        "linkdrop_settle_latency_seconds",
+        "From an order's decision to its settlement in the records",
+    );
+    declare_seconds(
+        "linkdrop_settle_batch_seconds",
+        "Time of one settlement transaction",
+    );
+    metrics::describe_histogram!(
+        "linkdrop_settle_batch_size",
+        "Order events per settlement transaction"
+    );
+    let _ = metrics::histogram!("linkdrop_settle_batch_size");
+    declare_counter("linkdrop_settle_inserted_total", "Orders inserted");
+    declare_counter(
+        "linkdrop_settle_duplicates_total",
+        "Order events already settled (delivered again), ignored",
+    );
+    declare_counter("linkdrop_settle_drawn_total", "Lottery results settled");
+    declare_counter("linkdrop_settle_paid_total", "Payments settled");
+    declare_counter("linkdrop_settle_expired_total", "Expiries settled");
+    declare_counter(
+        "linkdrop_settle_malformed_total",
+        "Messages on the orders topic that are not order events, skipped",
+    );
+}
+
 /// Joins the settlement consumer group and settles until `shutdown`.
 pub async fn start(
     deps: SettleDeps,

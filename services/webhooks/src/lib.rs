@@ -82,6 +82,26 @@ pub struct DispatcherDeps {
     pub settings: Settings,
 }
 
+/// Declares the dispatcher's metrics, at zero, so that they are exported from the start.
+pub fn register_metrics() {
+    use linkdrop_domain::telemetry::declare_counter;
+    metrics::describe_counter!(
+        "linkdrop_webhook_attempts_total",
+        "Delivery attempts, by result (delivered, failed)"
+    );
+    for result in ["delivered", "failed"] {
+        metrics::counter!("linkdrop_webhook_attempts_total", "result" => result).increment(0);
+    }
+    declare_counter(
+        "linkdrop_webhook_dead_total",
+        "Messages that failed their last attempt: dead letters",
+    );
+    declare_counter(
+        "linkdrop_webhook_endpoints_disabled_total",
+        "Endpoints disabled (410, or failing for LINKDROP_WEBHOOK_DISABLE_AFTER_MS)",
+    );
+}
+
 /// Starts the dispatcher (the webhooks role).
 pub fn start(deps: DispatcherDeps, shutdown: CancellationToken) -> RoleHandle {
     let dispatcher = Dispatcher::new(deps.db, deps.guard, deps.settings, Arc::new(SystemClock));
