@@ -3,6 +3,5 @@
 //! start the very same thing on port 0.
 
 pub mod listener;
-pub mod metrics;
 pub mod startup;
 pub mod watch;

@@ -496,7 +496,7 @@ async fn start_role(
             linkdrop_gateway::start(deps, shutdown.clone()).await?
         }
         Role::Orders => {
-            crate::metrics::register_orders_metrics();
+            linkdrop_orders::metrics::register_metrics();
             let redis = backends.redis();
             let stock = stock_ticker(backends, keys);
             let protection = Protection::new(Limits {

@@ -12,6 +12,7 @@ pub mod admission_queue;
 pub mod edge;
 pub mod lifecycle;
 pub mod lottery;
+pub mod metrics;
 pub mod protection;
 pub mod queries;
 pub mod routes;
