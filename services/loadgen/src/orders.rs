@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use std::io::Write;
+
 use clap::Args;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
 use linkdrop_domain::auth::TokenKeys;
 use linkdrop_domain::secret::Secret;
 use serde::Serialize;
 
+use crate::http::RawConnection;
 use crate::limits::{Limits, Verdict, error_rate};
 use crate::stats::{Latency, latency, progress};
 
@@ -51,6 +51,9 @@ pub struct OrdersArgs {
     limits: Limits,
 }
 
+/// The body of every order request.
+const BODY: &[u8] = br#"{"qty":1}"#;
+
 /// What a storm came to.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -82,7 +85,14 @@ struct Tally {
 }
 
 pub async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
+    // Every shopper's token is made before the clock starts: the storm measures linkdrop.
     let tokens = TokenKeys::new(&Secret::new(args.jwt_secret.clone()));
+    let tokens: Arc<Vec<String>> = Arc::new(
+        (0..args.requests)
+            .map(|n| tokens.mint(&format!("{}{n}", args.user_prefix), 3600))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -148,14 +158,19 @@ fn due_at_s(n: u64, rate: u64, ramp_s: f64) -> f64 {
 /// One connection: takes the next request number until all are sent.
 async fn client(
     args: OrdersArgs,
-    tokens: TokenKeys,
+    tokens: Arc<Vec<String>>,
     next: Arc<AtomicU64>,
     started: Instant,
 ) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
-    let mut sender = crate::http::connect(&args.addr).await?;
-    let path = format!("/v1/drops/{}/orders", args.drop);
-    let body = Bytes::from_static(br#"{"qty":1}"#);
+    let mut connection = RawConnection::open(&args.addr).await?;
+    let head = format!(
+        "POST /v1/drops/{}/orders HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        args.drop,
+        args.addr,
+        BODY.len()
+    );
+    let mut request = Vec::with_capacity(1024);
     loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
         if n >= args.requests {
@@ -169,20 +184,16 @@ async fn client(
             }
             None => Instant::now(),
         };
-        let token = tokens
-            .mint(&format!("{}{n}", args.user_prefix), 3600)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let request = Request::post(&path)
-            .header("host", &args.addr)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("k{n}"))
-            .body(Full::new(body.clone()))?;
-        match sender.send_request(request).await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                // Reading the body keeps the connection reusable.
-                let _ = response.into_body().collect().await;
+        request.clear();
+        request.extend_from_slice(head.as_bytes());
+        write!(
+            request,
+            "authorization: Bearer {}\r\nidempotency-key: k{n}\r\n\r\n",
+            tokens[n as usize]
+        )?;
+        request.extend_from_slice(BODY);
+        match connection.round_trip(&request).await {
+            Ok(status) => {
                 *tally.by_status.entry(status).or_default() += 1;
                 tally
                     .micros
@@ -191,7 +202,7 @@ async fn client(
             }
             Err(_) => {
                 tally.failed += 1;
-                sender = crate::http::connect(&args.addr).await?;
+                connection = RawConnection::open(&args.addr).await?;
             }
         }
     }
