@@ -3,12 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::{Principal, generate_api_key};
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::db::api_keys;
 use linkdrop_domain::ids::{self, new_id, prefix};
-use linkdrop_domain::json::ApiJson;
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::{Principal, generate_api_key};
+use linkdrop_infra::json::ApiJson;
+use linkdrop_records::db::api_keys;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

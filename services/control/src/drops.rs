@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::{DropCard, RoomEvent};
-use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::ids::{self, new_id, prefix};
-use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::Principal;
+use linkdrop_infra::hash_fields::HashFields;
+use linkdrop_infra::json::ApiJson;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ use crate::ControlState;
 use crate::live::{self, DropRow, Seed};
 use crate::rooms::load_room;
 use crate::store;
-use linkdrop_orders::lottery;
+use linkdrop_domain::lottery;
 
 pub async fn create(
     State(state): State<ControlState>,
@@ -106,12 +106,6 @@ pub async fn launch(
     let opens_at_ms = live::launch(&state, &row, countdown_ms, seed.as_ref()).await?;
     let seed_hash = seed.map(|s| s.hash);
     store::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
-    if let Fairness::Lottery { window_ms } = row.fairness() {
-        // Drawn on time even if nobody enters; orders processes schedule it too.
-        state
-            .drawer
-            .schedule(&row.id, opens_at_ms + i64::from(window_ms));
-    }
     let spec = row.spec();
     let event = RoomEvent::Countdown {
         drop: DropCard::new(&row.id, &spec),

@@ -15,11 +15,11 @@ pub mod store;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
-use linkdrop_domain::auth::Auth;
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::db::Db;
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::room_bus::RoomBus;
+use linkdrop_infra::auth::Auth;
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::room_bus::RoomBus;
+use linkdrop_records::db::Db;
 
 /// What the control routes share.
 #[derive(Clone)]
@@ -32,8 +32,6 @@ pub struct ControlState {
     pub auth: Auth,
     /// Base URL of the public API, for the `order_url` pushed with a countdown.
     pub public_url: String,
-    /// Draws lottery drops at the end of their window.
-    pub drawer: linkdrop_orders::lottery::Drawer,
 }
 
 impl FromRef<ControlState> for Auth {
@@ -44,7 +42,7 @@ impl FromRef<ControlState> for Auth {
 
 /// Declares the control API's metrics, at zero, so that they are exported from the start.
 pub fn register_metrics() {
-    linkdrop_domain::telemetry::declare_counter("linkdrop_drops_launched_total", "Drops launched");
+    linkdrop_infra::telemetry::declare_counter("linkdrop_drops_launched_total", "Drops launched");
 }
 
 pub fn router(state: ControlState) -> Router {

@@ -1,11 +1,11 @@
 //! A drop's record (the system of record) joined with its live state (Redis), and the scripts that
 //! change the live state: launch and close.
 
-use linkdrop_domain::ApiError;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::drop_news::with_news;
-use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::model::{DropSpec, DropState, Fairness, Room};
+use linkdrop_infra::ApiError;
+use linkdrop_infra::hash_fields::HashFields;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 

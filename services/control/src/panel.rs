@@ -7,10 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::{Principal, is_valid_user_id};
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::json::ApiJson;
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::{Principal, is_valid_user_id};
+use linkdrop_infra::json::ApiJson;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -3,15 +3,15 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::db::rooms;
 use linkdrop_domain::ids::{self, new_id, prefix};
-use linkdrop_domain::json::ApiJson;
-use linkdrop_domain::json::ApiQuery;
 use linkdrop_domain::model::Room;
-use linkdrop_domain::viewers;
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::Principal;
+use linkdrop_infra::json::ApiJson;
+use linkdrop_infra::json::ApiQuery;
+use linkdrop_infra::viewers;
+use linkdrop_records::db::rooms;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

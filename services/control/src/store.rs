@@ -2,9 +2,9 @@
 //! embedded backend). Each function keeps the PostgreSQL query checked at compile time and
 //! its SQLite twin next to it.
 
-use linkdrop_domain::db::{Db, Tx};
 use linkdrop_domain::events::merchant_event;
-use linkdrop_domain::webhook_outbox::{self, MerchantEvent};
+use linkdrop_records::db::{Db, Tx};
+use linkdrop_records::webhook_outbox::{self, MerchantEvent};
 use serde_json::json;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;

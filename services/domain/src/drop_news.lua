@@ -5,7 +5,7 @@
 --
 -- A piece of news is one line of tab-separated fields:
 --   kind (change | snapshot), drop id, version, phase, opens_at_ms, stock_left, policy,
---   drawn, max_per_user, users
+--   window_ms, drawn, max_per_user, users
 -- where version is the drop meta's `version` field (raised by one with every change, so a
 -- process that sees a jump knows it missed news), absent fields are empty, and users is
 -- the space-separated list of shoppers whose answer was recorded by this change (user ids
@@ -13,9 +13,9 @@
 
 local function drop_news(meta_key, drop_id, kind, users)
   local m = redis.call('HMGET', meta_key, 'version', 'phase', 'opens_at_ms', 'stock_left',
-    'policy', 'drawn', 'max_per_user')
+    'policy', 'window_ms', 'drawn', 'max_per_user')
   return table.concat({ kind, drop_id, m[1] or '0', m[2] or '', m[3] or '', m[4] or '',
-    m[5] or '', m[6] or '', m[7] or '', users }, '\t')
+    m[5] or '', m[6] or '', m[7] or '', m[8] or '', users }, '\t')
 end
 
 -- Raises the drop's version and publishes the news of this change on `channel`; returns it.

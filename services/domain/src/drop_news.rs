@@ -15,7 +15,7 @@ use crate::model::Fairness;
 pub const DROP_NEWS_LUA: &str = include_str!("drop_news.lua");
 
 /// The fields of a line of news, in order (`drop_news.lua` writes them so).
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 11] = [
     "kind",
     "drop_id",
     "version",
@@ -23,6 +23,7 @@ pub const FIELDS: [&str; 10] = [
     "opens_at_ms",
     "stock_left",
     "policy",
+    "window_ms",
     "drawn",
     "max_per_user",
     "users",
@@ -70,7 +71,8 @@ pub struct DropFacts {
     /// Set once launched.
     pub opens_at_ms: Option<i64>,
     pub stock_left: i64,
-    pub lottery: bool,
+    /// `Some(window_ms)` for a lottery.
+    pub lottery_window_ms: Option<u32>,
     /// A lottery's draw is done (after it, what is left sells first come, first served).
     pub drawn: bool,
     pub max_per_user: u32,
@@ -126,17 +128,21 @@ impl DropNews {
             "" => None,
             _ => Some(number(4)?),
         };
-        let lottery = match Fairness::from_parts(parts[6], Some(0)) {
-            Some(Fairness::Lottery { .. }) => true,
-            Some(Fairness::Fcfs) => false,
-            None => return Err(error(6, "unknown policy")),
+        let window_ms = match parts[7] {
+            "" => Some(0),
+            _ => i32::try_from(number(7)?).ok(),
         };
-        let drawn = match parts[7] {
+        let lottery_window_ms = match Fairness::from_parts(parts[6], window_ms) {
+            Some(Fairness::Lottery { window_ms }) => Some(window_ms),
+            Some(Fairness::Fcfs) => None,
+            None => return Err(error(6, "unknown policy or window")),
+        };
+        let drawn = match parts[8] {
             "1" => true,
             "" | "0" => false,
-            _ => return Err(error(7, "neither 0 nor 1")),
+            _ => return Err(error(8, "neither 0 nor 1")),
         };
-        let max_per_user = u32::try_from(number(8)?).map_err(|_| error(8, "out of range"))?;
+        let max_per_user = u32::try_from(number(9)?).map_err(|_| error(9, "out of range"))?;
         Ok(Self {
             kind,
             drop_id: parts[1].to_string(),
@@ -145,11 +151,11 @@ impl DropNews {
                 phase,
                 opens_at_ms,
                 stock_left: number(5)?,
-                lottery,
+                lottery_window_ms,
                 drawn,
                 max_per_user,
             },
-            users: parts[9]
+            users: parts[10]
                 .split(' ')
                 .filter(|u| !u.is_empty())
                 .map(str::to_string)
@@ -165,7 +171,7 @@ mod tests {
     #[test]
     fn a_change_carries_its_facts_and_users() {
         let news =
-            DropNews::parse("change\tdrp_1\t7\tlaunched\t1700\t0\tfcfs\t\t2\tu-1 U:2").unwrap();
+            DropNews::parse("change\tdrp_1\t7\tlaunched\t1700\t0\tfcfs\t0\t\t2\tu-1 U:2").unwrap();
         assert_eq!(news.kind, NewsKind::Change);
         assert_eq!(news.drop_id, "drp_1");
         assert_eq!(
@@ -175,7 +181,7 @@ mod tests {
                 phase: LivePhase::Launched,
                 opens_at_ms: Some(1700),
                 stock_left: 0,
-                lottery: false,
+                lottery_window_ms: None,
                 drawn: false,
                 max_per_user: 2,
             }
@@ -185,20 +191,27 @@ mod tests {
 
     #[test]
     fn a_draft_has_no_opening_time_nor_users() {
-        let news = DropNews::parse("snapshot\tdrp_1\t0\tdraft\t\t5\tlottery\t0\t1\t").unwrap();
+        let news =
+            DropNews::parse("snapshot\tdrp_1\t0\tdraft\t\t5\tlottery\t2000\t0\t1\t").unwrap();
         assert_eq!(news.facts.opens_at_ms, None);
-        assert!(news.facts.lottery);
+        assert_eq!(news.facts.lottery_window_ms, Some(2000));
         assert!(news.users.is_empty());
     }
 
     #[test]
     fn a_bad_field_is_named() {
         let bad = |line: &str| DropNews::parse(line).unwrap_err().field;
-        assert_eq!(bad("change\tdrp_1\tx\tdraft\t\t5\tfcfs\t\t1\t"), "version");
-        assert_eq!(bad("change\tdrp_1\t1\topen\t\t5\tfcfs\t\t1\t"), "phase");
-        assert_eq!(bad("change\tdrp_1\t1\tdraft\t\t5\tdutch\t\t1\t"), "policy");
         assert_eq!(
-            bad("change\tdrp_1\t1\tdraft\t\t5\tfcfs\t\t-1\t"),
+            bad("change\tdrp_1\tx\tdraft\t\t5\tfcfs\t0\t\t1\t"),
+            "version"
+        );
+        assert_eq!(bad("change\tdrp_1\t1\topen\t\t5\tfcfs\t0\t\t1\t"), "phase");
+        assert_eq!(
+            bad("change\tdrp_1\t1\tdraft\t\t5\tdutch\t0\t\t1\t"),
+            "policy"
+        );
+        assert_eq!(
+            bad("change\tdrp_1\t1\tdraft\t\t5\tfcfs\t0\t\t-1\t"),
             "max_per_user"
         );
         assert_eq!(bad("change\tdrp_1\t1"), "kind");

@@ -5,7 +5,38 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::problem::{ApiError, FieldError};
+/// A field that failed validation, shown next to the field by the control panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Input the domain does not take: every boundary answers it as its clients expect (HTTP
+/// with 422 `invalid` or 400 `bad_request`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("invalid: {0:?}")]
+    Invalid(Vec<FieldError>),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}
+
+impl InputError {
+    /// One invalid field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+}
 
 /// Most units one drop may put on sale.
 pub const MAX_STOCK: i64 = 10_000_000;
@@ -98,7 +129,7 @@ pub struct DropSpec {
 
 impl DropSpec {
     /// Checks every field and reports all invalid ones at once.
-    pub fn parse(req: NewDrop) -> Result<DropSpec, ApiError> {
+    pub fn parse(req: NewDrop) -> Result<DropSpec, InputError> {
         let mut errors = Vec::new();
         let mut check = |ok: bool, field: &str, message: &str| {
             if !ok {
@@ -155,7 +186,7 @@ impl DropSpec {
                 fairness,
                 pay_within_s: pay_within_s as u32,
             }),
-            _ => Err(ApiError::Invalid(errors)),
+            _ => Err(InputError::Invalid(errors)),
         }
     }
 }
@@ -264,12 +295,12 @@ impl OrderStatus {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(raw: Option<&str>) -> Result<Self, InputError> {
         let raw =
-            raw.ok_or_else(|| ApiError::BadRequest("missing Idempotency-Key header".into()))?;
+            raw.ok_or_else(|| InputError::BadRequest("missing Idempotency-Key header".into()))?;
         let valid = (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
         if !valid {
-            return Err(ApiError::BadRequest(
+            return Err(InputError::BadRequest(
                 "Idempotency-Key must be 1 to 128 visible ASCII characters".into(),
             ));
         }
@@ -287,9 +318,9 @@ impl IdempotencyKey {
 pub struct Quantity(u32);
 
 impl Quantity {
-    pub fn parse(qty: i64) -> Result<Self, ApiError> {
+    pub fn parse(qty: i64) -> Result<Self, InputError> {
         if !(1..=MAX_PER_USER).contains(&qty) {
-            return Err(ApiError::invalid(
+            return Err(InputError::invalid(
                 "qty",
                 "at least 1 and at most max_per_user",
             ));
@@ -337,7 +368,7 @@ mod tests {
             policy: "lottery".into(),
             window_ms: None,
         });
-        let Err(ApiError::Invalid(errors)) = DropSpec::parse(req) else {
+        let Err(InputError::Invalid(errors)) = DropSpec::parse(req) else {
             panic!("expected invalid");
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -370,7 +401,7 @@ mod tests {
 
     #[test]
     fn quantity_below_one_is_invalid() {
-        assert!(matches!(Quantity::parse(0), Err(ApiError::Invalid(_))));
+        assert!(matches!(Quantity::parse(0), Err(InputError::Invalid(_))));
         assert_eq!(Quantity::parse(2).unwrap().get(), 2);
     }
 }

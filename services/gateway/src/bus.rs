@@ -2,16 +2,16 @@
 //! the local members of its room, and every `order.result` the local connections of its
 //! shopper.
 //!
-//! The subscription (`linkdrop_domain::bus_listener`) reconnects by itself after a failure;
+//! The subscription (`linkdrop_infra::bus_listener`) reconnects by itself after a failure;
 //! the first successful subscription is reported so that the node accepts viewers only once
 //! it can deliver to them. Room events missed meanwhile are filled in from the room's
 //! history when the next one arrives. On the embedded backend the bus is the engine's
 //! in-process publishing, the same frames through the same path.
 
 use axum::extract::ws::Utf8Bytes;
-use linkdrop_domain::bus_listener::{BusSource, Heard, listen};
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::room_bus::{RoomBus, frame_seq};
+use linkdrop_infra::bus_listener::{BusSource, Heard, listen};
+use linkdrop_infra::room_bus::{RoomBus, frame_seq};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 

@@ -22,16 +22,16 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::Auth;
-use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::{self, new_id};
-use linkdrop_domain::json::ApiQuery;
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::role::RoleHandle;
-use linkdrop_domain::room_bus::RoomBus;
-use linkdrop_domain::viewers;
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::Auth;
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::json::ApiQuery;
+use linkdrop_infra::role::RoleHandle;
+use linkdrop_infra::room_bus::RoomBus;
+use linkdrop_infra::viewers;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -76,7 +76,7 @@ pub struct Shared {
 /// Everything a gateway needs to start.
 pub struct GatewayDeps {
     /// Where room events come from.
-    pub bus: linkdrop_domain::bus_listener::BusSource,
+    pub bus: linkdrop_infra::bus_listener::BusSource,
     pub redis: RedisConn,
     pub keys: Keys,
     pub auth: Auth,
@@ -87,7 +87,7 @@ pub struct GatewayDeps {
 /// Declares the gateway's metrics, at zero, so that they are exported from the start
 /// (README, "What to watch in `/metrics`"; the rules and dashboard in deploy/monitoring).
 pub fn register_metrics() {
-    use linkdrop_domain::telemetry::{declare_counter, declare_gauge, declare_seconds};
+    use linkdrop_infra::telemetry::{declare_counter, declare_gauge, declare_seconds};
     declare_gauge(
         "linkdrop_gateway_connections",
         "Viewers' WebSockets open on this gateway",

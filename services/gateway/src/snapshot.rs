@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::hash_fields::HashFields;
 use linkdrop_domain::model::DropState;
+use linkdrop_infra::hash_fields::HashFields;
 use serde_json::{Value, json};
 
 use crate::GatewayState;

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use linkdrop::startup::{Application, Role};
-use linkdrop_domain::auth::TokenKeys;
-use linkdrop_domain::config::Config;
-use linkdrop_domain::telemetry;
+use linkdrop_domain::tokens::TokenKeys;
+use linkdrop_infra::config::Config;
+use linkdrop_infra::telemetry;
 
 /// mimalloc instead of the system allocator: under a rush of orders the system allocator
 /// was a fifth of the orders process's CPU time (perf, BENCHMARKS.md).
@@ -112,8 +112,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             return linkdrop::watch::watch(&url, &room, &token).await;
         }
         Command::Migrate => {
-            let db = linkdrop_domain::backends::connect_db(config.require_database()?, 2).await?;
-            linkdrop_domain::backends::migrate(&db).await?;
+            let db = linkdrop_infra::backends::connect_db(config.require_database()?, 2).await?;
+            linkdrop_infra::backends::migrate(&db).await?;
             println!("migrations applied");
             return Ok(());
         }

@@ -10,26 +10,21 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::{Listener as _, ListenerExt};
-use linkdrop_domain::auth::{Auth, TokenKeys};
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::backends::{self, Probe, TopicLayout};
-use linkdrop_domain::bus_listener::BusSource;
-use linkdrop_domain::config::{Config, RedisDurability, RedisTarget};
-use linkdrop_domain::db::{self, Db};
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::ops::Ops;
-use linkdrop_domain::problem::{method_not_allowed, no_route};
-use linkdrop_domain::role::RoleHandle;
-use linkdrop_domain::room_bus::RoomBus;
-use linkdrop_domain::telemetry;
 use linkdrop_engine::Engine;
-use linkdrop_orders::admission::Admission;
-use linkdrop_orders::admission_queue::AdmissionQueue;
-use linkdrop_orders::edge::{Edge, EdgeSettings};
-use linkdrop_orders::lifecycle::Lifecycle;
-use linkdrop_orders::lottery::Drawer;
-use linkdrop_orders::protection::{Limits, Protection};
-use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
+use linkdrop_infra::auth::{Auth, TokenKeys};
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::backends::{self, Probe, TopicLayout};
+use linkdrop_infra::bus_listener::BusSource;
+use linkdrop_infra::config::{Config, RedisDurability, RedisTarget};
+use linkdrop_infra::ops::Ops;
+use linkdrop_infra::problem::{method_not_allowed, no_route};
+use linkdrop_infra::role::RoleHandle;
+use linkdrop_infra::room_bus::RoomBus;
+use linkdrop_infra::telemetry;
+use linkdrop_orders::edge::EdgeSettings;
+use linkdrop_orders::protection::Limits;
+use linkdrop_records::db::{self, Db};
 use tokio_util::sync::CancellationToken;
 
 /// How long roles may take to finish their work after shutdown was signalled.
@@ -496,60 +491,25 @@ async fn start_role(
             linkdrop_gateway::start(deps, shutdown.clone()).await?
         }
         Role::Orders => {
-            linkdrop_orders::metrics::register_metrics();
-            let redis = backends.redis();
-            let stock = stock_ticker(backends, keys);
-            let protection = Protection::new(Limits {
-                per_user_per_s: config.orders_per_user_per_s,
-                per_ip_per_s: config.orders_per_ip_per_s,
-                max_in_flight: config.orders_max_in_flight,
-            });
-            let cleanup = tokio::spawn(protection.clone().clean_up(shutdown.clone()));
-            let lifecycle = Lifecycle::new(redis.clone(), keys.clone(), stock.clone());
-            let expiry = tokio::spawn(lifecycle.clone().run_expiry(
-                Duration::from_millis(config.expiry_poll_ms),
-                shutdown.clone(),
-            ));
-            let edge = config.orders_edge.then(|| {
-                Edge::new(
-                    redis.clone(),
-                    keys.clone(),
-                    EdgeSettings {
-                        margin_ms: config.orders_edge_margin_ms as i64,
-                        max_age: Duration::from_millis(config.orders_edge_max_age_ms),
-                    },
-                )
-            });
-            let admission = AdmissionQueue::new(
-                Admission::new(redis.clone(), keys.clone()),
-                edge.clone(),
-                config.orders_batch_max,
-            );
-            let mut handle = RoleHandle::new("orders");
-            if let Some(edge) = &edge {
-                handle = handle
-                    .with_task(tokio::spawn(
-                        edge.clone()
-                            .listen(backends.bus_source()?, shutdown.clone()),
-                    ))
-                    .with_task(tokio::spawn(edge.clone().sweep(shutdown.clone())));
-            }
-            let state = linkdrop_orders::OrdersState::new(linkdrop_orders::OrdersParts {
-                edge,
-                admission,
-                lifecycle,
-                redis,
+            let deps = linkdrop_orders::OrdersDeps {
+                redis: backends.redis(),
+                news: backends.bus_source()?,
                 keys: keys.clone(),
-                protection,
-                drawer: drawer(backends, keys, &stock),
-                stock,
                 auth: auth.clone(),
                 db: backends.db(),
-            });
-            handle
-                .with_router(linkdrop_orders::router(state))
-                .with_task(cleanup)
-                .with_task(expiry)
+                limits: Limits {
+                    per_user_per_s: config.orders_per_user_per_s,
+                    per_ip_per_s: config.orders_per_ip_per_s,
+                    max_in_flight: config.orders_max_in_flight,
+                },
+                expiry_poll: Duration::from_millis(config.expiry_poll_ms),
+                edge: config.orders_edge.then_some(EdgeSettings {
+                    margin_ms: config.orders_edge_margin_ms as i64,
+                    max_age: Duration::from_millis(config.orders_edge_max_age_ms),
+                }),
+                batch_max: config.orders_batch_max,
+            };
+            linkdrop_orders::start(deps, shutdown.clone())
         }
         Role::Relay => {
             linkdrop_relay::register_metrics();
@@ -616,7 +576,6 @@ async fn start_role(
                 keys: keys.clone(),
                 auth: auth.clone(),
                 public_url: public_url.to_string(),
-                drawer: drawer(backends, keys, &stock_ticker(backends, keys)),
             };
             let endpoints = linkdrop_webhooks::WebhooksState {
                 db: backends.db(),
@@ -629,18 +588,6 @@ async fn start_role(
             RoleHandle::new("control").with_router(router)
         }
     })
-}
-
-fn stock_ticker(backends: &Backends, keys: &Keys) -> StockTicker {
-    let redis = backends.redis();
-    let bus = RoomBus::new(redis.clone(), keys.clone());
-    StockTicker::new(bus, redis, keys.clone(), STOCK_EVENT_INTERVAL)
-}
-
-fn drawer(backends: &Backends, keys: &Keys, stock: &StockTicker) -> Drawer {
-    let redis = backends.redis();
-    let bus = RoomBus::new(redis.clone(), keys.clone());
-    Drawer::new(redis, keys.clone(), bus, stock.clone(), backends.db())
 }
 
 fn webhook_guard(config: &Config) -> linkdrop_webhooks::guard::Guard {

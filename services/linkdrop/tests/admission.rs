@@ -7,7 +7,7 @@ mod support;
 use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
-use linkdrop_orders::lottery;
+use linkdrop_domain::lottery;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::{Answer, WebhookReceiver, spawn_app, spawn_app_with};

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use linkdrop_domain::config::{Config, RedisTarget};
+use linkdrop_infra::config::{Config, RedisTarget};
 use serde_json::Value;
 use support::test_python;
 

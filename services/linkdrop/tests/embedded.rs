@@ -104,7 +104,7 @@ async fn acknowledged_orders_survive_a_sigkill_of_the_embedded_process() {
 #[tokio::test]
 async fn a_single_role_without_servers_is_refused_with_the_keys_to_set() {
     let env = embedded_env(&fresh_data_dir(), &fresh_namespace());
-    let config = linkdrop_domain::config::Config::from_sources(None, &env).unwrap();
+    let config = linkdrop_infra::config::Config::from_sources(None, &env).unwrap();
     let refused = linkdrop::startup::Application::build(config, &[linkdrop::startup::Role::Orders])
         .await
         .err()

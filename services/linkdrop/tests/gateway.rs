@@ -8,7 +8,7 @@ use futures::SinkExt;
 use linkdrop_domain::events::{DropCard, RoomEvent};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::Fairness;
-use linkdrop_domain::room_bus::RoomBus;
+use linkdrop_infra::room_bus::RoomBus;
 use serde_json::{Value, json};
 use support::{TestApp, Viewer, spawn_app};
 use tokio_tungstenite::tungstenite::Message;

@@ -3,8 +3,8 @@
 
 mod support;
 
-use linkdrop_domain::db::{api_keys, rooms};
 use linkdrop_domain::model::Room;
+use linkdrop_records::db::{api_keys, rooms};
 use support::both_record_stores as both;
 
 fn key<'a>(id: &'a str, hash: &'a str, role: &'a str) -> api_keys::NewKey<'a> {

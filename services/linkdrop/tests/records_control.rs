@@ -5,9 +5,9 @@ mod support;
 
 use linkdrop_control::live::DropRow;
 use linkdrop_control::store;
-use linkdrop_domain::db::{Db, rooms};
 use linkdrop_domain::events::{merchant_event, merchant_event_id};
 use linkdrop_domain::model::Room;
+use linkdrop_records::db::{Db, rooms};
 use serde_json::Value;
 use support::both_record_stores as both;
 

@@ -4,13 +4,13 @@
 mod support;
 
 use futures::FutureExt;
-use linkdrop_domain::db::{Db, rooms, webhook_due};
 use linkdrop_domain::events::{
     DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid,
 };
 use linkdrop_domain::model::{OrderStatus, Room};
 use linkdrop_orders::store::{self, DrawFigures, OrderFilter};
-use linkdrop_settle::store::{SettleError, Settled, settle_batch};
+use linkdrop_records::db::{Db, rooms, webhook_due};
+use linkdrop_records::settlement::{SettleError, Settled, settle_batch};
 use serde_json::Value;
 use support::both_record_stores as both;
 
@@ -249,7 +249,7 @@ async fn settlement_applies_each_event_once_and_queues_its_webhooks_on_both_back
         ];
         dispatcher_woken();
         assert_eq!(
-            settle_batch(&db, &first).await.unwrap(),
+            settle_batch(&db, &first, || ()).await.unwrap(),
             settled(4, 0, 0, 0, 1),
             "{db:?}"
         );
@@ -309,7 +309,7 @@ async fn settlement_applies_each_event_once_and_queues_its_webhooks_on_both_back
 
         // Redelivered: nothing changes; the sold-out event is stored once by its id.
         assert_eq!(
-            settle_batch(&db, &first).await.unwrap(),
+            settle_batch(&db, &first, || ()).await.unwrap(),
             settled(0, 0, 0, 0, 5),
             "{db:?}"
         );
@@ -325,7 +325,7 @@ async fn settlement_applies_each_event_once_and_queues_its_webhooks_on_both_back
             paid("ord_e2", LOTTERY),
         ];
         assert_eq!(
-            settle_batch(&db, &second).await.unwrap(),
+            settle_batch(&db, &second, || ()).await.unwrap(),
             settled(0, 2, 1, 1, 1),
             "{db:?}"
         );
@@ -395,7 +395,7 @@ async fn settlement_applies_each_event_once_and_queues_its_webhooks_on_both_back
 
         // Redelivered: every outcome was applied already.
         assert_eq!(
-            settle_batch(&db, &second).await.unwrap(),
+            settle_batch(&db, &second, || ()).await.unwrap(),
             settled(0, 0, 0, 0, 5),
             "{db:?}"
         );
@@ -407,7 +407,7 @@ async fn settlement_applies_each_event_once_and_queues_its_webhooks_on_both_back
             accepted("ord_a3", FCFS, OrderStatus::Reserved, 1),
         ];
         assert_eq!(
-            settle_batch(&db, &life).await.unwrap(),
+            settle_batch(&db, &life, || ()).await.unwrap(),
             settled(1, 0, 1, 0, 0),
             "{db:?}"
         );
@@ -423,7 +423,7 @@ async fn settlement_of_an_unknown_drop_writes_nothing_on_both_backends() {
             accepted("ord_a1", FCFS, OrderStatus::Reserved, 1),
             accepted("ord_x1", "drp_unknown", OrderStatus::Reserved, 1),
         ];
-        match settle_batch(&db, &batch).await {
+        match settle_batch(&db, &batch, || ()).await {
             Err(SettleError::UnknownDrops(drops)) => assert_eq!(drops, ["drp_unknown"]),
             other => panic!("{other:?} ({db:?})"),
         }
@@ -444,7 +444,7 @@ async fn orders_are_found_and_listed_by_id_on_both_backends() {
             accepted("ord_5", FCFS, OrderStatus::Reserved, 1),
             paid("ord_4", FCFS),
         ];
-        settle_batch(&db, &batch).await.unwrap();
+        settle_batch(&db, &batch, || ()).await.unwrap();
 
         let found = store::find_order(&db, "ord_4").await.unwrap().unwrap();
         assert_eq!(found.merchant_id, "m_1", "{db:?}");

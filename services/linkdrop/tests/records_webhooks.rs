@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use linkdrop_domain::clock::{Clock, ManualClock, now_ms};
-use linkdrop_domain::db::Db;
 use linkdrop_domain::events::merchant_event::{DROP_CLOSED, ORDER_CREATED};
-use linkdrop_domain::webhook_outbox::{MerchantEvent, enqueue};
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::generate_secret;
+use linkdrop_records::db::Db;
+use linkdrop_records::webhook_outbox::{MerchantEvent, enqueue};
 use linkdrop_webhooks::dispatcher::Attempt;
 use linkdrop_webhooks::guard::Guard;
 use linkdrop_webhooks::schedule::MAX_ATTEMPTS;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use std::io::Write;
 
 use clap::Args;
-use linkdrop_domain::auth::TokenKeys;
 use linkdrop_domain::secret::Secret;
+use linkdrop_domain::tokens::TokenKeys;
 use serde::Serialize;
 
 use crate::http::RawConnection;

@@ -4,11 +4,11 @@
 //! This module never acknowledges an order itself: an order is accepted only when the
 //! script has taken the stock and appended the order to the drop's outbox in the same step.
 
-use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::drop_news::{DropNews, with_news};
 use linkdrop_domain::ids::new_order_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use linkdrop_infra::backends::RedisConn;
 use redis::Value;
 
 /// Most requests one script call decides (the script unpacks two values per request).

@@ -17,11 +17,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::bus_listener::{BusSource, Heard, listen};
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::drop_news::{DropFacts, DropNews, LivePhase, NewsKind, with_news};
 use linkdrop_domain::keys::Keys;
+use linkdrop_infra::backends::RedisConn;
 use tokio_util::sync::CancellationToken;
 
 /// Most shoppers with a recorded answer one process keeps per drop. A drop with more (a
@@ -126,7 +125,7 @@ fn verdict(
         (LivePhase::Launched, Some(opens))
             if now_ms >= opens
                 && facts.stock_left <= 0
-                && (!facts.lottery || facts.drawn)
+                && (facts.lottery_window_ms.is_none() || facts.drawn)
                 && qty <= facts.max_per_user =>
         {
             refuse_unless_answered(Refusal::SoldOut)
@@ -379,32 +378,6 @@ impl Edge {
         Ok(Read::Found)
     }
 
-    /// Hears drop news until `shutdown`; forgets everything whenever news may have been
-    /// missed (a lost subscription, a listener that fell behind).
-    pub async fn listen(self, source: BusSource, shutdown: CancellationToken) {
-        let channel = self.inner.keys.drop_news_channel();
-        let (subscribed, _) = tokio::sync::oneshot::channel();
-        let on = |heard| {
-            self.take_in(heard);
-            std::future::ready(())
-        };
-        listen(source, vec![channel], shutdown, subscribed, on).await
-    }
-
-    fn take_in(&self, heard: Heard) {
-        match heard {
-            Heard::Message { payload, .. } => match DropNews::parse(&payload) {
-                Ok(news) => self.hear(news),
-                Err(e) => tracing::warn!(error = %e, "drop news that does not parse"),
-            },
-            Heard::Lost { error } => {
-                tracing::warn!(%error, "drop news subscription lost; forgetting what was known");
-                self.forget_all();
-            }
-            Heard::Subscribed | Heard::Lagged { .. } => self.forget_all(),
-        }
-    }
-
     /// Forgets drops nobody asked about for a while, every minute until `shutdown`.
     pub async fn sweep(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -438,7 +411,7 @@ mod tests {
             phase,
             opens_at_ms: (phase != LivePhase::Draft).then_some(10_000),
             stock_left,
-            lottery: false,
+            lottery_window_ms: None,
             drawn: false,
             max_per_user: 2,
         }
@@ -502,7 +475,7 @@ mod tests {
     #[test]
     fn a_lottery_is_not_sold_out_before_its_draw() {
         let mut lottery = facts(LivePhase::Launched, 0);
-        lottery.lottery = true;
+        lottery.lottery_window_ms = Some(2000);
         assert_eq!(judge(&lottery, &nobody(), 10_001), Verdict::Ask);
         lottery.drawn = true;
         assert_eq!(

@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::drop_news::with_news;
 use linkdrop_domain::ids::drop_of_order;
 use linkdrop_domain::keys::Keys;
+use linkdrop_infra::backends::RedisConn;
 use tokio_util::sync::CancellationToken;
 
 use crate::stock::StockTicker;

@@ -1,7 +1,7 @@
 //! The orders role's metrics, declared at start (at zero) so that they are exported before
 //! the first order: what the alert rules and the dashboard read.
 
-use linkdrop_domain::telemetry::{declare_counter, declare_seconds};
+use linkdrop_infra::telemetry::{declare_counter, declare_seconds};
 
 /// Declares the orders role's metrics.
 pub fn register_metrics() {

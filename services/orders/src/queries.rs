@@ -8,10 +8,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::{Caller, Principal};
 use linkdrop_domain::ids::drop_of_order;
-use linkdrop_domain::json::ApiQuery;
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::{Caller, Principal};
+use linkdrop_infra::json::ApiQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

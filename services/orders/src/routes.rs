@@ -8,14 +8,14 @@ use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, R
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::{Auth, Shopper};
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::db::Db;
 use linkdrop_domain::ids;
-use linkdrop_domain::json::ApiJson;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::{Auth, Shopper};
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::json::ApiJson;
+use linkdrop_records::db::Db;
 use serde::Deserialize;
 use serde_json::json;
 

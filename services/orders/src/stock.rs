@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::events::RoomEvent;
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::room_bus::RoomBus;
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::room_bus::RoomBus;
 use tokio::time::Instant;
 
 /// Shortest gap between two `drop.stock` events of one drop from one process.

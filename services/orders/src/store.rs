@@ -1,7 +1,7 @@
 //! The orders role's reads and writes in the system of record: PostgreSQL on the stack,
 //! SQLite in the embedded backend. Each function keeps both dialects side by side.
 
-use linkdrop_domain::db::Db;
+use linkdrop_records::db::Db;
 
 use crate::queries::OrderView;
 

@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::backends::connect_redis;
-use linkdrop_domain::config::RedisTarget;
 use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
-use linkdrop_domain::room_bus::RoomBus;
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::backends::connect_redis;
+use linkdrop_infra::config::RedisTarget;
+use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_orders::admission::{Admission, Answer, Decision, OrderRequest, Rejection};
 use linkdrop_orders::lifecycle::{Lifecycle, Payment};
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};

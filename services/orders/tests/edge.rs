@@ -5,18 +5,19 @@
 
 use std::time::Duration;
 
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::bus_listener::BusSource;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
-use linkdrop_domain::room_bus::RoomBus;
 use linkdrop_engine::Engine;
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::bus_listener::BusSource;
+use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_orders::admission::{Admission, Answer, Decision, OrderRequest, Rejection};
 use linkdrop_orders::admission_queue::AdmissionQueue;
 use linkdrop_orders::edge::{Edge, EdgeSettings, Refusal};
 use linkdrop_orders::lifecycle::Lifecycle;
+use linkdrop_orders::news::Listeners;
 use linkdrop_orders::stock::{STOCK_EVENT_INTERVAL, StockTicker};
 use tokio_util::sync::CancellationToken;
 
@@ -30,10 +31,15 @@ const SETTINGS: EdgeSettings = EdgeSettings {
 fn process(engine: &Engine, keys: &Keys, stop: &CancellationToken) -> (Edge, AdmissionQueue) {
     let redis = RedisConn::Embedded(engine.clone());
     let edge = Edge::new(redis.clone(), keys.clone(), SETTINGS);
-    tokio::spawn(
-        edge.clone()
-            .listen(BusSource::Embedded(engine.clone()), stop.clone()),
-    );
+    let listeners = Listeners {
+        edge: Some(edge.clone()),
+        drawer: None,
+    };
+    tokio::spawn(listeners.listen(
+        BusSource::Embedded(engine.clone()),
+        keys.clone(),
+        stop.clone(),
+    ));
     let queue = AdmissionQueue::new(Admission::new(redis, keys.clone()), Some(edge.clone()), 64);
     (edge, queue)
 }

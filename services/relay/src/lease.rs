@@ -1,8 +1,8 @@
 //! Per-drop leases of the relays (`lease.lua`): one relay at a time produces a drop's
 //! events, so Kafka keeps them in the order they happened even when several relays run.
 
-use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::keys::Keys;
+use linkdrop_infra::backends::RedisConn;
 
 /// What asking for a lease came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

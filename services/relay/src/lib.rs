@@ -22,15 +22,15 @@ pub mod outbox;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::db::Db;
-use linkdrop_domain::failpoint;
 use linkdrop_domain::ids::new_id;
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::role::RoleHandle;
-use linkdrop_settle::store::settle_batch;
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
+use linkdrop_infra::failpoint;
+use linkdrop_infra::role::RoleHandle;
+use linkdrop_records::db::Db;
+use linkdrop_records::settlement::settle_batch;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
@@ -104,7 +104,7 @@ impl Sink {
             }
             Sink::Settle(db) => {
                 let events: Vec<_> = entries.iter().map(|e| e.event.clone()).collect();
-                let result = settle_batch(db, &events)
+                let result = settle_batch(db, &events, || failpoint::hit("settle.before_commit"))
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string());
@@ -137,7 +137,7 @@ pub struct RelayDeps {
 
 /// Declares the relay's metrics, at zero, so that they are exported from the start.
 pub fn register_metrics() {
-    use linkdrop_domain::telemetry::{declare_counter, declare_gauge, declare_seconds};
+    use linkdrop_infra::telemetry::{declare_counter, declare_gauge, declare_seconds};
     declare_gauge(
         "linkdrop_outbox_length",
         "Order events waiting in the outboxes of the drops this relay holds",

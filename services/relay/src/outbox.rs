@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use linkdrop_domain::backends::RedisConn;
 use linkdrop_domain::events::{
     DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid,
 };
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::OrderStatus;
+use linkdrop_infra::backends::RedisConn;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };

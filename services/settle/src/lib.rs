@@ -1,5 +1,5 @@
 //! The settlement role: a Kafka consumer-group member that writes order events to the
-//! system of record (PostgreSQL on the stack) in batches; [`store::settle_batch`] is the
+//! system of record (PostgreSQL on the stack) in batches; [`linkdrop_records::settlement::settle_batch`] is the
 //! write itself, on either backend.
 //!
 //! Offsets are committed only after the batch's transaction committed, so a worker killed
@@ -7,18 +7,16 @@
 //! is written twice. A batch that cannot be written is retried, never skipped; a message
 //! that is not an order at all is logged, counted and skipped.
 
-pub mod store;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use linkdrop_domain::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::db::Db;
 use linkdrop_domain::events::OrderEvent;
-use linkdrop_domain::failpoint;
 use linkdrop_domain::keys::Keys;
-use linkdrop_domain::role::RoleHandle;
+use linkdrop_infra::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
+use linkdrop_infra::failpoint;
+use linkdrop_infra::role::RoleHandle;
+use linkdrop_records::db::Db;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -26,7 +24,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::settle_batch;
+use linkdrop_records::settlement::{self, settle_batch};
 
 /// While idle, settlement re-enters `recv` this often: librdkafka counts only calls into
 /// it as polls, and a consumer that does not poll for `max.poll.interval.ms` (5 minutes)
@@ -70,7 +68,7 @@ pub struct SettleDeps {
 /// Declares settlement's metrics, at zero, so that they are exported from the start. Only
 /// a settlement worker on Kafka has them: on the embedded backend the relay settles.
 pub fn register_metrics() {
-    use linkdrop_domain::telemetry::{declare_counter, declare_gauge, declare_seconds};
+    use linkdrop_infra::telemetry::{declare_counter, declare_gauge, declare_seconds};
     declare_gauge(
         "linkdrop_settle_consumer_lag",
         "Messages on this worker's partitions of the orders topic not consumed yet",
@@ -175,7 +173,7 @@ impl Worker {
         let events = decode(batch);
         loop {
             let started = std::time::Instant::now();
-            match settle_batch(&self.db, &events).await {
+            match settle_batch(&self.db, &events, || failpoint::hit("settle.before_commit")).await {
                 Ok(settled) => {
                     record_batch(&events, settled, started.elapsed());
                     break;
@@ -240,7 +238,7 @@ fn next_offsets(batch: &[BorrowedMessage<'_>]) -> TopicPartitionList {
     list
 }
 
-fn record_batch(events: &[OrderEvent], settled: store::Settled, took: Duration) {
+fn record_batch(events: &[OrderEvent], settled: settlement::Settled, took: Duration) {
     metrics::histogram!("linkdrop_settle_batch_size").record(events.len() as f64);
     metrics::histogram!("linkdrop_settle_batch_seconds").record(took.as_secs_f64());
     metrics::counter!("linkdrop_settle_inserted_total").increment(settled.inserted as u64);

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use linkdrop_domain::clock::Clock;
-use linkdrop_domain::db::{Db, Tx, webhook_due};
 use linkdrop_domain::secret::Secret;
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::sign;
+use linkdrop_records::db::{Db, Tx, webhook_due};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tokio_util::sync::CancellationToken;

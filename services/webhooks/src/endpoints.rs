@@ -5,14 +5,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use linkdrop_domain::ApiError;
-use linkdrop_domain::auth::Principal;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::merchant_event;
 use linkdrop_domain::ids::{new_id, prefix};
-use linkdrop_domain::json::ApiJson;
-use linkdrop_domain::json::ApiQuery;
 use linkdrop_domain::webhook_signature::generate_secret;
+use linkdrop_infra::ApiError;
+use linkdrop_infra::auth::Principal;
+use linkdrop_infra::json::ApiJson;
+use linkdrop_infra::json::ApiQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

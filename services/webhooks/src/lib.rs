@@ -15,11 +15,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{delete, get, post};
-use linkdrop_domain::auth::Auth;
 use linkdrop_domain::clock::SystemClock;
-use linkdrop_domain::db::Db;
-use linkdrop_domain::role::RoleHandle;
 use linkdrop_domain::webhook_secrets::SealingKey;
+use linkdrop_infra::auth::Auth;
+use linkdrop_infra::role::RoleHandle;
+use linkdrop_records::db::Db;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::dispatcher::{Dispatcher, Settings};
@@ -84,7 +84,7 @@ pub struct DispatcherDeps {
 
 /// Declares the dispatcher's metrics, at zero, so that they are exported from the start.
 pub fn register_metrics() {
-    use linkdrop_domain::telemetry::declare_counter;
+    use linkdrop_infra::telemetry::declare_counter;
     metrics::describe_counter!(
         "linkdrop_webhook_attempts_total",
         "Delivery attempts, by result (delivered, failed)"

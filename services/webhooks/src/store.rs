@@ -6,7 +6,7 @@
 //! statement per row inside the transaction, and `NOTIFY webhook_due` becomes the
 //! in-process [`webhook_due`] bell.
 
-use linkdrop_domain::db::{Db, Tx, webhook_due};
+use linkdrop_records::db::{Db, Tx, webhook_due};
 use serde::Serialize;
 
 use crate::dispatcher::Attempt;

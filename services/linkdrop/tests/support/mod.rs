@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use linkdrop::startup::{Application, Backends, Role};
-use linkdrop_domain::backends::RedisConn;
-use linkdrop_domain::config::{Config, RedisTarget};
-use linkdrop_domain::db::Db;
+use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::config::{Config, RedisTarget};
+use linkdrop_records::db::Db;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::io::AsyncWriteExt;
@@ -95,11 +95,11 @@ pub async fn fresh_database_on(server: &str) -> String {
 
 /// A namespace no other test uses: Redis keys, Kafka topic and group are all fresh.
 /// A fresh PostgreSQL database and a fresh SQLite file, both migrated.
-pub async fn both_record_stores() -> Vec<linkdrop_domain::db::Db> {
+pub async fn both_record_stores() -> Vec<linkdrop_records::db::Db> {
     let pg = sqlx::PgPool::connect(&fresh_database().await)
         .await
         .unwrap();
-    linkdrop_domain::backends::migrate(&pg).await.unwrap();
+    linkdrop_infra::backends::migrate(&pg).await.unwrap();
     let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("{}.db", linkdrop_domain::ids::new_id("records")));
     let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -108,10 +108,10 @@ pub async fn both_record_stores() -> Vec<linkdrop_domain::db::Db> {
     let sqlite = sqlx::sqlite::SqlitePool::connect_with(options)
         .await
         .unwrap();
-    linkdrop_domain::db::migrate_sqlite(&sqlite).await.unwrap();
+    linkdrop_records::db::migrate_sqlite(&sqlite).await.unwrap();
     vec![
-        linkdrop_domain::db::Db::Postgres(pg),
-        linkdrop_domain::db::Db::Sqlite(sqlite),
+        linkdrop_records::db::Db::Postgres(pg),
+        linkdrop_records::db::Db::Sqlite(sqlite),
     ]
 }
 
@@ -255,7 +255,7 @@ async fn start(
     let backends = app.backends();
     tokio::spawn(app.run_until_stopped());
     let (db, redis) = if database_url.is_empty() {
-        let records = linkdrop_domain::db::open_sqlite(&data_dir.join("records.sqlite"))
+        let records = linkdrop_records::db::open_sqlite(&data_dir.join("records.sqlite"))
             .await
             .expect("open the embedded records");
         let engine = live_state.expect("the embedded backend has an engine");
@@ -288,7 +288,7 @@ async fn records_on(database_url: &str) -> Db {
 }
 
 async fn live_state_on_the_stack() -> RedisConn {
-    linkdrop_domain::backends::connect_redis(&redis_target())
+    linkdrop_infra::backends::connect_redis(&redis_target())
         .await
         .expect("the stack's Redis is up")
 }
@@ -296,7 +296,7 @@ async fn live_state_on_the_stack() -> RedisConn {
 impl TestApp {
     /// A client of an embedded linkdrop running elsewhere, with its files in `data_dir`.
     pub async fn external_embedded(addr: &str, data_dir: &std::path::Path) -> TestApp {
-        let records = linkdrop_domain::db::open_sqlite(&data_dir.join("records.sqlite"))
+        let records = linkdrop_records::db::open_sqlite(&data_dir.join("records.sqlite"))
             .await
             .expect("open the embedded records");
         TestApp {
@@ -601,7 +601,7 @@ impl TestApp {
 
     /// A shopper token for `user_id`.
     pub fn token(&self, user_id: &str) -> String {
-        let keys = linkdrop_domain::auth::TokenKeys::new(&linkdrop_domain::secret::Secret::new(
+        let keys = linkdrop_domain::tokens::TokenKeys::new(&linkdrop_domain::secret::Secret::new(
             JWT_SECRET,
         ));
         keys.mint(user_id, 3600).unwrap()

@@ -7,24 +7,11 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-/// A field that failed validation, shown next to the field by the control panel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use linkdrop_domain::model::FieldError;
+use linkdrop_domain::model::InputError;
+use linkdrop_domain::tokens::TokenError;
 
 /// Everything an HTTP handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +251,29 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::Invalid(errors) => Self::Invalid(errors),
+            InputError::BadRequest(message) => Self::BadRequest(message),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => Self::Unauthorized("the token has expired"),
+            TokenError::Malformed => {
+                Self::Unauthorized("the token is malformed or not signed by us")
+            }
+            TokenError::BadSubject => Self::Unauthorized("the token's sub is not a valid user id"),
+            TokenError::InvalidUserId => Self::invalid("user", "1 to 128 visible ASCII characters"),
+            TokenError::Signing(cause) => Self::internal(cause),
+        }
     }
 }
 

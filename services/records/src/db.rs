@@ -167,7 +167,7 @@ pub mod api_keys {
 /// Live-stream rooms.
 pub mod rooms {
     use super::Db;
-    use crate::model::Room;
+    use linkdrop_domain::model::Room;
 
     type Row = (String, String, String, i64);
 

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use crate::secret::Secret;
-use crate::webhook_secrets::SealingKey;
+use linkdrop_domain::secret::Secret;
+use linkdrop_domain::webhook_secrets::SealingKey;
 
 /// Prefix of every environment variable that configures linkdrop.
 pub const ENV_PREFIX: &str = "LINKDROP_";

@@ -7,93 +7,21 @@
 
 use std::sync::Arc;
 
-use crate::db::{Db, api_keys};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use linkdrop_records::db::{Db, api_keys};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::problem::ApiError;
-use crate::secret::Secret;
+use linkdrop_domain::secret::Secret;
+pub use linkdrop_domain::tokens::{ShopperClaims, TokenKeys, is_valid_user_id};
 
 /// Prefix of every API key linkdrop issues, so a key and a JWT are told apart at a glance.
 pub const API_KEY_PREFIX: &str = "ldk_";
-/// Longest accepted shopper id (`sub`).
-pub const MAX_USER_ID_LEN: usize = 128;
-
-/// Claims of a shopper token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ShopperClaims {
-    /// The shopper's user id: 1 to 128 visible ASCII characters.
-    pub sub: String,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: u64,
-}
-
-/// Signs and checks shopper tokens with the configured HS256 secret.
-#[derive(Clone)]
-pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-}
-
-impl TokenKeys {
-    pub fn new(secret: &Secret) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
-            validation,
-        }
-    }
-
-    /// A token for `user_id` valid for `ttl_s` seconds (`linkdrop token`, tests, load).
-    pub fn mint(&self, user_id: &str, ttl_s: u64) -> Result<String, ApiError> {
-        if !is_valid_user_id(user_id) {
-            return Err(ApiError::invalid(
-                "user",
-                "1 to 128 visible ASCII characters",
-            ));
-        }
-        let claims = ShopperClaims {
-            sub: user_id.to_string(),
-            exp: jsonwebtoken::get_current_timestamp() + ttl_s,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(ApiError::internal)
-    }
-
-    /// The user id of a valid, unexpired token signed with our secret.
-    pub fn verify(&self, token: &str) -> Result<String, ApiError> {
-        let data = jsonwebtoken::decode::<ShopperClaims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                ApiError::Unauthorized("the token has expired")
-            }
-            _ => ApiError::Unauthorized("the token is malformed or not signed by us"),
-        })?;
-        if !is_valid_user_id(&data.claims.sub) {
-            return Err(ApiError::Unauthorized(
-                "the token's sub is not a valid user id",
-            ));
-        }
-        Ok(data.claims.sub)
-    }
-}
-
-/// User ids are used inside Redis fields, so they are kept to visible ASCII.
-pub fn is_valid_user_id(user_id: &str) -> bool {
-    (1..=MAX_USER_ID_LEN).contains(&user_id.len()) && user_id.bytes().all(|b| b.is_ascii_graphic())
-}
-
 /// Who a host/merchant/admin request is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
@@ -316,51 +244,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keys() -> TokenKeys {
-        TokenKeys::new(&Secret::new("0123456789abcdef0123456789abcdef"))
-    }
-
-    #[test]
-    fn a_minted_token_verifies_to_its_user() {
-        let token = keys().mint("u-1", 60).unwrap();
-        assert_eq!(keys().verify(&token).unwrap(), "u-1");
-    }
-
-    #[test]
-    fn a_token_signed_with_another_secret_is_refused() {
-        let other = TokenKeys::new(&Secret::new("another-secret-another-secret-xx"));
-        let token = other.mint("u-1", 60).unwrap();
-        assert!(matches!(
-            keys().verify(&token),
-            Err(ApiError::Unauthorized(_))
-        ));
-    }
-
-    #[test]
-    fn an_expired_token_is_refused_as_expired() {
-        let claims = ShopperClaims {
-            sub: "u-1".into(),
-            exp: jsonwebtoken::get_current_timestamp() - 10,
-        };
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
-        )
-        .unwrap();
-        let err = keys().verify(&token).unwrap_err();
-        assert!(matches!(
-            err,
-            ApiError::Unauthorized("the token has expired")
-        ));
-    }
-
-    #[test]
-    fn user_ids_with_spaces_cannot_get_a_token() {
-        assert!(keys().mint("a b", 60).is_err());
-        assert!(keys().mint("", 60).is_err());
-    }
 
     #[tokio::test]
     async fn the_admin_key_is_recognised_and_others_are_not() {

@@ -11,14 +11,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::db::{Db, Tx};
+use crate::webhook_outbox::{self, MerchantEvent};
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::db::{Db, Tx};
 use linkdrop_domain::events::{
     DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid, merchant_event,
 };
-use linkdrop_domain::failpoint;
 use linkdrop_domain::model::OrderStatus;
-use linkdrop_domain::webhook_outbox::{self, MerchantEvent};
 use serde_json::json;
 
 /// Outcome of one settled batch.
@@ -55,7 +54,13 @@ struct CreatedOrder {
 }
 
 /// Settles `events` in one transaction; nothing is written if anything fails.
-pub async fn settle_batch(db: &Db, events: &[OrderEvent]) -> Result<Settled, SettleError> {
+/// `before_commit` runs with everything written, just before the commit (the crash tests
+/// kill the process there).
+pub async fn settle_batch(
+    db: &Db,
+    events: &[OrderEvent],
+    before_commit: impl FnOnce(),
+) -> Result<Settled, SettleError> {
     let accepted: Vec<&OrderAccepted> = events
         .iter()
         .filter_map(|e| match e {
@@ -129,7 +134,7 @@ pub async fn settle_batch(db: &Db, events: &[OrderEvent]) -> Result<Settled, Set
         ));
     }
     webhook_outbox::enqueue(&mut tx, &events_now, now).await?;
-    failpoint::hit("settle.before_commit");
+    before_commit();
     tx.commit().await?;
     let applied = inserted.len() + drawn_now + paid_now + expired_now + sold_out.len();
     Ok(Settled {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::backends::RedisConn;
 
-use crate::events::RoomEvent;
-use crate::keys::Keys;
+use linkdrop_domain::events::RoomEvent;
+use linkdrop_domain::keys::Keys;
 
 /// Events kept per room for clients that reconnect (approximate: Redis trims lazily).
 pub const HISTORY_CAP: usize = 1000;

@@ -18,8 +18,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::config::RedisTarget;
-use crate::db::Db;
-use crate::secret::Secret;
+use linkdrop_domain::secret::Secret;
+use linkdrop_records::db::Db;
 
 /// How long one readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

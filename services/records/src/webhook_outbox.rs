@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::db::Tx;
-use crate::events::{merchant_event_body, merchant_event_id};
+use linkdrop_domain::events::{merchant_event_body, merchant_event_id};
 
 /// One merchant event, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

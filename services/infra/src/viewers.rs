@@ -4,8 +4,8 @@
 
 use crate::backends::RedisConn;
 
-use crate::clock::now_ms;
-use crate::keys::Keys;
+use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::keys::Keys;
 
 /// How long one node's report counts.
 pub const REPORT_TTL_MS: i64 = 3_000;
