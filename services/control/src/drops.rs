@@ -9,13 +9,14 @@ use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::Principal;
+use linkdrop_infra::failpoint;
 use linkdrop_infra::hash_fields::HashFields;
 use linkdrop_infra::json::ApiJson;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::live::{self, DropRow, Seed};
+use crate::live::{self, DropRow, Launch, Seed};
 use crate::rooms::load_room;
 use crate::store;
 use linkdrop_domain::lottery;
@@ -103,9 +104,20 @@ pub async fn launch(
         }
         Fairness::Fcfs => None,
     };
-    let opens_at_ms = live::launch(&state, &row, countdown_ms, seed.as_ref()).await?;
-    let seed_hash = seed.map(|s| s.hash);
+    // Each step after the script may fail; the host's retry finds the drop launched and
+    // completes what is missing (the record, the countdown), with the same opening time.
+    let (opens_at_ms, seed_hash, launched_now) =
+        match live::launch(&state, &row, countdown_ms, seed.as_ref()).await? {
+            Launch::Now { opens_at_ms } => (opens_at_ms, seed.map(|s| s.hash), true),
+            Launch::Before {
+                opens_at_ms,
+                seed_hash,
+            } => (opens_at_ms, seed_hash, false),
+        };
+    failpoint::hit("control.launch.after_script");
+    let recorded_before = row.opens_at_ms.is_some();
     store::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
+    failpoint::hit("control.launch.after_record");
     let spec = row.spec();
     let event = RoomEvent::Countdown {
         drop: DropCard::new(&row.id, &spec),
@@ -113,16 +125,18 @@ pub async fn launch(
         order_url: format!("{}/v1/drops/{}/orders", state.public_url, row.id),
         seed_hash: seed_hash.clone(),
     };
-    // Kept for viewers who join later: they get it in their `resync`.
-    redis::cmd("HSET")
-        .arg(state.keys.room_drops(&row.room_id))
-        .arg(&row.id)
-        .arg(serde_json::to_string(&event).expect("room events serialize"))
-        .query_async::<()>(&mut state.redis.clone())
+    // Published once, and kept for viewers who join later (their `resync`).
+    let published = state
+        .bus
+        .publish_drop_once(&row.room_id, &row.id, &event)
         .await?;
-    let published = state.bus.publish(&row.room_id, &event).await?;
-    tracing::info!(drop_id = %row.id, opens_at_ms, seq = published.seq, "drop launched");
-    metrics::counter!("linkdrop_drops_launched_total").increment(1);
+    if !launched_now && recorded_before && published.is_none() {
+        return Err(ApiError::AlreadyLaunched);
+    }
+    tracing::info!(drop_id = %row.id, opens_at_ms, seq = published.map(|p| p.seq), launched_now, "drop launched");
+    if launched_now {
+        metrics::counter!("linkdrop_drops_launched_total").increment(1);
+    }
     let mut body = json!({ "opens_at_ms": opens_at_ms });
     if let Some(hash) = seed_hash {
         body["seed_hash"] = json!(hash);

@@ -1,7 +1,9 @@
 -- Launches a drop: moves it from draft to launched with opens_at_ms = Redis server time +
 -- countdown, once, and tells every orders process (drop news). If Redis lost the drop's
 -- state (or never got it), the configuration passed in ARGV recreates it first, so
--- PostgreSQL's record is enough to launch. (drop_news.lua is in front of this text.)
+-- PostgreSQL's record is enough to launch. A drop launched before answers with its opening
+-- time and seed hash, so that a host's retry can complete the steps after this script.
+-- (drop_news.lua is in front of this text.)
 --
 -- KEYS[1]  drop meta hash
 -- ARGV[1]  drop news channel
@@ -11,10 +13,12 @@
 -- ARGV[5]  hex(SHA-256(seed)), published at launch, or ""
 -- ARGV[6..] field, value, field, value, ... of the drop's initial state (used only when
 --           the hash does not exist)
--- Returns  { 'launched', opens_at_ms } | { 'already_launched' } | { 'closed' }
+-- Returns  { 'launched', opens_at_ms } | { 'already_launched', opens_at_ms, seed_hash or '' }
+--        | { 'closed' }
 local phase = redis.call('HGET', KEYS[1], 'phase')
 if phase == 'launched' then
-  return { 'already_launched' }
+  local launched = redis.call('HMGET', KEYS[1], 'opens_at_ms', 'seed_hash')
+  return { 'already_launched', launched[1], launched[2] or '' }
 end
 if phase == 'closed' then
   return { 'closed' }

@@ -124,13 +124,25 @@ pub struct Seed {
     pub hash: String,
 }
 
-/// Runs `launch.lua`: the opening time, or 409/410 if launched or closed before.
+/// What `launch.lua` came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// Launched by this call.
+    Now { opens_at_ms: i64 },
+    /// Launched before (by an earlier call whose later steps may not have run).
+    Before {
+        opens_at_ms: i64,
+        seed_hash: Option<String>,
+    },
+}
+
+/// Runs `launch.lua`: launched now or before, or 410 if closed.
 pub async fn launch(
     state: &ControlState,
     row: &DropRow,
     countdown_ms: i64,
     seed: Option<&Seed>,
-) -> Result<i64, ApiError> {
+) -> Result<Launch, ApiError> {
     let script = redis::Script::new(&with_news(include_str!("launch.lua")));
     let mut invocation = script.key(state.keys.drop_meta(&row.id));
     invocation
@@ -147,11 +159,18 @@ pub async fn launch(
         .arg(&row.id)
         .query_async::<()>(&mut state.redis.clone())
         .await?;
+    let time = |text: &str| {
+        text.parse()
+            .map_err(|_| ApiError::internal("launch script returned a bad time"))
+    };
     match reply.as_slice() {
-        [status, opens_at] if status == "launched" => opens_at
-            .parse()
-            .map_err(|_| ApiError::internal("launch script returned a bad time")),
-        [status] if status == "already_launched" => Err(ApiError::AlreadyLaunched),
+        [status, opens_at] if status == "launched" => Ok(Launch::Now {
+            opens_at_ms: time(opens_at)?,
+        }),
+        [status, opens_at, seed_hash] if status == "already_launched" => Ok(Launch::Before {
+            opens_at_ms: time(opens_at)?,
+            seed_hash: (!seed_hash.is_empty()).then(|| seed_hash.clone()),
+        }),
         [status] if status == "closed" => Err(ApiError::Closed),
         other => Err(ApiError::internal(format!(
             "launch script answered {other:?}"

@@ -3,12 +3,25 @@
 -- <seq>-0, so a reconnecting client's `since` maps to a stream range) and publishes it
 -- on the room channel. Because it is one script, seq order is publication order.
 --
+-- With KEYS[3], the event is published once: it is kept in that hash under ARGV[4] (a
+-- drop's countdown, what late joiners are shown), and not published again while it is
+-- there — so a retried launch never shows viewers a second countdown.
+--
 -- KEYS[1]  room seq counter
 -- KEYS[2]  room history stream
+-- KEYS[3]  (optional) room drops hash: field -> event, for events published once
 -- ARGV[1]  pub/sub channel of the room
 -- ARGV[2]  the event as a JSON object without seq and ts_ms; must start with '{"'
 -- ARGV[3]  history cap (approximate MAXLEN of the stream)
--- Returns  { seq, frame }: frame is the JSON text sent to clients.
+-- ARGV[4]  (with KEYS[3]) the field the event is kept under
+-- Returns  { seq, frame }: frame is the JSON text sent to clients; { 0, '' } when the event
+--          was published before (KEYS[3] holds ARGV[4]).
+if KEYS[3] then
+  if redis.call('HGET', KEYS[3], ARGV[4]) then
+    return { 0, '' }
+  end
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[2])
+end
 local seq = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local ts_ms = string.format('%.0f', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))

@@ -60,6 +60,35 @@ impl RoomBus {
         Ok(Published { seq, frame })
     }
 
+    /// Publishes `event` as [`RoomBus::publish`] does, and keeps it in the room's drops hash
+    /// under `drop_id` (what viewers joining later are shown) — unless it is there already:
+    /// then nothing is published (`None`). A launch retried after a failure calls this
+    /// again; viewers get one countdown.
+    pub async fn publish_drop_once(
+        &self,
+        room_id: &str,
+        drop_id: &str,
+        event: &RoomEvent,
+    ) -> Result<Option<Published>, redis::RedisError> {
+        let body = serde_json::to_string(event).expect("room events always serialize");
+        let (seq, frame): (u64, String) = self
+            .script
+            .key(self.keys.room_seq(room_id))
+            .key(self.keys.room_history(room_id))
+            .key(self.keys.room_drops(room_id))
+            .arg(self.keys.room_channel(room_id))
+            .arg(body)
+            .arg(HISTORY_CAP)
+            .arg(drop_id)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        if seq == 0 {
+            return Ok(None);
+        }
+        metrics::counter!("linkdrop_room_events_published_total").increment(1);
+        Ok(Some(Published { seq, frame }))
+    }
+
     /// Sends `frame` (an `order.result`) to every connection of `user_id`, on any node.
     /// Not numbered and not kept: the same result is always readable from the order.
     pub async fn notify_user(&self, user_id: &str, frame: &str) -> Result<(), redis::RedisError> {
