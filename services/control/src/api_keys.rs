@@ -29,10 +29,10 @@ pub async fn create(
     if !matches!(body.role.as_str(), "host" | "merchant") {
         return Err(ApiError::invalid("role", "host or merchant"));
     }
-    if !ids::is_well_formed(&body.merchant_id) {
+    if !ids::is_valid_merchant_id(&body.merchant_id) {
         return Err(ApiError::invalid(
             "merchant_id",
-            "1 to 64 characters of a-z, 0-9 and _",
+            "1 to 64 visible ASCII characters, no spaces",
         ));
     }
     let id = new_id(prefix::API_KEY);

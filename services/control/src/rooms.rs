@@ -38,10 +38,10 @@ pub async fn create(
     if title.is_empty() || title.chars().count() > 200 {
         return Err(ApiError::invalid("title", "1 to 200 characters"));
     }
-    if !ids::is_well_formed(&merchant_id) {
+    if !ids::is_valid_merchant_id(&merchant_id) {
         return Err(ApiError::invalid(
             "merchant_id",
-            "1 to 64 characters of a-z, 0-9 and _",
+            "1 to 64 visible ASCII characters, no spaces",
         ));
     }
     let room = Room {

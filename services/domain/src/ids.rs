@@ -49,6 +49,12 @@ fn new_key() -> String {
 
 /// True when `id` could be an ID of ours: the checks before an ID is used in a Redis key.
 /// Only `[a-z0-9_]`, at most 64 characters.
+/// Merchant ids come from other systems (`SHOP-1001`, UUIDs): 1 to 64 visible ASCII
+/// characters, as user ids.
+pub fn is_valid_merchant_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 pub fn is_well_formed(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64

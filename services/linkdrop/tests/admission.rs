@@ -241,8 +241,8 @@ async fn bad_order_requests_get_the_documented_errors() {
     )
     .await;
     assert_eq!(
-        (wrong_type.status, &wrong_type.body["code"]),
-        (400, &json!("bad_request"))
+        (wrong_type.status, &wrong_type.body["errors"][0]["field"]),
+        (422, &json!("qty"))
     );
     let forged = app.order(&drop_id, &format!("{token}x"), "f", 1).await;
     assert_eq!(

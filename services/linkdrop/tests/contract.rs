@@ -487,10 +487,12 @@ async fn everything_linkdrop_sends_matches_the_schemas() {
             &[],
         )
         .await;
-    expect(
-        &samples.http("createDrop", wrong_type),
-        400,
-        Some("bad_request"),
+    let wrong_type = samples.http("createDrop", wrong_type);
+    expect(&wrong_type, 422, Some("invalid"));
+    // The field at fault is named.
+    assert_eq!(
+        wrong_type.body["errors"][0]["field"], "sku",
+        "{wrong_type:?}"
     );
     let listed = app.request(get.clone(), &drops_path, host, None, &[]).await;
     expect(&samples.http("listDrops", listed), 200, None);
@@ -631,11 +633,9 @@ async fn everything_linkdrop_sends_matches_the_schemas() {
         &[("Idempotency-Key", "s")],
     )
     .await;
-    expect(
-        &samples.http("placeOrder", qty_text),
-        400,
-        Some("bad_request"),
-    );
+    let qty_text = samples.http("placeOrder", qty_text);
+    expect(&qty_text, 422, Some("invalid"));
+    assert_eq!(qty_text.body["errors"][0]["field"], "qty");
     let anonymous = raw(
         &app,
         post.clone(),

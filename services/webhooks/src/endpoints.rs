@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::merchant_event;
+use linkdrop_domain::ids;
 use linkdrop_domain::ids::{new_id, prefix};
 use linkdrop_domain::webhook_signature::generate_secret;
 use linkdrop_infra::ApiError;
@@ -43,9 +44,17 @@ pub struct MerchantParam {
 fn merchant_of(principal: &Principal, asked: Option<String>) -> Result<String, ApiError> {
     match principal {
         Principal::Merchant { merchant_id } => Ok(merchant_id.clone()),
-        Principal::Admin => {
-            asked.ok_or_else(|| ApiError::invalid("merchant_id", "required with the admin key"))
-        }
+        Principal::Admin => match asked {
+            Some(id) if ids::is_valid_merchant_id(&id) => Ok(id),
+            Some(_) => Err(ApiError::invalid(
+                "merchant_id",
+                "1 to 64 visible ASCII characters, no spaces",
+            )),
+            None => Err(ApiError::invalid(
+                "merchant_id",
+                "required with the admin key",
+            )),
+        },
         Principal::Host { .. } => Err(ApiError::Forbidden),
     }
 }
