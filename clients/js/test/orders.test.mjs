@@ -142,11 +142,12 @@ describe("orders", () => {
     assert.equal((await first.c.order(quick)).outcome, "reserved");
     const second = client("second");
     const watcher = second.c.join(roomId);
+    // The first shopper does not pay; the unit comes back (drop.stock with a unit left).
+    const back = watcher.next("drop.stock", { filter: (e) => e.drop_id === quick && e.stock_left === 1, timeoutMs: 10_000 });
     const refused = await second.c.order(quick);
     assert.equal(refused.outcome, "sold_out");
     assert.equal(second.requests.length, 1, "sold out is not retried by the SDK");
-    // The first shopper does not pay; the unit comes back (drop.stock with a unit left).
-    await watcher.next("drop.stock", { filter: (e) => e.drop_id === quick && e.stock_left === 1, timeoutMs: 10_000 });
+    await back;
     const again = await second.c.order(quick);
     assert.equal(again.outcome, "reserved");
     assert.equal(again.idempotencyKey, refused.idempotencyKey, "one key for the whole intent");

@@ -38,9 +38,9 @@ describe("reconnecting", () => {
     const frames = [];
     room.on("event", (e) => {
       frames.push(e.type);
-      if (typeof e.seq === "number" && e.type !== "resync") events.push(e);
+      if (typeof e.seq === "number" && e.type !== "resync" && e.type !== "hello") events.push(e);
     });
-    await room.next("hello");
+    await room.next("hello", { timeoutMs: 5000 });
 
     // Before: a drop launched and closed (seq 1, 2).
     const first = await server.createDrop(roomId);
@@ -50,7 +50,7 @@ describe("reconnecting", () => {
 
     let release;
     gate = { promise: new Promise((r) => (release = r)) };
-    const reconnecting = room.next("reconnecting");
+    const reconnecting = room.next("reconnecting", { timeoutMs: 5000 });
     await server.kill();
     const info = await reconnecting;
     assert.equal(info.attempt, 1);
@@ -69,20 +69,20 @@ describe("reconnecting", () => {
 
     await room.next("hello", { timeoutMs: 10_000 });
     await until(() => room.lastSeq === 5, 5000, "seq 5");
-    assert.equal(attempts.length, 2);
-    assert.equal(attempts[0].url.searchParams.get("since"), null, "the first join has no since");
-    assert.equal(attempts[1].url.searchParams.get("since"), "2", "the reconnection resumes after seq 2");
     assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5], "every event once, in order");
     assert.deepEqual(
       events.map((e) => `${e.type}:${e.drop_id ?? e.drop.id}`),
       [`drop.countdown:${first}`, `drop.closed:${first}`, `drop.countdown:${second}`, `drop.closed:${second}`, `drop.countdown:${third}`],
     );
     assert.ok(!frames.slice(framesBefore).includes("resync"), "caught up from history, not from a snapshot");
+    assert.equal(attempts.length, 2);
+    assert.equal(attempts[0].url.searchParams.get("since"), null, "the first join has no since");
+    assert.equal(attempts[1].url.searchParams.get("since"), "2", "the reconnection resumes after seq 2");
     assert.deepEqual(room.drops.map((d) => d.id), [third]);
     assert.equal(room.connections, 2);
   });
 
-  it("the viewers of a killed gateway come back spread over the backoff window", async () => {
+  it("the viewers of a killed gateway come back spread over the backoff window", async (t) => {
     const server = await Linkdrop.start();
     servers.push(server);
     const roomId = await server.createRoom();
@@ -116,11 +116,14 @@ describe("reconnecting", () => {
       busiest = Math.max(busiest, i - j + 1);
     }
     const figures = `span ${span.toFixed(0)} ms, sd ${sd.toFixed(0)} ms, busiest 100 ms: ${busiest} of ${VIEWERS}`;
-    // Full jitter over [0, 1000 ms]: uniform, so sd ≈ 289 ms and about 4 in any 100 ms.
+    t.diagnostic(`first reconnection attempts: ${figures}`);
+    // Full jitter over [0, 1000 ms] is uniform: sd ≈ 289 ms, span ≈ 950 ms, 4 per 100 ms on
+    // average and 8–10 in the busiest 100 ms (simulated: more than 16 in fewer than 1 in
+    // 10,000 runs). Without jitter all 40 come back within a few ms.
     assert.ok(Math.max(...delays) <= BASE_MS + 50, `a first attempt waited ${Math.max(...delays)} ms, past the window`);
     assert.ok(span >= BASE_MS / 2, `reconnections not spread: ${figures}`);
     assert.ok(sd >= BASE_MS * 0.15, `reconnections not spread: ${figures}`);
-    assert.ok(busiest <= VIEWERS / 4, `a reconnection storm: ${figures}`);
+    assert.ok(busiest <= VIEWERS / 2, `a reconnection storm: ${figures}`);
 
     // linkdrop comes back; every viewer returns (its attempts keep backing off meanwhile).
     await server.start();

@@ -28,6 +28,7 @@ describe("rooms", () => {
     const c = client("joiner", { token: async ({ reason }) => (reasons.push(reason), server.token("joiner")) });
     const room = c.join(roomId);
     assert.equal(room.state, "connecting");
+    const pong = room.next("pong", { timeoutMs: 5000 });
     const hello = await room.next("hello", { timeoutMs: 5000 });
     assert.equal(hello.type, "hello");
     assert.equal(hello.room_id, roomId);
@@ -38,7 +39,7 @@ describe("rooms", () => {
     assert.equal(room.lastSeq, 0);
     assert.deepEqual(reasons, ["connect"]);
     assert.ok(room.clock.synced, "hello's server_time_ms is a first clock sample");
-    await room.next("pong", { timeoutMs: 5000 });
+    assert.equal(typeof (await pong).server_time_ms, "number");
     room.close();
     assert.equal(room.state, "closed");
   });
@@ -76,18 +77,20 @@ describe("rooms", () => {
   it("delivers stock, sold out and closed in seq order and keeps each drop's view", async () => {
     const roomId = await server.createRoom();
     const watcher = client("watcher").join(roomId);
-    await watcher.next("hello");
+    await watcher.next("hello", { timeoutMs: 5000 });
     const events = [];
     watcher.on("event", (e) => {
-      if (e.seq !== undefined && e.type !== "resync") events.push(e);
+      if (e.seq !== undefined && e.type !== "resync" && e.type !== "hello") events.push(e);
     });
     const dropId = await server.createDrop(roomId, { stock: 2 });
+    // Listening before acting: an event may come before the answer to the call that made it.
+    const countdown = watcher.next("drop.countdown", { timeoutMs: 5000 });
     await server.launch(dropId, 0);
-    await watcher.next("drop.countdown");
+    await countdown;
+    const soldOut = watcher.next("drop.sold_out", { timeoutMs: 5000 });
     assert.equal((await client("buyer-1").order(dropId)).outcome, "reserved");
     assert.equal((await client("buyer-2").order(dropId)).outcome, "reserved");
-    const soldOut = await watcher.next("drop.sold_out", { timeoutMs: 5000 });
-    assert.equal(soldOut.drop_id, dropId);
+    assert.equal((await soldOut).drop_id, dropId);
     const late = await client("buyer-3").order(dropId);
     assert.equal(late.outcome, "sold_out", "409 sold_out comes back as a result");
     assert.equal(late.attempts, 1, "and is not retried");
@@ -131,11 +134,11 @@ describe("rooms", () => {
       const c = client(user);
       return { user, c, room: c.join(roomId) };
     });
-    await Promise.all(watching.map((w) => w.room.next("hello")));
-    const launched = await server.launch(dropId, 0);
-    const countdowns = await Promise.all(watching.map((w) => w.room.next("drop.countdown")));
-    assert.equal(countdowns[0].seed_hash, launched.seed_hash);
+    await Promise.all(watching.map((w) => w.room.next("hello", { timeoutMs: 5000 })));
+    const countdowns = Promise.all(watching.map((w) => w.room.next("drop.countdown", { timeoutMs: 5000 })));
     const draw = watching[0].room.next("drop.draw", { timeoutMs: 10_000 });
+    const launched = await server.launch(dropId, 0);
+    assert.equal((await countdowns)[0].seed_hash, launched.seed_hash);
     const offline = client("lotto-c");
     const shoppers = [...watching.map((w) => w.c), offline];
     const entries = await Promise.all(shoppers.map((c) => c.order(dropId)));

@@ -161,3 +161,115 @@ describe("order retry policy", () => {
     assert.deepEqual([result.outcome, result.opensAtMs, calls.length], ["not_open", 1234, 1]);
   });
 });
+
+/** A WebSocket the test drives: open it, hand it frames, cut it. */
+function fakeSockets() {
+  const sockets = [];
+  class FakeSocket {
+    constructor(url) {
+      this.url = new URL(url);
+      this.readyState = 0;
+      this.sent = [];
+      this.closedWith = undefined;
+      this.onopen = this.onmessage = this.onclose = this.onerror = null;
+      sockets.push(this);
+    }
+    send(data) {
+      this.sent.push(JSON.parse(data));
+    }
+    close(code = 1005, reason = "") {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      this.closedWith = { code, reason };
+      queueMicrotask(() => this.onclose?.({ code, reason }));
+    }
+    open() {
+      this.readyState = 1;
+      this.onopen?.({});
+    }
+    receive(frame) {
+      this.onmessage?.({ data: JSON.stringify(frame) });
+    }
+  }
+  return { WebSocket: FakeSocket, sockets };
+}
+
+async function waitFor(predicate, what) {
+  const deadline = Date.now() + 2000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("room events", () => {
+  const hello = (seq) => ({ type: "hello", session_id: "ses_x", room_id: "room_1", server_time_ms: Date.now(), seq, viewers: 1 });
+  const stock = (seq, left) => ({ type: "drop.stock", seq, ts_ms: 1, drop_id: "drp_1", stock_left: left, stock: 9 });
+
+  it("drops an event seen already, and resumes after a gap rather than deliver out of order", async () => {
+    const { WebSocket, sockets } = fakeSockets();
+    const client = new LinkdropClient({ url: "http://linkdrop.test", token: "t", WebSocket, reconnect: { baseMs: 1 } });
+    const room = client.join("room_1");
+    const seen = [];
+    const errors = [];
+    room.on("drop.stock", (e) => seen.push(e.seq));
+    room.on("error", (e) => errors.push(e.code));
+    await waitFor(() => sockets.length === 1, "the first socket");
+    assert.equal(sockets[0].url.pathname, "/v1/rooms/room_1/ws");
+    assert.equal(sockets[0].url.searchParams.get("token"), "t");
+    sockets[0].open();
+    sockets[0].receive(hello(0));
+    sockets[0].receive(stock(1, 8));
+    sockets[0].receive(stock(2, 7));
+    sockets[0].receive(stock(2, 7)); // a duplicate
+    sockets[0].receive(stock(4, 5)); // 3 never came
+    assert.deepEqual(seen, [1, 2]);
+    assert.deepEqual(errors, ["gap"]);
+    assert.equal(sockets[0].closedWith.code, 4000);
+    await waitFor(() => sockets.length === 2, "the resuming socket");
+    assert.equal(sockets[1].url.searchParams.get("since"), "2");
+    sockets[1].open();
+    sockets[1].receive(hello(4));
+    sockets[1].receive(stock(3, 6));
+    sockets[1].receive(stock(4, 5));
+    assert.deepEqual(seen, [1, 2, 3, 4]);
+    assert.equal(room.lastSeq, 4);
+    assert.equal(room.drop("drp_1"), undefined, "no countdown seen: no view");
+    room.close();
+    assert.equal(sockets[1].closedWith.code, 1000);
+  });
+
+  it("replaces a connection that answers no ping", async () => {
+    const { WebSocket, sockets } = fakeSockets();
+    const client = new LinkdropClient({ url: "https://linkdrop.test", token: "t", WebSocket, reconnect: { baseMs: 1 } });
+    const room = client.join("room_1", { pongTimeoutMs: 50 });
+    await waitFor(() => sockets.length === 1, "the first socket");
+    assert.equal(sockets[0].url.protocol, "wss:");
+    sockets[0].open();
+    sockets[0].receive(hello(0));
+    assert.equal(sockets[0].sent[0].type, "ping");
+    await waitFor(() => sockets.length === 2, "a new socket");
+    assert.deepEqual(sockets[0].closedWith, { code: 4000, reason: "no pong" });
+    room.close();
+  });
+
+  it("reconnects with growing, jittered waits and tells each attempt first", async () => {
+    const { WebSocket, sockets } = fakeSockets();
+    let r = 0;
+    const randoms = [0.5, 0.25, 1 - 1e-9];
+    const client = new LinkdropClient({
+      url: "http://linkdrop.test", token: "t", WebSocket, reconnect: { baseMs: 10, maxMs: 25 }, random: () => randoms[r++ % 3],
+    });
+    const room = client.join("room_1");
+    const told = [];
+    room.on("reconnecting", (info) => told.push([info.attempt, info.windowMs, info.delayMs, info.code]));
+    for (let i = 0; i < 3; i++) {
+      await waitFor(() => sockets.length === i + 1, `socket ${i + 1}`);
+      sockets[i].close(1006, ""); // it never opened
+    }
+    await waitFor(() => told.length === 3, "three attempts");
+    assert.deepEqual(told, [[1, 10, 5, 1006], [2, 20, 5, 1006], [3, 25, 24, 1006]]);
+    room.close();
+    assert.equal(room.state, "closed");
+  });
+});

@@ -753,11 +753,14 @@ export class LinkdropClient {
     }
     /**
      * A lottery entry's result: the first of `order.result` on any of this client's rooms and
-     * reading the order once the draw is due (`draw_at_ms` on the server's clock, then every
-     * `pollIntervalMs`), so that it comes even when the socket was away at the draw.
+     * reading the order once the draw is due, so that it comes even when the socket was away at
+     * the draw. Reading starts at `draw_at_ms` (server time) when no room of this client is
+     * connected, else `socketGraceMs` later (the socket normally brings it first: a room's
+     * entrants do not all read at the draw's instant); then every `pollIntervalMs`, jittered.
      */
     lotteryResult(entry, options = {}) {
         const pollIntervalMs = options.pollIntervalMs ?? 1000;
+        const socketGraceMs = options.socketGraceMs ?? 2000;
         const timeoutMs = options.timeoutMs ?? 120000;
         const controller = new AbortController();
         const onAbort = () => controller.abort(options.signal?.reason);
@@ -790,8 +793,10 @@ export class LinkdropClient {
                     finish(abortError(controller.signal));
             });
             const poll = async () => {
-                const firstWait = entry.draw_at_ms !== undefined ? this.clock.msUntil(entry.draw_at_ms) : pollIntervalMs;
-                await sleep(Number.isFinite(firstWait) ? firstWait : pollIntervalMs, controller.signal);
+                const due = entry.draw_at_ms !== undefined ? this.clock.msUntil(entry.draw_at_ms) : pollIntervalMs;
+                const listening = [...this.rooms].some((room) => room.state === "open");
+                const firstWait = (Number.isFinite(due) ? due : pollIntervalMs) + (listening ? socketGraceMs : 0);
+                await sleep(firstWait + this._random() * pollIntervalMs * 0.5, controller.signal);
                 for (;;) {
                     try {
                         const order = await this.getOrder(entry.order_id, { signal: controller.signal });
