@@ -617,7 +617,7 @@ export class Room {
   private _viewers: number | undefined;
   private _connections = 0;
 
-  /** @internal Use `LinkdropClient.join`. */
+  /** Made by `LinkdropClient.join`. */
   constructor(client: LinkdropClient, roomId: string, options: JoinOptions = {}) {
     this.client = client;
     this.id = roomId;

@@ -219,7 +219,7 @@ const OPEN = 1;
  * resumes with `since` = `lastSeq`). `close()` ends it.
  */
 export class Room {
-    /** @internal Use `LinkdropClient.join`. */
+    /** Made by `LinkdropClient.join`. */
     constructor(client, roomId, options = {}) {
         this.emitter = new Emitter();
         this.pingsSent = 0;
