@@ -56,6 +56,10 @@ export class Linkdrop {
     });
     const child = spawn(linkdropBin(), ["all"], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
+    // Not left running if the test process ends without its after hook (a crash, a timeout).
+    const reap = () => child.kill("SIGKILL");
+    process.once("exit", reap);
+    child.once("exit", () => process.off("exit", reap));
     const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
     this.exited = exited;
     const address = new Promise((resolve, reject) => {
