@@ -1,85 +1,67 @@
-// The shopper page: joins a room's WebSocket with a token, keeps an offset to the server's
-// clock from ping/pong, and reveals the buy button at `opens_at_ms` on the server's clock —
-// not when the countdown arrives — so that every viewer sees it at the same instant.
-import { $, api, money, problemText, roomSocketUrl, ServerClock } from "/assets/common.js";
+// The shopper page, built on the shopper SDK (@linkdrop/client, clients/js; its build is
+// /assets/linkdrop-client.js): the SDK keeps the room's connection (resuming with `since`,
+// reconnecting with jitter), the offset to the server's clock, and the order's Idempotency-Key
+// and retries. The page reveals the buy button at `opens_at_ms` on the server's clock — not
+// when the countdown arrives — so that every viewer sees it at the same instant.
+import { LinkdropClient } from "/assets/linkdrop-client.js";
+import { $, money } from "/assets/common.js";
 
-const PINGS_AT_START = 5;
-const PING_EVERY_MS = 10_000;
+const state = { client: null, room: null, drop: null, soldOut: false, closed: false, order: null,
+                cancelReveal: null, ticker: null };
 
-const state = { room: null, token: null, socket: null, clock: new ServerClock(), pings: 0,
-                seq: undefined, drop: null, orderUrl: null, opensAt: null, order: null,
-                idempotencyKey: null, revealTimer: null };
-
-function join(room, token) {
-  state.room = room;
-  state.token = token;
+function join(roomId, token) {
   $("join").hidden = true;
   $("live").hidden = false;
-  connect();
-}
-
-function connect() {
-  const socket = new WebSocket(roomSocketUrl(state.room, state.token, state.seq));
-  state.socket = socket;
-  socket.onopen = () => ping();
-  socket.onmessage = (message) => onFrame(JSON.parse(message.data));
-  socket.onclose = (event) => {
-    $("connection").textContent = `Disconnected (${event.code} ${event.reason || ""}); reconnecting…`;
-    document.body.dataset.connected = "false";
-    if (event.code !== 4001) setTimeout(connect, 1000);
-  };
-}
-
-function ping() {
-  if (state.socket.readyState !== WebSocket.OPEN) return;
-  state.socket.send(JSON.stringify({ type: "ping", t: Date.now() }));
-  state.pings += 1;
-  setTimeout(ping, state.pings < PINGS_AT_START ? 200 : PING_EVERY_MS);
-}
-
-function onFrame(frame) {
-  if (typeof frame.seq === "number") state.seq = frame.seq;
-  switch (frame.type) {
-    case "hello":
-      $("connection").textContent = "Connected";
-      document.body.dataset.connected = "true";
-      showViewers(frame.viewers);
-      break;
-    case "pong":
-      state.clock.sample(frame.t, Date.now(), frame.server_time_ms);
-      break;
-    case "room.viewers":
-      showViewers(frame.viewers);
-      break;
-    case "drop.countdown":
-      countdown(frame.drop, frame.opens_at_ms, frame.order_url);
-      break;
-    case "resync":
-      for (const d of frame.drops || []) countdown(d.drop, d.opens_at_ms, d.order_url);
-      break;
-    case "drop.sold_out":
-      if (state.drop && frame.drop_id === state.drop.id && !state.order) say("Sold out.");
-      break;
-    case "drop.closed":
-      if (state.drop && frame.drop_id === state.drop.id) { $("buy").hidden = true; say("This drop is closed."); }
-      break;
-    case "order.result":
-      if (state.order && frame.order_id === state.order.order_id) outcome(frame.status, frame);
-      break;
-  }
+  const client = new LinkdropClient({ token });
+  const room = client.join(roomId);
+  state.client = client;
+  state.room = room;
+  room.on("state", (connection) => {
+    document.body.dataset.connected = String(connection === "open");
+    if (connection === "open") $("connection").textContent = "Connected";
+  });
+  room.on("reconnecting", (r) => {
+    $("connection").textContent =
+      `Disconnected (${r.code} ${r.reason || ""}); reconnecting in ${(r.delayMs / 1000).toFixed(1)} s…`;
+  });
+  room.on("hello", (hello) => showViewers(hello.viewers));
+  room.on("room.viewers", (e) => showViewers(e.viewers));
+  // A drop's view: its countdown, stock, sold out, closed — from its events or a resync.
+  room.on("drop", onDrop);
+  client.onOrderResult((result) => {
+    if (state.order && result.order_id === state.order.order_id) outcome(result.status, result);
+  });
 }
 
 function showViewers(n) {
   if (typeof n === "number") $("viewers").textContent = `${n} watching`;
 }
 
-function countdown(drop, opensAt, orderUrl) {
-  if (state.drop && state.drop.id === drop.id) return;
+function onDrop(view) {
+  if (view.closed) {
+    if (state.drop && view.id === state.drop.id && !state.closed) {
+      state.closed = true;
+      stopCountdown();
+      $("buy").hidden = true;
+      say("This drop is closed.");
+    }
+    return;
+  }
+  if (!state.drop || state.drop.id !== view.id) {
+    countdown(view);
+    return;
+  }
+  if (view.soldOut && !state.soldOut && !state.order) say("Sold out.");
+  state.soldOut = view.soldOut;
+}
+
+function countdown(view) {
+  stopCountdown();
+  const drop = view.drop;
   state.drop = drop;
-  state.opensAt = opensAt;
-  state.orderUrl = orderUrl;
+  state.soldOut = view.soldOut;
+  state.closed = false;
   state.order = null;
-  state.idempotencyKey = crypto.randomUUID();
   $("waiting").hidden = true;
   $("product").hidden = false;
   $("product-title").textContent = drop.title;
@@ -88,28 +70,32 @@ function countdown(drop, opensAt, orderUrl) {
   $("product-image").alt = drop.title;
   $("buy").hidden = true;
   $("pay").hidden = true;
-  say("");
+  say(view.soldOut ? "Sold out." : "");
+  const clock = state.room.clock;
+  const tick = () => {
+    $("countdown").textContent = `${Math.max(0, (view.opensAtMs - clock.now()) / 1000).toFixed(1)} s`;
+  };
   tick();
+  state.ticker = setInterval(tick, 100);
+  state.cancelReveal = state.room.revealAt(view.opensAtMs, () => reveal(view.opensAtMs));
 }
 
-/** Updates the countdown and reveals the buy button once `opens_at_ms` has surely passed
- *  on the server's clock (the offset is known to within half a round trip). */
-function tick() {
-  const left = state.opensAt - state.clock.now();
-  if (!state.clock.surelyPast(state.opensAt)) {
-    $("countdown").textContent = `${Math.max(0, left / 1000).toFixed(1)} s`;
-    const wait = Math.max(0, Math.min(100, left + Math.ceil(state.clock.uncertainty)));
-    state.revealTimer = setTimeout(tick, wait);
-    return;
-  }
+function stopCountdown() {
+  if (state.ticker) clearInterval(state.ticker);
+  if (state.cancelReveal) state.cancelReveal();
+  state.ticker = state.cancelReveal = null;
+}
+
+/** `opens_at_ms` has surely passed on the server's clock. */
+function reveal(opensAtMs) {
+  stopCountdown();
   $("countdown").textContent = "Open!";
-  if ($("buy").hidden && !state.order) {
-    $("buy").hidden = false;
-    document.body.dataset.revealedAtWallMs = String(Date.now());
-    document.body.dataset.revealedAtServerMs = String(Math.round(state.clock.now()));
-    document.body.dataset.opensAtMs = String(state.opensAt);
-    $("buy").focus();
-  }
+  if (state.order || state.closed) return;
+  $("buy").hidden = false;
+  document.body.dataset.revealedAtWallMs = String(Date.now());
+  document.body.dataset.revealedAtServerMs = String(Math.round(state.room.clock.now()));
+  document.body.dataset.opensAtMs = String(opensAtMs);
+  $("buy").focus();
 }
 
 function say(text, good) {
@@ -117,25 +103,49 @@ function say(text, good) {
   $("result").className = good ? "ok" : text ? "error" : "";
 }
 
+function problemText(problem) {
+  return problem.detail || problem.title || `HTTP ${problem.status}`;
+}
+
 async function buy() {
+  const drop = state.drop;
   $("buy").disabled = true;
-  const answer = await api(state.orderUrl, { method: "POST", key: state.token, body: { qty: 1 },
-                                            headers: { "idempotency-key": state.idempotencyKey } });
-  $("buy").disabled = false;
-  const code = answer.body && answer.body.code;
-  if (answer.status === 201 || answer.status === 202) {
-    state.order = answer.body;
-    outcome(answer.body.status, answer.body);
-  } else if (code === "sold_out") {
-    say("Sold out.");
-    $("buy").hidden = true;
-  } else if (code === "limit_reached") {
-    say(`Limit reached: at most ${answer.body.max_per_user} per shopper.`);
-    $("buy").hidden = true;
-  } else if (code === "rate_limited" || code === "overloaded") {
-    say("Busy — try again in a moment.");
-  } else {
-    say(problemText(answer));
+  let r;
+  try {
+    // One purchase intent: a second tap, or a retry after a lost answer, carries the same
+    // Idempotency-Key, so it can only ever make one order.
+    r = await state.client.order(drop.id, 1);
+  } catch (e) {
+    say(e.status === 429 || e.status === 503
+      ? "Busy — try again in a moment."
+      : "No answer from the shop. Tap again: it asks about the same order.");
+    return;
+  } finally {
+    $("buy").disabled = false;
+  }
+  switch (r.outcome) {
+    case "reserved":
+      state.order = r.order;
+      outcome("reserved", r.order);
+      break;
+    case "entered":
+      state.order = r.entry;
+      outcome("entered", r.entry);
+      state.client.lotteryResult(r.entry).then((result) => outcome(result.status, result), () => {});
+      break;
+    case "sold_out":
+      say("Sold out.");
+      $("buy").hidden = true;
+      break;
+    case "limit_reached":
+      say(`Limit reached: at most ${r.maxPerUser} per shopper.`);
+      $("buy").hidden = true;
+      break;
+    case "not_open":
+      say("Not open yet.");
+      break;
+    default:
+      say(problemText(r.problem));
   }
 }
 
@@ -160,11 +170,17 @@ function outcome(status, details) {
 
 async function pay() {
   $("pay").disabled = true;
-  const answer = await api(`/v1/orders/${state.order.order_id}/pay`, {
-    method: "POST", key: state.token, body: { payment_ref: `demo-${crypto.randomUUID()}` } });
-  $("pay").disabled = false;
-  if (answer.status === 200) outcome("paid", answer.body);
-  else say(answer.body && answer.body.code === "expired" ? "Too late: the reservation expired." : problemText(answer));
+  let r;
+  try {
+    r = await state.client.pay(state.order.order_id, `demo-${state.order.order_id}`);
+  } catch (e) {
+    say("No answer from the shop. Try again.");
+    return;
+  } finally {
+    $("pay").disabled = false;
+  }
+  if (r.outcome === "paid") outcome("paid", r.order);
+  else say(r.outcome === "expired" ? "Too late: the reservation expired." : problemText(r.problem));
 }
 
 $("buy").addEventListener("click", buy);
