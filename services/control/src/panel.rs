@@ -51,6 +51,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../assets/shop.js"),
     ),
+    (
+        "linkdrop-client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/linkdrop-client.js"),
+    ),
 ];
 
 /// Only our own scripts, styles and connections; images from anywhere (drops link theirs).
