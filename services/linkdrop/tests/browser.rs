@@ -72,7 +72,10 @@ async fn the_pages_are_served_from_the_binary_and_the_dev_routes_check_their_cal
         ("/shop", "text/html; charset=utf-8"),
         ("/assets/panel.js", "text/javascript; charset=utf-8"),
         ("/assets/style.css", "text/css; charset=utf-8"),
-        ("/assets/linkdrop-client.js", "text/javascript; charset=utf-8"),
+        (
+            "/assets/linkdrop-client.js",
+            "text/javascript; charset=utf-8",
+        ),
     ] {
         let page = http
             .get(format!("{}{path}", app.base_url))
