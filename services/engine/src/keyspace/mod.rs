@@ -5,45 +5,17 @@
 //! it: the effects to journal (each write in a form that replays to the same state) and the
 //! messages to publish.
 
+mod args;
+mod reply;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use redis::Value;
 
-/// One command or effect: its name and arguments.
-pub type Args = Vec<Vec<u8>>;
-
-/// A command's failure, as Redis would answer it: an error code and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CmdError {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl CmdError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn syntax() -> Self {
-        Self::new("ERR", "syntax error")
-    }
-
-    fn wrong_type() -> Self {
-        Self::new(
-            "WRONGTYPE",
-            "Operation against a key holding the wrong kind of value",
-        )
-    }
-
-    fn not_integer() -> Self {
-        Self::new("ERR", "value is not an integer or out of range")
-    }
-}
-
-pub type Reply = Result<Value, CmdError>;
+pub use args::Args;
+use args::{float, int};
+pub use reply::{CmdError, Reply};
+use reply::{arity, bulk};
 
 /// What one command leaves to do once it ran.
 #[derive(Default)]
@@ -1017,38 +989,6 @@ fn entry(id: StreamId, fields: Option<&Vec<Vec<u8>>>) -> Value {
 fn record(ctx: &mut Ctx, args: &[Vec<u8>], changed: bool) {
     if changed {
         ctx.effects.push(args.to_vec());
-    }
-}
-
-fn arity<T>(name: &str) -> Result<T, CmdError> {
-    Err(CmdError::new(
-        "ERR",
-        format!(
-            "wrong number of arguments for '{}' command",
-            name.to_ascii_lowercase()
-        ),
-    ))
-}
-
-fn bulk(v: impl Into<Vec<u8>>) -> Value {
-    Value::BulkString(v.into())
-}
-
-fn int(raw: &[u8]) -> Result<i64, CmdError> {
-    std::str::from_utf8(raw)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(CmdError::not_integer)
-}
-
-fn float(raw: &[u8]) -> Result<f64, CmdError> {
-    match raw {
-        b"-inf" => Ok(f64::NEG_INFINITY),
-        b"+inf" | b"inf" => Ok(f64::INFINITY),
-        _ => std::str::from_utf8(raw)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| CmdError::new("ERR", "value is not a valid float")),
     }
 }
 
