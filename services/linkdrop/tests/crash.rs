@@ -183,6 +183,46 @@ async fn orders_survive_a_settlement_crash_after_its_commit() {
     orders_survive("settle", "settle.before_offset_commit").await;
 }
 
+/// A webhook dispatcher that dies after attempting a delivery and before recording the
+/// attempt leaves its claim locked only for the attempt timeout and a margin (30 s): the
+/// next dispatcher sends it again then, not five minutes later. (scripts/chaos found it: a
+/// killed dispatcher, or PostgreSQL restarting under one, held its round's deliveries —
+/// failed first attempts included, due again after 5 s — for five minutes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_crash_before_recording_its_attempts_holds_them_only_for_its_lock() {
+    let database_url = fresh_database().await;
+    let namespace = fresh_namespace();
+    let env = with(
+        &crash_env(&database_url, &namespace),
+        "LINKDROP_WEBHOOK_TIMEOUT_MS",
+        "1000",
+    );
+    let front = Process::start(&["roles", "gateway,orders,control"], &env).await;
+    let _pipeline = Process::start(&["roles", "relay,settle"], &env).await;
+    let mut doomed = Process::start(
+        &["webhooks"],
+        &with(&env, "LINKDROP_FAILPOINT", "webhooks.before_record"),
+    )
+    .await;
+    let mut sale = open_sale(&front, &database_url, &namespace, 10).await;
+    assert_eq!(buy(&sale, 0, 1, 1).await.len(), 1);
+
+    let first = sale.receiver.next().await;
+    doomed.killed_by_failpoint().await;
+    let died = std::time::Instant::now();
+    let _revived = Process::start(&["webhooks"], &env).await;
+    let again = sale
+        .receiver
+        .next_within(std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(again.headers["webhook-id"], first.headers["webhook-id"]);
+    assert!(
+        died.elapsed() < std::time::Duration::from_secs(45),
+        "sent again {:?} after the crash",
+        died.elapsed()
+    );
+}
+
 /// Processes of one test on the private stack.
 async fn private_pipeline(stack: &PrivateStack, extra: &[(&str, &str)]) -> (Vec<Process>, Sale) {
     let database_url = fresh_database_on(&stack.database_server()).await;

@@ -16,6 +16,7 @@ use linkdrop_domain::clock::Clock;
 use linkdrop_domain::secret::Secret;
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::sign;
+use linkdrop_infra::failpoint;
 use linkdrop_records::db::{Db, Tx, webhook_due};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -29,8 +30,13 @@ use crate::store::{self, Claimed};
 const CLAIM_BATCH: i64 = 64;
 /// Deliveries in flight at once per dispatcher.
 const CONCURRENCY: usize = 32;
-/// How long a claim holds a delivery: longer than any attempt can take.
-const LOCK_MS: i64 = 5 * 60_000;
+/// How long a claim holds a delivery beyond the attempt's own limit (`Settings::timeout`):
+/// the time to record the attempt, retried while the database is away. A dispatcher that
+/// dies mid-round leaves locks that lapse this soon after, and its deliveries are attempted
+/// again on their schedule rather than minutes later.
+const LOCK_MARGIN_MS: i64 = 30_000;
+/// Pause between tries to record a round's attempts while the database is away.
+const RECORD_RETRY: Duration = Duration::from_millis(500);
 /// Bytes of a response body kept in the attempts log.
 const KEEP_RESPONSE_BYTES: usize = 1024;
 /// Connecting to an endpoint may take this long.
@@ -129,6 +135,7 @@ impl Dispatcher {
 
     /// Claims the due deliveries and attempts each once; returns how many were attempted.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
+        let claimed_at = Instant::now();
         let claimed = self.claim().await?;
         let count = claimed.len();
         // Attempts run concurrently; whatever has finished is recorded together, in one
@@ -140,13 +147,37 @@ impl Dispatcher {
             })
             .buffer_unordered(CONCURRENCY)
             .ready_chunks(CONCURRENCY);
+        let mut unrecorded = Vec::new();
         while let Some(outcomes) = finished.next().await {
+            failpoint::hit("webhooks.before_record");
             if let Err(e) = self.record(&outcomes).await {
-                // The locks expire and the deliveries are attempted again: at least once.
-                tracing::warn!(error = %e, deliveries = outcomes.len(), "could not record attempts");
+                tracing::warn!(error = %e, deliveries = outcomes.len(), "could not record attempts; retrying");
+                unrecorded.extend(outcomes);
             }
         }
+        // The database was away (a restart, a failover): record once it is back, while the
+        // claims still hold, so that each delivery moves on to its next attempt on schedule.
+        // Past that the locks lapse and the deliveries are attempted again: at least once.
+        let record_until = claimed_at + Duration::from_millis(self.lock_ms() as u64) - RECORD_RETRY;
+        while !unrecorded.is_empty() && Instant::now() < record_until {
+            tokio::time::sleep(RECORD_RETRY).await;
+            match self.record(&unrecorded).await {
+                Ok(()) => unrecorded.clear(),
+                Err(e) => tracing::debug!(error = %e, "could not record attempts yet"),
+            }
+        }
+        if !unrecorded.is_empty() {
+            tracing::warn!(
+                deliveries = unrecorded.len(),
+                "attempts not recorded; their locks lapse and they are attempted again"
+            );
+        }
         Ok(count)
+    }
+
+    /// How long a claim holds its deliveries: the attempt's limit and the margin to record it.
+    fn lock_ms(&self) -> i64 {
+        self.settings.timeout.as_millis() as i64 + LOCK_MARGIN_MS
     }
 
     /// Deletes attempts older than the retention, at most once a minute; how many.
@@ -163,7 +194,7 @@ impl Dispatcher {
     /// Claims due deliveries of enabled endpoints (a disabled endpoint's wait for it to be
     /// enabled again).
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
-        store::claim(&self.db, self.clock.now_ms(), CLAIM_BATCH, LOCK_MS).await
+        store::claim(&self.db, self.clock.now_ms(), CLAIM_BATCH, self.lock_ms()).await
     }
 
     /// One signed POST of the message to the endpoint.

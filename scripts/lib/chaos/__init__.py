@@ -1,0 +1,1 @@
+"""Seeded fault schedules on the local cluster (scripts/chaos): workload, nemesis, checker."""
