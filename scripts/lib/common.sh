@@ -18,14 +18,16 @@ ld_kafka_version() {
   echo "$v"
 }
 
-# The Python venv holding the test tools: the Standard Webhooks reference library, and
-# what schemas/check.py needs to check the contract (jsonschema, pyyaml,
-# openapi-spec-validator). Pinned; scripts/setup installs them.
+# The Python venv holding the test tools: the Standard Webhooks reference library, what
+# schemas/check.py needs to check the contract (jsonschema, pyyaml, openapi-spec-validator),
+# and schemathesis, which fuzzes the HTTP API from the OpenAPI (scripts/fuzz-api). Pinned;
+# scripts/setup installs them.
 LD_STANDARDWEBHOOKS_VERSION=1.1.0
 LD_JSONSCHEMA_VERSION=4.26.0
 LD_PYYAML_VERSION=6.0.3
 LD_OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 LD_KUBERNETES_VALIDATE_VERSION=1.37.0
+LD_SCHEMATHESIS_VERSION=4.32.5
 ld_test_venv() { echo "$(ld_cache_dir)/venv"; }
 # The pinned requirements of the test venv, one `name==version` a line.
 ld_test_venv_requirements() {
@@ -34,7 +36,8 @@ ld_test_venv_requirements() {
     "jsonschema==$LD_JSONSCHEMA_VERSION" \
     "pyyaml==$LD_PYYAML_VERSION" \
     "openapi-spec-validator==$LD_OPENAPI_SPEC_VALIDATOR_VERSION" \
-    "kubernetes-validate==$LD_KUBERNETES_VALIDATE_VERSION"
+    "kubernetes-validate==$LD_KUBERNETES_VALIDATE_VERSION" \
+    "schemathesis==$LD_SCHEMATHESIS_VERSION"
 }
 # Go tools of the deployment checks, and where they go.
 # v5.8.3 needs Go 1.27; v5.8.1 builds with the Go 1.26 installed here.
