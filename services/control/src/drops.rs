@@ -11,13 +11,13 @@ use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::Principal;
 use linkdrop_infra::hash_fields::HashFields;
 use linkdrop_infra::json::ApiJson;
+use linkdrop_records::drops::{self, DropRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::live::{self, DropRow, Seed};
+use crate::live::{self, Seed};
 use crate::rooms::load_room;
-use crate::store;
 use linkdrop_domain::lottery;
 
 pub async fn create(
@@ -28,8 +28,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = load_room(&state, &principal, &room_id).await?;
     let spec = DropSpec::parse(body)?;
-    let row = DropRow::new(new_id(prefix::DROP), &room, &spec, now_ms());
-    store::insert(&state.db, &row).await?;
+    let row = DropRecord::new(new_id(prefix::DROP), &room, &spec, now_ms());
+    drops::insert(&state.db, &row).await?;
     live::write_initial_state(&state, &row).await?;
     let view = live::drop_view(&state, &row).await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -40,11 +40,11 @@ async fn load_drop(
     state: &ControlState,
     principal: &Principal,
     drop_id: &str,
-) -> Result<DropRow, ApiError> {
+) -> Result<DropRecord, ApiError> {
     if !ids::is_well_formed(drop_id) {
         return Err(ApiError::NotFound("drop"));
     }
-    let row = store::find(&state.db, drop_id)
+    let row = drops::find(&state.db, drop_id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
     principal.require_host_of(&row.merchant_id)?;
@@ -66,7 +66,7 @@ pub async fn list(
     Path(room_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let room = load_room(&state, &principal, &room_id).await?;
-    let rows = store::list_room(&state.db, &room.id).await?;
+    let rows = drops::list_room(&state.db, &room.id).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         items.push(live::drop_view(&state, row).await?);
@@ -93,7 +93,7 @@ pub async fn launch(
             "between 0 and 600000 milliseconds",
         ));
     }
-    let seed = match row.fairness() {
+    let seed = match row.fairness {
         Fairness::Lottery { .. } => {
             let seed = lottery::new_seed();
             Some(Seed {
@@ -105,7 +105,7 @@ pub async fn launch(
     };
     let opens_at_ms = live::launch(&state, &row, countdown_ms, seed.as_ref()).await?;
     let seed_hash = seed.map(|s| s.hash);
-    store::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
+    drops::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
     let spec = row.spec();
     let event = RoomEvent::Countdown {
         drop: DropCard::new(&row.id, &spec),
@@ -139,7 +139,7 @@ pub async fn close(
     let (closed_now, closed_at_ms) = live::close(&state, &row).await?;
     // Also when Redis was closed before: a retry repairs a record the first call missed.
     // The record and the merchant's `drop.closed` are written together, once.
-    store::record_close(&state.db, &row, closed_at_ms, now_ms()).await?;
+    drops::record_close(&state.db, &row, closed_at_ms, now_ms()).await?;
     if closed_now {
         let event = RoomEvent::Closed {
             drop_id: row.id.clone(),
@@ -152,7 +152,7 @@ pub async fn close(
         state.bus.publish(&row.room_id, &event).await?;
         tracing::info!(drop_id = %row.id, "drop closed");
     }
-    let row = store::find(&state.db, &row.id)
+    let row = drops::find(&state.db, &row.id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
     Ok(Json(live::drop_view(&state, &row).await?))
@@ -166,7 +166,7 @@ pub async fn get_draw(
     Path(drop_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = load_drop(&state, &principal, &drop_id).await?;
-    let Fairness::Lottery { window_ms } = row.fairness() else {
+    let Fairness::Lottery { window_ms } = row.fairness else {
         return Err(ApiError::NotFound("lottery draw"));
     };
     let meta = HashFields::read(

@@ -1,9 +1,19 @@
-//! The system of record: PostgreSQL on the stack, SQLite in the embedded backend (issue 9).
-//! A store area keeps its queries in both dialects side by side, behind functions that take
-//! a [`Db`] (or a [`Tx`] when they must commit together with other writes).
+//! Where the records are kept — PostgreSQL on the stack, SQLite on the embedded backend
+//! (issue 9) — and the transactions over them, with the wake-ups they send when they
+//! commit ([`Tx::notify_after_commit`], [`Db::listen`]).
+//!
+//! Every area of the records has a `pg.rs` and a `sqlite.rs` behind its `mod.rs`; the
+//! dialect is chosen in one place, [`dispatch!`].
 
-use sqlx::PgPool;
+mod notify;
+#[cfg(postgres)]
+mod pg;
+
 use sqlx::sqlite::SqlitePool;
+use sqlx::{PgConnection, PgPool, SqliteConnection};
+
+use notify::Bells;
+pub use notify::Listener;
 
 /// Where records are kept. Cheap to clone (both hold a pool).
 #[derive(Clone, Debug)]
@@ -12,55 +22,128 @@ pub enum Db {
     Sqlite(SqlitePool),
 }
 
+/// One value per dialect: what [`dispatch!`] matches on.
+pub(crate) enum Dialect<P, S> {
+    Postgres(P),
+    Sqlite(S),
+}
+
+/// Calls the function `$f` of the calling area's `pg` or `sqlite` module — the dialect of
+/// `$on`, a [`Db`] (its pool is passed) or a [`Tx`] (its connection is passed) — with the
+/// other arguments, and awaits it: the one dispatch point of the records.
+///
+/// A dialect compiled out for scripts/sqlx-prepare (see build.rs) is unreachable.
+macro_rules! dispatch {
+    ($on:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $on.dialect() {
+            #[cfg(postgres)]
+            $crate::db::Dialect::Postgres(on) => pg::$f(on, $($arg),*).await,
+            #[cfg(sqlite)]
+            $crate::db::Dialect::Sqlite(on) => sqlite::$f(on, $($arg),*).await,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("the records were compiled with one dialect only (build.rs)"),
+        }
+    };
+}
+pub(crate) use dispatch;
+
 impl Db {
     /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
     /// so two transactions that read before writing cannot deadlock; the other waits (busy
     /// timeout) instead of failing.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        Ok(match self {
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-            Db::Sqlite(pool) => Tx::Sqlite {
-                tx: pool.begin_with("BEGIN IMMEDIATE").await?,
-                wake_dispatchers: false,
-            },
+        let conn = match self {
+            Db::Postgres(pool) => Dialect::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => {
+                Dialect::Sqlite((pool.begin_with("BEGIN IMMEDIATE").await?, Bells::of(pool)))
+            }
+        };
+        Ok(Tx {
+            conn,
+            notify: Vec::new(),
         })
     }
-}
 
-/// A transaction on either backend.
-pub enum Tx {
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-    Sqlite {
-        tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-        /// Webhook deliveries were queued: wake the dispatcher once committed.
-        wake_dispatchers: bool,
-    },
-}
-
-impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    pub(crate) fn dialect(&self) -> Dialect<&PgPool, &SqlitePool> {
         match self {
-            Tx::Postgres(tx) => tx.commit().await,
-            Tx::Sqlite {
-                tx,
-                wake_dispatchers,
-            } => {
-                tx.commit().await?;
-                if wake_dispatchers {
-                    webhook_due().notify_one();
-                }
+            Db::Postgres(pool) => Dialect::Postgres(pool),
+            Db::Sqlite(pool) => Dialect::Sqlite(pool),
+        }
+    }
+
+    /// Wakes the listeners of `channel` now (outside a transaction).
+    pub async fn notify(&self, channel: &'static str) -> Result<(), sqlx::Error> {
+        match self {
+            #[cfg(postgres)]
+            Db::Postgres(pool) => pg::notify(pool, channel).await,
+            Db::Sqlite(pool) => {
+                Bells::of(pool).ring(channel);
                 Ok(())
             }
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("the records were compiled with one dialect only (build.rs)"),
+        }
+    }
+
+    /// Listens on `channel`: woken by every commit that notified it, in any process on
+    /// PostgreSQL (`LISTEN`), in this process on SQLite (where the embedded backend runs
+    /// every role), on this database only. Notifications sent before this call are not
+    /// heard.
+    pub async fn listen(&self, channel: &'static str) -> Result<Listener, sqlx::Error> {
+        match self {
+            Db::Postgres(pool) => Listener::postgres(pool, channel).await,
+            Db::Sqlite(pool) => Ok(Bells::of(pool).listen(channel)),
         }
     }
 }
 
-/// Rung when webhook deliveries became due on SQLite, where there is no `LISTEN/NOTIFY`:
-/// the embedded backend's dispatcher runs in the same process. (On PostgreSQL the
-/// dispatchers listen on the channel `webhook_due`.)
-pub fn webhook_due() -> &'static tokio::sync::Notify {
-    static DUE: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
-    DUE.get_or_init(tokio::sync::Notify::new)
+type PgTransaction = sqlx::Transaction<'static, sqlx::Postgres>;
+type SqliteTransaction = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// A transaction on either backend, with the channels to notify once it commits.
+pub struct Tx {
+    conn: Dialect<PgTransaction, (SqliteTransaction, Bells)>,
+    notify: Vec<&'static str>,
+}
+
+impl Tx {
+    pub(crate) fn dialect(&mut self) -> Dialect<&mut PgConnection, &mut SqliteConnection> {
+        match &mut self.conn {
+            Dialect::Postgres(tx) => Dialect::Postgres(&mut **tx),
+            Dialect::Sqlite((tx, _)) => Dialect::Sqlite(&mut **tx),
+        }
+    }
+
+    /// Wakes the listeners of `channel` when this transaction commits, and not at all if
+    /// it does not. Once per channel, however often it is asked.
+    pub fn notify_after_commit(&mut self, channel: &'static str) {
+        if !self.notify.contains(&channel) {
+            self.notify.push(channel);
+        }
+    }
+
+    /// Commits, then the listeners of the channels asked for wake.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self.conn {
+            #[cfg(postgres)]
+            Dialect::Postgres(mut tx) => {
+                // PostgreSQL delivers a NOTIFY when the transaction that sent it commits.
+                for channel in &self.notify {
+                    pg::notify(&mut *tx, channel).await?;
+                }
+                tx.commit().await
+            }
+            Dialect::Sqlite((tx, bells)) => {
+                tx.commit().await?;
+                for channel in self.notify {
+                    bells.ring(channel);
+                }
+                Ok(())
+            }
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("the records were compiled with one dialect only (build.rs)"),
+        }
+    }
 }
 
 /// Opens (creating) the SQLite file of the embedded backend's records and migrates it.
@@ -88,172 +171,14 @@ pub async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), sqlx::migrate::Migr
         .await
 }
 
-/// API keys of hosts and merchants.
-pub mod api_keys {
-    use super::Db;
-
-    /// A key to store: only its hash.
-    pub struct NewKey<'a> {
-        pub id: &'a str,
-        pub key_hash: &'a str,
-        pub role: &'a str,
-        pub merchant_id: &'a str,
-        pub created_at_ms: i64,
-    }
-
-    /// A stored key that is not revoked: its role and merchant.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct ActiveKey {
-        pub role: String,
-        pub merchant_id: String,
-    }
-
-    pub async fn insert(db: &Db, key: &NewKey<'_>) -> Result<(), sqlx::Error> {
-        match db {
-            Db::Postgres(pool) => {
-                sqlx::query!(
-                    "INSERT INTO api_keys (id, key_hash, role, merchant_id, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5)",
-                    key.id,
-                    key.key_hash,
-                    key.role,
-                    key.merchant_id,
-                    key.created_at_ms
-                )
-                .execute(pool)
-                .await?;
-            }
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO api_keys (id, key_hash, role, merchant_id, created_at_ms)
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(key.id)
-                .bind(key.key_hash)
-                .bind(key.role)
-                .bind(key.merchant_id)
-                .bind(key.created_at_ms)
-                .execute(pool)
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The key with this hash, unless it is unknown or revoked.
-    pub async fn find_active(db: &Db, key_hash: &str) -> Result<Option<ActiveKey>, sqlx::Error> {
-        Ok(match db {
-            Db::Postgres(pool) => sqlx::query!(
-                "SELECT role, merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
-                key_hash
-            )
-            .fetch_optional(pool)
-            .await?
-            .map(|r| ActiveKey {
-                role: r.role,
-                merchant_id: r.merchant_id,
-            }),
-            Db::Sqlite(pool) => sqlx::query_as::<_, (String, String)>(
-                "SELECT role, merchant_id FROM api_keys WHERE key_hash = ? AND revoked_at_ms IS NULL",
-            )
-            .bind(key_hash)
-            .fetch_optional(pool)
-            .await?
-            .map(|(role, merchant_id)| ActiveKey { role, merchant_id }),
-        })
-    }
-}
-
-/// Live-stream rooms.
-pub mod rooms {
-    use super::Db;
-    use linkdrop_domain::model::Room;
-
-    type Row = (String, String, String, i64);
-
-    fn room((id, title, merchant_id, created_at_ms): Row) -> Room {
-        Room {
-            id,
-            title,
-            merchant_id,
-            created_at_ms,
-        }
-    }
-
-    pub async fn insert(db: &Db, room: &Room) -> Result<(), sqlx::Error> {
-        match db {
-            Db::Postgres(pool) => {
-                sqlx::query!(
-                    "INSERT INTO rooms (id, title, merchant_id, created_at_ms) VALUES ($1, $2, $3, $4)",
-                    room.id,
-                    room.title,
-                    room.merchant_id,
-                    room.created_at_ms
-                )
-                .execute(pool)
-                .await?;
-            }
-            Db::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO rooms (id, title, merchant_id, created_at_ms) VALUES (?, ?, ?, ?)",
-                )
-                .bind(&room.id)
-                .bind(&room.title)
-                .bind(&room.merchant_id)
-                .bind(room.created_at_ms)
-                .execute(pool)
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn find(db: &Db, room_id: &str) -> Result<Option<Room>, sqlx::Error> {
-        Ok(match db {
-            Db::Postgres(pool) => {
-                sqlx::query_as!(
-                    Room,
-                    "SELECT id, title, merchant_id, created_at_ms FROM rooms WHERE id = $1",
-                    room_id
-                )
-                .fetch_optional(pool)
-                .await?
-            }
-            Db::Sqlite(pool) => sqlx::query_as::<_, Row>(
-                "SELECT id, title, merchant_id, created_at_ms FROM rooms WHERE id = ?",
-            )
-            .bind(room_id)
-            .fetch_optional(pool)
-            .await?
-            .map(room),
-        })
-    }
-
-    /// The newest 200 rooms, of one merchant or of all.
-    pub async fn list(db: &Db, merchant_id: Option<&str>) -> Result<Vec<Room>, sqlx::Error> {
-        Ok(match db {
-            Db::Postgres(pool) => {
-                sqlx::query_as!(
-                    Room,
-                    "SELECT id, title, merchant_id, created_at_ms FROM rooms
-         WHERE ($1::text IS NULL OR merchant_id = $1)
-         ORDER BY id DESC LIMIT 200",
-                    merchant_id
-                )
-                .fetch_all(pool)
-                .await?
-            }
-            Db::Sqlite(pool) => sqlx::query_as::<_, Row>(
-                "SELECT id, title, merchant_id, created_at_ms FROM rooms
-                 WHERE (?1 IS NULL OR merchant_id = ?1)
-                 ORDER BY id DESC LIMIT 200",
-            )
-            .bind(merchant_id)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(room)
-            .collect(),
-        })
+/// A stored value that does not parse, as the error of the column it was read from: its
+/// message names the column and the value.
+pub(crate) fn undecodable(
+    column: &str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(error),
     }
 }

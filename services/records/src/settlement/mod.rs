@@ -9,16 +9,22 @@
 //! order lives (accepted, drawn, paid or expired), so a batch holding an order's whole
 //! life applies it correctly.
 
+#[cfg(postgres)]
+mod pg;
+#[cfg(sqlite)]
+mod sqlite;
+
 use std::collections::{HashMap, HashSet};
 
-use crate::db::{Db, Tx};
-use crate::webhook_outbox::{self, MerchantEvent};
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::{
     DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid, merchant_event,
 };
 use linkdrop_domain::model::OrderStatus;
 use serde_json::json;
+
+use crate::db::{Db, Tx, dispatch, undecodable};
+use crate::webhooks::outbox::{self, MerchantEvent};
 
 /// Outcome of one settled batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +54,7 @@ struct CreatedOrder {
     order_id: String,
     drop_id: String,
     user_id: String,
-    qty: i64,
+    qty: i32,
     admitted_at_ms: i64,
     pay_by_ms: Option<i64>,
 }
@@ -108,7 +114,7 @@ pub async fn settle_batch(
             order_id: a.order_id.clone(),
             drop_id: a.drop_id.clone(),
             user_id: a.user_id.clone(),
-            qty: i64::from(a.qty),
+            qty: a.qty as i32,
             admitted_at_ms: a.admitted_at_ms,
             pay_by_ms: a.pay_by_ms,
         })
@@ -133,7 +139,7 @@ pub async fn settle_batch(
             now,
         ));
     }
-    webhook_outbox::enqueue(&mut tx, &events_now, now).await?;
+    outbox::enqueue(&mut tx, &events_now, now).await?;
     before_commit();
     tx.commit().await?;
     let applied = inserted.len() + drawn_now + paid_now + expired_now + sold_out.len();
@@ -153,25 +159,10 @@ async fn merchants_of(
     let mut drop_ids: Vec<String> = events.iter().map(|e| e.drop_id().to_string()).collect();
     drop_ids.sort();
     drop_ids.dedup();
-    let merchants: HashMap<String, String> = match db {
-        Db::Postgres(pool) => {
-            let rows = sqlx::query!(
-                "SELECT id, merchant_id FROM drops WHERE id = ANY($1)",
-                &drop_ids
-            )
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(|r| (r.id, r.merchant_id)).collect()
-        }
-        Db::Sqlite(pool) => sqlx::query_as::<_, (String, String)>(
-            "SELECT id, merchant_id FROM drops WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(json!(drop_ids).to_string())
-        .fetch_all(pool)
-        .await?
+    let merchants: HashMap<String, String> = dispatch!(db, drop_merchants(&drop_ids))?
         .into_iter()
-        .collect(),
-    };
+        .map(|d| (d.id, d.merchant_id))
+        .collect();
     let unknown: Vec<String> = drop_ids
         .into_iter()
         .filter(|d| !merchants.contains_key(d))
@@ -180,6 +171,12 @@ async fn merchants_of(
         return Err(SettleError::UnknownDrops(unknown));
     }
     Ok(merchants)
+}
+
+/// A drop and its merchant.
+struct DropMerchant {
+    id: String,
+    merchant_id: String,
 }
 
 /// Inserts the accepted orders that are not there yet; the ids inserted now.
@@ -192,66 +189,19 @@ async fn insert_accepted(
     if orders.is_empty() {
         return Ok(HashSet::new());
     }
-    let tx = match tx {
-        Tx::Postgres(tx) => tx,
-        Tx::Sqlite { tx, .. } => {
-            // One row at a time (SQLite has no arrays); a second copy of an order in the
-            // same batch conflicts with the first and inserts nothing, as on PostgreSQL.
-            let mut inserted = HashSet::new();
-            for order in orders {
-                let row: Option<String> = sqlx::query_scalar(
-                    "INSERT INTO orders (order_id, drop_id, merchant_id, user_id, qty, status,
-                                         idempotency_key, admitted_at_ms, pay_by_ms, settled_at_ms)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (order_id) DO NOTHING
-                     RETURNING order_id",
-                )
-                .bind(&order.order_id)
-                .bind(&order.drop_id)
-                .bind(&merchants[&order.drop_id])
-                .bind(&order.user_id)
-                .bind(i64::from(order.qty))
-                .bind(order.status.as_str())
-                .bind(&order.idempotency_key)
-                .bind(order.admitted_at_ms)
-                .bind(order.pay_by_ms)
-                .bind(now)
-                .fetch_optional(&mut **tx)
-                .await?;
-                inserted.extend(row);
-            }
-            return Ok(inserted);
-        }
-    };
-    let mut cols = Columns::default();
-    for order in orders {
-        cols.push(order, &merchants[&order.drop_id]);
-    }
-    let inserted: Vec<String> = sqlx::query_scalar!(
-        "INSERT INTO orders (order_id, drop_id, merchant_id, user_id, qty, status,
-                             idempotency_key, admitted_at_ms, pay_by_ms, settled_at_ms)
-         SELECT o.order_id, o.drop_id, o.merchant_id, o.user_id, o.qty, o.status,
-                o.idempotency_key, o.admitted_at_ms, o.pay_by_ms, $10
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[],
-                     $7::text[], $8::int8[], $9::int8[])
-              AS o(order_id, drop_id, merchant_id, user_id, qty, status, idempotency_key,
-                   admitted_at_ms, pay_by_ms)
-         ON CONFLICT (order_id) DO NOTHING
-         RETURNING order_id",
-        &cols.order_ids,
-        &cols.drop_ids,
-        &cols.merchant_ids,
-        &cols.user_ids,
-        &cols.qtys,
-        &cols.statuses,
-        &cols.keys,
-        &cols.admitted,
-        &cols.pay_by as &[Option<i64>],
-        now
-    )
-    .fetch_all(&mut **tx)
-    .await?;
+    let inserted = dispatch!(tx, insert_accepted(orders, merchants, now))?;
     Ok(inserted.into_iter().collect())
+}
+
+/// An entry of a lottery as a draw left it.
+struct DrawnRow {
+    order_id: String,
+    drop_id: String,
+    user_id: String,
+    qty: i32,
+    status: String,
+    admitted_at_ms: i64,
+    pay_by_ms: Option<i64>,
 }
 
 /// Applies lottery outcomes to entries still `entered`; the winners changed now (for their
@@ -263,78 +213,23 @@ async fn apply_drawn(
     if drawn.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    // Each changed entry: its new status and the order as it is now.
-    let rows: Vec<(String, CreatedOrder)> = match tx {
-        Tx::Postgres(tx) => {
-            let ids: Vec<String> = drawn.iter().map(|d| d.order_id.clone()).collect();
-            let statuses: Vec<String> = drawn
-                .iter()
-                .map(|d| d.status.as_str().to_string())
-                .collect();
-            let pay_by: Vec<Option<i64>> = drawn.iter().map(|d| d.pay_by_ms).collect();
-            let rows = sqlx::query!(
-                "UPDATE orders o SET status = u.status, pay_by_ms = u.pay_by_ms
-         FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(order_id, status, pay_by_ms)
-         WHERE o.order_id = u.order_id AND o.status = 'entered'
-         RETURNING o.order_id, o.drop_id, o.user_id, o.qty, o.status, o.admitted_at_ms,
-                   o.pay_by_ms",
-                &ids,
-                &statuses,
-                &pay_by as &[Option<i64>]
-            )
-            .fetch_all(&mut **tx)
-            .await?;
-            rows.into_iter()
-                .map(|r| {
-                    let order = CreatedOrder {
-                        order_id: r.order_id,
-                        drop_id: r.drop_id,
-                        user_id: r.user_id,
-                        qty: i64::from(r.qty),
-                        admitted_at_ms: r.admitted_at_ms,
-                        pay_by_ms: r.pay_by_ms,
-                    };
-                    (r.status, order)
-                })
-                .collect()
-        }
-        Tx::Sqlite { tx, .. } => {
-            let mut rows = Vec::new();
-            for d in drawn {
-                let row =
-                    sqlx::query_as::<_, (String, String, String, i64, String, i64, Option<i64>)>(
-                        "UPDATE orders SET status = ?2, pay_by_ms = ?3
-                     WHERE order_id = ?1 AND status = 'entered'
-                     RETURNING order_id, drop_id, user_id, qty, status, admitted_at_ms, pay_by_ms",
-                    )
-                    .bind(&d.order_id)
-                    .bind(d.status.as_str())
-                    .bind(d.pay_by_ms)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                rows.extend(row.map(
-                    |(order_id, drop_id, user_id, qty, status, admitted_at_ms, pay_by_ms)| {
-                        let order = CreatedOrder {
-                            order_id,
-                            drop_id,
-                            user_id,
-                            qty,
-                            admitted_at_ms,
-                            pay_by_ms,
-                        };
-                        (status, order)
-                    },
-                ));
-            }
-            rows
-        }
-    };
+    let rows = dispatch!(tx, apply_drawn(drawn))?;
     let applied = rows.len();
-    let won = rows
-        .into_iter()
-        .filter(|(status, _)| status == OrderStatus::Reserved.as_str())
-        .map(|(_, order)| order)
-        .collect();
+    let mut won = Vec::new();
+    for row in rows {
+        let status =
+            OrderStatus::parse(&row.status).map_err(|e| undecodable("orders.status", e))?;
+        if status == OrderStatus::Reserved {
+            won.push(CreatedOrder {
+                order_id: row.order_id,
+                drop_id: row.drop_id,
+                user_id: row.user_id,
+                qty: row.qty,
+                admitted_at_ms: row.admitted_at_ms,
+                pay_by_ms: row.pay_by_ms,
+            });
+        }
+    }
     Ok((won, applied))
 }
 
@@ -343,7 +238,7 @@ struct PaidOrder {
     order_id: String,
     drop_id: String,
     user_id: String,
-    qty: i64,
+    qty: i32,
     paid_at_ms: Option<i64>,
     payment_ref: Option<String>,
 }
@@ -359,61 +254,7 @@ async fn apply_paid(
     if paid.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<PaidOrder> = match tx {
-        Tx::Postgres(tx) => {
-            let ids: Vec<String> = paid.iter().map(|p| p.order_id.clone()).collect();
-            let at: Vec<i64> = paid.iter().map(|p| p.paid_at_ms).collect();
-            let refs: Vec<String> = paid.iter().map(|p| p.payment_ref.clone()).collect();
-            let rows = sqlx::query!(
-                "UPDATE orders o SET status = 'paid', paid_at_ms = u.paid_at_ms, payment_ref = u.payment_ref
-         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(order_id, paid_at_ms, payment_ref)
-         WHERE o.order_id = u.order_id AND o.status = 'reserved'
-         RETURNING o.order_id, o.drop_id, o.user_id, o.qty, o.paid_at_ms, o.payment_ref",
-                &ids,
-                &at,
-                &refs
-            )
-            .fetch_all(&mut **tx)
-            .await?;
-            rows.into_iter()
-                .map(|r| PaidOrder {
-                    order_id: r.order_id,
-                    drop_id: r.drop_id,
-                    user_id: r.user_id,
-                    qty: i64::from(r.qty),
-                    paid_at_ms: r.paid_at_ms,
-                    payment_ref: r.payment_ref,
-                })
-                .collect()
-        }
-        Tx::Sqlite { tx, .. } => {
-            let mut rows = Vec::new();
-            for p in paid {
-                type Row = (String, String, String, i64, Option<i64>, Option<String>);
-                let row = sqlx::query_as::<_, Row>(
-                    "UPDATE orders SET status = 'paid', paid_at_ms = ?2, payment_ref = ?3
-                     WHERE order_id = ?1 AND status = 'reserved'
-                     RETURNING order_id, drop_id, user_id, qty, paid_at_ms, payment_ref",
-                )
-                .bind(&p.order_id)
-                .bind(p.paid_at_ms)
-                .bind(&p.payment_ref)
-                .fetch_optional(&mut **tx)
-                .await?;
-                rows.extend(row.map(
-                    |(order_id, drop_id, user_id, qty, paid_at_ms, payment_ref)| PaidOrder {
-                        order_id,
-                        drop_id,
-                        user_id,
-                        qty,
-                        paid_at_ms,
-                        payment_ref,
-                    },
-                ));
-            }
-            rows
-        }
-    };
+    let rows = dispatch!(tx, apply_paid(paid))?;
     let applied = rows.len();
     for r in rows {
         let merchant_id = &merchants[&r.drop_id];
@@ -436,7 +277,7 @@ struct ExpiredOrder {
     order_id: String,
     drop_id: String,
     user_id: String,
-    qty: i64,
+    qty: i32,
     pay_by_ms: Option<i64>,
 }
 
@@ -451,51 +292,7 @@ async fn apply_expired(
     if expired.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<ExpiredOrder> = match tx {
-        Tx::Postgres(tx) => {
-            let ids: Vec<String> = expired.iter().map(|x| x.order_id.clone()).collect();
-            let rows = sqlx::query!(
-                "UPDATE orders SET status = 'expired'
-         WHERE order_id = ANY($1) AND status = 'reserved'
-         RETURNING order_id, drop_id, user_id, qty, pay_by_ms",
-                &ids
-            )
-            .fetch_all(&mut **tx)
-            .await?;
-            rows.into_iter()
-                .map(|r| ExpiredOrder {
-                    order_id: r.order_id,
-                    drop_id: r.drop_id,
-                    user_id: r.user_id,
-                    qty: i64::from(r.qty),
-                    pay_by_ms: r.pay_by_ms,
-                })
-                .collect()
-        }
-        Tx::Sqlite { tx, .. } => {
-            let mut rows = Vec::new();
-            for x in expired {
-                let row = sqlx::query_as::<_, (String, String, String, i64, Option<i64>)>(
-                    "UPDATE orders SET status = 'expired'
-                     WHERE order_id = ? AND status = 'reserved'
-                     RETURNING order_id, drop_id, user_id, qty, pay_by_ms",
-                )
-                .bind(&x.order_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                rows.extend(row.map(
-                    |(order_id, drop_id, user_id, qty, pay_by_ms)| ExpiredOrder {
-                        order_id,
-                        drop_id,
-                        user_id,
-                        qty,
-                        pay_by_ms,
-                    },
-                ));
-            }
-            rows
-        }
-    };
+    let rows = dispatch!(tx, apply_expired(expired))?;
     let at: HashMap<&str, i64> = expired
         .iter()
         .map(|x| (x.order_id.as_str(), x.expired_at_ms))
@@ -515,34 +312,6 @@ async fn apply_expired(
         ));
     }
     Ok(applied)
-}
-
-/// Column arrays for one UNNEST insert.
-#[derive(Default)]
-struct Columns {
-    order_ids: Vec<String>,
-    drop_ids: Vec<String>,
-    merchant_ids: Vec<String>,
-    user_ids: Vec<String>,
-    qtys: Vec<i32>,
-    statuses: Vec<String>,
-    keys: Vec<String>,
-    admitted: Vec<i64>,
-    pay_by: Vec<Option<i64>>,
-}
-
-impl Columns {
-    fn push(&mut self, order: &OrderAccepted, merchant_id: &str) {
-        self.order_ids.push(order.order_id.clone());
-        self.drop_ids.push(order.drop_id.clone());
-        self.merchant_ids.push(merchant_id.to_string());
-        self.user_ids.push(order.user_id.clone());
-        self.qtys.push(order.qty as i32);
-        self.statuses.push(order.status.as_str().to_string());
-        self.keys.push(order.idempotency_key.clone());
-        self.admitted.push(order.admitted_at_ms);
-        self.pay_by.push(order.pay_by_ms);
-    }
 }
 
 /// The `order.created` event of an order that is now reserved.

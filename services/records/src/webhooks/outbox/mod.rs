@@ -1,11 +1,20 @@
 //! The webhook outbox: merchant events written in the same transaction as the record they
-//! report, plus one delivery per subscribed endpoint for the dispatcher to claim.
-//! Every role that changes an order or a drop enqueues its events through here.
+//! report, plus one delivery per subscribed endpoint for the dispatcher to claim; the
+//! dispatchers wake when that transaction commits. Every role that changes an order or a
+//! drop enqueues its events through here.
 
+#[cfg(postgres)]
+mod pg;
+#[cfg(sqlite)]
+mod sqlite;
+
+use linkdrop_domain::events::{merchant_event_body, merchant_event_id};
 use serde_json::Value;
 
-use crate::db::Tx;
-use linkdrop_domain::events::{merchant_event_body, merchant_event_id};
+use crate::db::{Db, Tx, dispatch};
+
+/// The channel on which dispatchers wait for due deliveries ([`Db::listen`]).
+pub const DUE: &str = "webhook_due";
 
 /// One merchant event, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +45,8 @@ impl MerchantEvent {
 }
 
 /// Stores `events` (once each, by id) and a due delivery for every enabled endpoint of
-/// their merchant subscribed to their type, then wakes the dispatchers. Call inside the
-/// transaction that writes the records the events report.
+/// their merchant subscribed to their type; the dispatchers wake when `tx` commits. Call
+/// inside the transaction that writes the records the events report.
 pub async fn enqueue(
     tx: &mut Tx,
     events: &[MerchantEvent],
@@ -46,95 +55,13 @@ pub async fn enqueue(
     if events.is_empty() {
         return Ok(());
     }
-    match tx {
-        Tx::Postgres(tx) => enqueue_postgres(tx, events, now_ms).await,
-        Tx::Sqlite {
-            tx,
-            wake_dispatchers,
-        } => {
-            enqueue_sqlite(tx, events, now_ms).await?;
-            *wake_dispatchers = true;
-            Ok(())
-        }
-    }
-}
-
-async fn enqueue_postgres(
-    tx: &mut sqlx::PgConnection,
-    events: &[MerchantEvent],
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    let merchants: Vec<String> = events.iter().map(|e| e.merchant_id.clone()).collect();
-    let types: Vec<String> = events.iter().map(|e| e.event_type.to_string()).collect();
-    let bodies: Vec<String> = events.iter().map(|e| e.body.clone()).collect();
-    sqlx::query!(
-        "INSERT INTO webhook_messages (id, merchant_id, event_type, body, created_at_ms)
-         SELECT m.id, m.merchant_id, m.event_type, m.body, $5
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
-              AS m(id, merchant_id, event_type, body)
-         ON CONFLICT (id) DO NOTHING",
-        &ids,
-        &merchants,
-        &types,
-        &bodies,
-        now_ms
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO webhook_deliveries (message_id, endpoint_id, next_attempt_at_ms)
-         SELECT m.id, e.id, $4
-         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS m(id, merchant_id, event_type)
-         JOIN webhook_endpoints e
-           ON e.merchant_id = m.merchant_id AND e.disabled_at_ms IS NULL
-          AND m.event_type = ANY(e.events)
-         ON CONFLICT DO NOTHING",
-        &ids,
-        &merchants,
-        &types,
-        now_ms
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!("SELECT pg_notify('webhook_due', '')")
-        .execute(&mut *tx)
-        .await?;
+    dispatch!(tx, enqueue(events, now_ms))?;
+    tx.notify_after_commit(DUE);
     Ok(())
 }
 
-/// The same writes, one event at a time (SQLite has no arrays); an endpoint's `events` is a
-/// JSON array there.
-async fn enqueue_sqlite(
-    tx: &mut sqlx::SqliteConnection,
-    events: &[MerchantEvent],
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    for event in events {
-        sqlx::query(
-            "INSERT INTO webhook_messages (id, merchant_id, event_type, body, created_at_ms)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.merchant_id)
-        .bind(event.event_type)
-        .bind(&event.body)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (message_id, endpoint_id, next_attempt_at_ms)
-             SELECT ?1, e.id, ?4 FROM webhook_endpoints e
-             WHERE e.merchant_id = ?2 AND e.disabled_at_ms IS NULL
-               AND EXISTS (SELECT 1 FROM json_each(e.events) WHERE json_each.value = ?3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.merchant_id)
-        .bind(event.event_type)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
+/// Wakes the dispatchers now: deliveries may be due (after a replay, or an endpoint
+/// enabled again).
+pub async fn wake_dispatchers(db: &Db) -> Result<(), sqlx::Error> {
+    db.notify(DUE).await
 }

@@ -1,11 +1,9 @@
-//! The system of record's store areas behave the same on PostgreSQL (the stack) and SQLite
-//! (the embedded backend): every check runs against both.
-
-mod support;
+//! API keys and rooms.
 
 use linkdrop_domain::model::Room;
-use linkdrop_records::db::{api_keys, rooms};
-use support::both_record_stores as both;
+use linkdrop_records::{api_keys, rooms};
+
+use crate::support::both_record_stores as both;
 
 fn key<'a>(id: &'a str, hash: &'a str, role: &'a str) -> api_keys::NewKey<'a> {
     api_keys::NewKey {

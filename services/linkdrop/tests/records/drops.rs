@@ -1,15 +1,13 @@
-//! The control role's drop records behave the same on PostgreSQL (the stack) and SQLite (the
-//! embedded backend): every check runs against both.
+//! Drops: stored and read back, listed, launched, closed (and the close announced once).
 
-mod support;
-
-use linkdrop_control::live::DropRow;
-use linkdrop_control::store;
 use linkdrop_domain::events::{merchant_event, merchant_event_id};
-use linkdrop_domain::model::Room;
-use linkdrop_records::db::{Db, rooms};
+use linkdrop_domain::model::{Fairness, Room};
+use linkdrop_records::db::Db;
+use linkdrop_records::drops::{self, DropRecord};
+use linkdrop_records::rooms;
 use serde_json::Value;
-use support::both_record_stores as both;
+
+use crate::support::both_record_stores as both;
 
 const CREATED_AT_MS: i64 = 1_700_000_000_000;
 
@@ -28,8 +26,8 @@ async fn room(db: &Db, id: &str) {
 }
 
 /// A draft first-come drop of `room_id`.
-fn fcfs(id: &str, room_id: &str) -> DropRow {
-    DropRow {
+fn fcfs(id: &str, room_id: &str) -> DropRecord {
+    DropRecord {
         id: id.into(),
         room_id: room_id.into(),
         merchant_id: "m_1".into(),
@@ -40,8 +38,7 @@ fn fcfs(id: &str, room_id: &str) -> DropRow {
         currency: "EUR".into(),
         stock: 100,
         max_per_user: 2,
-        policy: "fcfs".into(),
-        window_ms: None,
+        fairness: Fairness::Fcfs,
         pay_within_s: 600,
         phase: "draft".into(),
         opens_at_ms: None,
@@ -52,10 +49,9 @@ fn fcfs(id: &str, room_id: &str) -> DropRow {
 }
 
 /// A draft lottery drop of `room_id`.
-fn lottery(id: &str, room_id: &str) -> DropRow {
-    DropRow {
-        policy: "lottery".into(),
-        window_ms: Some(30_000),
+fn lottery(id: &str, room_id: &str) -> DropRecord {
+    DropRecord {
+        fairness: Fairness::Lottery { window_ms: 30_000 },
         stock: 5,
         max_per_user: 1,
         pay_within_s: 120,
@@ -121,25 +117,25 @@ async fn drops_are_stored_and_read_back_equal_on_both_backends() {
         room(&db, "room_1").await;
         let plain = fcfs("drop_1", "room_1");
         let drawn = lottery("drop_2", "room_1");
-        store::insert(&db, &plain).await.unwrap();
-        store::insert(&db, &drawn).await.unwrap();
+        drops::insert(&db, &plain).await.unwrap();
+        drops::insert(&db, &drawn).await.unwrap();
         assert_eq!(
-            store::find(&db, "drop_1").await.unwrap(),
+            drops::find(&db, "drop_1").await.unwrap(),
             Some(plain.clone()),
             "{db:?}"
         );
         assert_eq!(
-            store::find(&db, "drop_2").await.unwrap(),
+            drops::find(&db, "drop_2").await.unwrap(),
             Some(drawn),
             "{db:?}"
         );
-        assert_eq!(store::find(&db, "drop_x").await.unwrap(), None, "{db:?}");
+        assert_eq!(drops::find(&db, "drop_x").await.unwrap(), None, "{db:?}");
         assert!(
-            store::insert(&db, &plain).await.is_err(),
+            drops::insert(&db, &plain).await.is_err(),
             "a drop is stored once ({db:?})"
         );
         assert!(
-            store::insert(&db, &fcfs("drop_3", "room_unknown"))
+            drops::insert(&db, &fcfs("drop_3", "room_unknown"))
                 .await
                 .is_err(),
             "a drop belongs to a stored room ({db:?})"
@@ -158,17 +154,17 @@ async fn a_rooms_drops_are_listed_newest_first_on_both_backends() {
             ("drop_z", "room_2"),
             ("drop_c", "room_1"),
         ] {
-            store::insert(&db, &fcfs(id, room_id)).await.unwrap();
+            drops::insert(&db, &fcfs(id, room_id)).await.unwrap();
         }
-        let listed = store::list_room(&db, "room_1").await.unwrap();
+        let listed = drops::list_room(&db, "room_1").await.unwrap();
         let ids: Vec<&str> = listed.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["drop_c", "drop_b", "drop_a"], "{db:?}");
         assert_eq!(listed[0], fcfs("drop_c", "room_1"), "{db:?}");
         assert_eq!(
-            store::list_room(&db, "room_2").await.unwrap(),
+            drops::list_room(&db, "room_2").await.unwrap(),
             [fcfs("drop_z", "room_2")]
         );
-        assert!(store::list_room(&db, "room_3").await.unwrap().is_empty());
+        assert!(drops::list_room(&db, "room_3").await.unwrap().is_empty());
     }
 }
 
@@ -176,32 +172,32 @@ async fn a_rooms_drops_are_listed_newest_first_on_both_backends() {
 async fn a_launch_records_the_opening_time_and_seed_hash_on_both_backends() {
     for db in both().await {
         room(&db, "room_1").await;
-        store::insert(&db, &fcfs("drop_1", "room_1")).await.unwrap();
-        store::insert(&db, &lottery("drop_2", "room_1"))
+        drops::insert(&db, &fcfs("drop_1", "room_1")).await.unwrap();
+        drops::insert(&db, &lottery("drop_2", "room_1"))
             .await
             .unwrap();
 
-        store::record_launch(&db, "drop_1", CREATED_AT_MS + 3_000, None)
+        drops::record_launch(&db, "drop_1", CREATED_AT_MS + 3_000, None)
             .await
             .unwrap();
-        store::record_launch(&db, "drop_2", CREATED_AT_MS + 5_000, Some("ab12"))
+        drops::record_launch(&db, "drop_2", CREATED_AT_MS + 5_000, Some("ab12"))
             .await
             .unwrap();
 
-        let plain = store::find(&db, "drop_1").await.unwrap().unwrap();
+        let plain = drops::find(&db, "drop_1").await.unwrap().unwrap();
         assert_eq!(
             plain,
-            DropRow {
+            DropRecord {
                 phase: "launched".into(),
                 opens_at_ms: Some(CREATED_AT_MS + 3_000),
                 ..fcfs("drop_1", "room_1")
             },
             "{db:?}"
         );
-        let drawn = store::find(&db, "drop_2").await.unwrap().unwrap();
+        let drawn = drops::find(&db, "drop_2").await.unwrap().unwrap();
         assert_eq!(
             drawn,
-            DropRow {
+            DropRecord {
                 phase: "launched".into(),
                 opens_at_ms: Some(CREATED_AT_MS + 5_000),
                 seed_hash: Some("ab12".into()),
@@ -218,27 +214,27 @@ async fn a_close_is_recorded_and_announced_once_on_both_backends() {
         room(&db, "room_1").await;
         endpoints(&db).await;
         let row = fcfs("drop_1", "room_1");
-        store::insert(&db, &row).await.unwrap();
-        store::insert(&db, &fcfs("drop_2", "room_1")).await.unwrap();
+        drops::insert(&db, &row).await.unwrap();
+        drops::insert(&db, &fcfs("drop_2", "room_1")).await.unwrap();
         let closed_at_ms = CREATED_AT_MS + 60_000;
 
         assert!(
-            store::record_close(&db, &row, closed_at_ms, closed_at_ms + 5)
+            drops::record_close(&db, &row, closed_at_ms, closed_at_ms + 5)
                 .await
                 .unwrap(),
             "the first close records it ({db:?})"
         );
         // A retry (with the time Redis answers again) changes nothing and announces nothing.
         assert!(
-            !store::record_close(&db, &row, closed_at_ms + 1_000, closed_at_ms + 1_005)
+            !drops::record_close(&db, &row, closed_at_ms + 1_000, closed_at_ms + 1_005)
                 .await
                 .unwrap(),
             "{db:?}"
         );
 
         assert_eq!(
-            store::find(&db, "drop_1").await.unwrap(),
-            Some(DropRow {
+            drops::find(&db, "drop_1").await.unwrap(),
+            Some(DropRecord {
                 phase: "closed".into(),
                 closed_at_ms: Some(closed_at_ms),
                 ..row.clone()
@@ -246,7 +242,7 @@ async fn a_close_is_recorded_and_announced_once_on_both_backends() {
             "{db:?}"
         );
         assert_eq!(
-            store::find(&db, "drop_2").await.unwrap().unwrap().phase,
+            drops::find(&db, "drop_2").await.unwrap().unwrap().phase,
             "draft",
             "only the closed drop changes ({db:?})"
         );
@@ -288,7 +284,7 @@ async fn a_close_of_an_unknown_drop_records_nothing_on_both_backends() {
     for db in both().await {
         let ghost = fcfs("drop_ghost", "room_1");
         assert!(
-            !store::record_close(&db, &ghost, CREATED_AT_MS, CREATED_AT_MS)
+            !drops::record_close(&db, &ghost, CREATED_AT_MS, CREATED_AT_MS)
                 .await
                 .unwrap(),
             "{db:?}"

@@ -1,111 +1,19 @@
-//! Settlement, the order queries and the lottery's record behave the same on PostgreSQL (the
-//! stack) and SQLite (the embedded backend): every check runs against both.
+//! Settlement writes each event of a batch once, with its merchant events and their
+//! deliveries, and wakes the dispatchers when it commits.
 
-mod support;
-
-use futures::FutureExt;
 use linkdrop_domain::events::{
     DropSoldOut, OrderAccepted, OrderDrawn, OrderEvent, OrderExpired, OrderPaid,
 };
-use linkdrop_domain::model::{OrderStatus, Room};
-use linkdrop_orders::store::{self, DrawFigures, OrderFilter};
-use linkdrop_records::db::{Db, rooms, webhook_due};
+use linkdrop_domain::model::OrderStatus;
+use linkdrop_records::db::Db;
 use linkdrop_records::settlement::{SettleError, Settled, settle_batch};
+use linkdrop_records::webhooks::outbox;
 use serde_json::Value;
-use support::both_record_stores as both;
 
-const FCFS: &str = "drp_fcfs";
-const LOTTERY: &str = "drp_lottery";
-const OTHER: &str = "drp_other";
-const ADMITTED: i64 = 1_700_000_000_000;
+use crate::common::{ADMITTED, FCFS, LOTTERY, rows, seed};
+use crate::support::{PATIENCE, both_record_stores as both};
 
-/// Runs `sql` (no binds: the same text works in both dialects).
-async fn exec(db: &Db, sql: &str) {
-    match db {
-        Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-        Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e} ({db:?})"));
-}
-
-/// The rows `sql` selects (integer columns cast to BIGINT, which is 64-bit on both).
-async fn rows<T>(db: &Db, sql: &str) -> Vec<T>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + Send
-        + Unpin,
-{
-    match db {
-        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-        Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e} ({db:?})"))
-}
-
-/// A room, three drops (two of merchant `m_1`, one of `m_2`) and two endpoints of `m_1`:
-/// one subscribed to everything, one to `order.paid` only, and a disabled one.
-async fn seed(db: &Db) {
-    rooms::insert(
-        db,
-        &Room {
-            id: "room_1".into(),
-            title: "Room".into(),
-            merchant_id: "m_1".into(),
-            created_at_ms: ADMITTED,
-        },
-    )
-    .await
-    .unwrap();
-    for (id, merchant, policy) in [
-        (FCFS, "m_1", "fcfs"),
-        (LOTTERY, "m_1", "lottery"),
-        (OTHER, "m_2", "fcfs"),
-    ] {
-        exec(
-            db,
-            &format!(
-                "INSERT INTO drops (id, room_id, merchant_id, sku, title, image_url, price_cents,
-                                    currency, stock, max_per_user, policy, pay_within_s,
-                                    created_at_ms)
-                 VALUES ('{id}', 'room_1', '{merchant}', 'sku', 'Drop', 'https://img', 1000,
-                         'EUR', 10, 3, '{policy}', 600, {ADMITTED})"
-            ),
-        )
-        .await;
-    }
-    let events = |list: &[&str]| match db {
-        Db::Postgres(_) => format!("ARRAY[{}]", quoted(list)),
-        Db::Sqlite(_) => format!("'{}'", serde_json::to_string(list).unwrap()),
-    };
-    let all = events(&linkdrop_domain::events::merchant_event::ALL);
-    let paid = events(&["order.paid"]);
-    for (id, events, disabled) in [
-        ("wh_all", &all, "NULL"),
-        ("wh_paid", &paid, "NULL"),
-        ("wh_off", &all, "1"),
-    ] {
-        exec(
-            db,
-            &format!(
-                "INSERT INTO webhook_endpoints (id, merchant_id, url, events, secret,
-                                                disabled_at_ms, created_at_ms)
-                 VALUES ('{id}', 'm_1', 'https://hooks', {events}, 'sealed', {disabled},
-                         {ADMITTED})"
-            ),
-        )
-        .await;
-    }
-}
-
-fn quoted(list: &[&str]) -> String {
-    list.iter()
-        .map(|e| format!("'{e}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn accepted(order_id: &str, drop_id: &str, status: OrderStatus, qty: u32) -> OrderEvent {
+pub(crate) fn accepted(order_id: &str, drop_id: &str, status: OrderStatus, qty: u32) -> OrderEvent {
     OrderEvent::Accepted(OrderAccepted {
         order_id: order_id.into(),
         drop_id: drop_id.into(),
@@ -118,7 +26,7 @@ fn accepted(order_id: &str, drop_id: &str, status: OrderStatus, qty: u32) -> Ord
     })
 }
 
-fn drawn(order_id: &str, status: OrderStatus) -> OrderEvent {
+pub(crate) fn drawn(order_id: &str, status: OrderStatus) -> OrderEvent {
     OrderEvent::Drawn(OrderDrawn {
         order_id: order_id.into(),
         drop_id: LOTTERY.into(),
@@ -129,7 +37,7 @@ fn drawn(order_id: &str, status: OrderStatus) -> OrderEvent {
     })
 }
 
-fn paid(order_id: &str, drop_id: &str) -> OrderEvent {
+pub(crate) fn paid(order_id: &str, drop_id: &str) -> OrderEvent {
     OrderEvent::Paid(OrderPaid {
         order_id: order_id.into(),
         drop_id: drop_id.into(),
@@ -139,7 +47,7 @@ fn paid(order_id: &str, drop_id: &str) -> OrderEvent {
     })
 }
 
-fn expired(order_id: &str, drop_id: &str) -> OrderEvent {
+pub(crate) fn expired(order_id: &str, drop_id: &str) -> OrderEvent {
     OrderEvent::Expired(OrderExpired {
         order_id: order_id.into(),
         drop_id: drop_id.into(),
@@ -149,7 +57,13 @@ fn expired(order_id: &str, drop_id: &str) -> OrderEvent {
     })
 }
 
-fn settled(inserted: usize, drawn: usize, paid: usize, expired: usize, dup: usize) -> Settled {
+pub(crate) fn settled(
+    inserted: usize,
+    drawn: usize,
+    paid: usize,
+    expired: usize,
+    dup: usize,
+) -> Settled {
     Settled {
         inserted,
         drawn,
@@ -159,7 +73,7 @@ fn settled(inserted: usize, drawn: usize, paid: usize, expired: usize, dup: usiz
     }
 }
 
-type OrderRow = (
+pub(crate) type OrderRow = (
     String,
     String,
     String,
@@ -170,7 +84,7 @@ type OrderRow = (
 );
 
 /// Every order: id, merchant, status, qty, pay-by, paid-at, payment reference.
-async fn orders(db: &Db) -> Vec<OrderRow> {
+pub(crate) async fn orders(db: &Db) -> Vec<OrderRow> {
     rows(
         db,
         "SELECT order_id, merchant_id, status, CAST(qty AS BIGINT), pay_by_ms, paid_at_ms,
@@ -181,7 +95,7 @@ async fn orders(db: &Db) -> Vec<OrderRow> {
 }
 
 /// Every webhook message: id, merchant, type.
-async fn messages(db: &Db) -> Vec<(String, String, String)> {
+pub(crate) async fn messages(db: &Db) -> Vec<(String, String, String)> {
     rows(
         db,
         "SELECT id, merchant_id, event_type FROM webhook_messages ORDER BY id",
@@ -190,7 +104,7 @@ async fn messages(db: &Db) -> Vec<(String, String, String)> {
 }
 
 /// Every delivery: message, endpoint, state.
-async fn deliveries(db: &Db) -> Vec<(String, String, String)> {
+pub(crate) async fn deliveries(db: &Db) -> Vec<(String, String, String)> {
     rows(
         db,
         "SELECT message_id, endpoint_id, state FROM webhook_deliveries
@@ -226,12 +140,6 @@ fn delivery(subject: &str, event: &str, endpoint: &str) -> (String, String, Stri
     )
 }
 
-/// On SQLite the committed transaction wakes the in-process dispatcher (a permit waits on
-/// the notify when nobody listens); drains it and says whether it was there.
-fn dispatcher_woken() -> bool {
-    webhook_due().notified().now_or_never().is_some()
-}
-
 #[tokio::test]
 async fn settlement_applies_each_event_once_and_queues_its_webhooks_on_both_backends() {
     for db in both().await {
@@ -247,15 +155,15 @@ async fn settlement_applies_each_event_once_and_queues_its_webhooks_on_both_back
                 sold_out_at_ms: ADMITTED + 5,
             }),
         ];
-        dispatcher_woken();
+        let mut dispatchers = db.listen(outbox::DUE).await.unwrap();
         assert_eq!(
             settle_batch(&db, &first, || ()).await.unwrap(),
             settled(4, 0, 0, 0, 1),
             "{db:?}"
         );
-        if matches!(db, Db::Sqlite(_)) {
-            assert!(dispatcher_woken(), "deliveries were queued on SQLite");
-        }
+        tokio::time::timeout(PATIENCE, dispatchers.notified())
+            .await
+            .unwrap_or_else(|_| panic!("the commit woke the dispatchers ({db:?})"));
         let pay_by = Some(ADMITTED + 600_000);
         let order = |id: &str, status: &str, qty: i64, pay_by_ms: Option<i64>| -> OrderRow {
             (
@@ -429,182 +337,5 @@ async fn settlement_of_an_unknown_drop_writes_nothing_on_both_backends() {
         }
         assert!(orders(&db).await.is_empty(), "{db:?}");
         assert!(messages(&db).await.is_empty(), "{db:?}");
-    }
-}
-
-#[tokio::test]
-async fn orders_are_found_and_listed_by_id_on_both_backends() {
-    for db in both().await {
-        seed(&db).await;
-        let batch = vec![
-            accepted("ord_1", FCFS, OrderStatus::Reserved, 3),
-            accepted("ord_2", OTHER, OrderStatus::Reserved, 1),
-            accepted("ord_3", LOTTERY, OrderStatus::Entered, 1),
-            accepted("ord_4", FCFS, OrderStatus::Reserved, 1),
-            accepted("ord_5", FCFS, OrderStatus::Reserved, 1),
-            paid("ord_4", FCFS),
-        ];
-        settle_batch(&db, &batch, || ()).await.unwrap();
-
-        let found = store::find_order(&db, "ord_4").await.unwrap().unwrap();
-        assert_eq!(found.merchant_id, "m_1", "{db:?}");
-        assert_eq!(
-            serde_json::to_value(&found).unwrap(),
-            serde_json::json!({
-                "order_id": "ord_4", "drop_id": FCFS, "user_id": "user_ord_4", "qty": 1,
-                "status": "paid", "admitted_at_ms": ADMITTED,
-                "pay_by_ms": ADMITTED + 600_000, "paid_at_ms": ADMITTED + 30_000,
-            }),
-            "{db:?}"
-        );
-        let entry = store::find_order(&db, "ord_3").await.unwrap().unwrap();
-        assert_eq!(
-            (
-                entry.qty,
-                entry.status.as_str(),
-                entry.pay_by_ms,
-                entry.paid_at_ms
-            ),
-            (1, "entered", None, None),
-            "{db:?}"
-        );
-        assert!(store::find_order(&db, "ord_9").await.unwrap().is_none());
-
-        let all = OrderFilter {
-            merchant_id: None,
-            drop_id: None,
-            status: None,
-            after: None,
-            limit: 50,
-        };
-        let ids = |orders: Vec<linkdrop_orders::queries::OrderView>| {
-            orders.into_iter().map(|o| o.order_id).collect::<Vec<_>>()
-        };
-        let list = |filter: OrderFilter<'static>| {
-            let db = db.clone();
-            async move { ids(store::list_orders(&db, &filter).await.unwrap()) }
-        };
-        assert_eq!(
-            list(all).await,
-            ["ord_1", "ord_2", "ord_3", "ord_4", "ord_5"],
-            "{db:?}"
-        );
-        let m1 = OrderFilter {
-            merchant_id: Some("m_1"),
-            ..all
-        };
-        assert_eq!(list(m1).await, ["ord_1", "ord_3", "ord_4", "ord_5"]);
-        assert_eq!(
-            list(OrderFilter {
-                drop_id: Some(FCFS),
-                ..m1
-            })
-            .await,
-            ["ord_1", "ord_4", "ord_5"]
-        );
-        assert_eq!(
-            list(OrderFilter {
-                status: Some("reserved"),
-                ..m1
-            })
-            .await,
-            ["ord_1", "ord_5"]
-        );
-        assert_eq!(
-            list(OrderFilter { limit: 2, ..m1 }).await,
-            ["ord_1", "ord_3"]
-        );
-        assert_eq!(
-            list(OrderFilter {
-                after: Some("ord_3"),
-                limit: 2,
-                ..m1
-            })
-            .await,
-            ["ord_4", "ord_5"]
-        );
-        assert!(
-            list(OrderFilter {
-                merchant_id: Some("m_9"),
-                ..all
-            })
-            .await
-            .is_empty()
-        );
-        let listed = store::list_orders(&db, &m1).await.unwrap();
-        assert_eq!(
-            (
-                listed[0].qty,
-                listed[0].admitted_at_ms,
-                &listed[0].merchant_id
-            ),
-            (3, Some(ADMITTED), &"m_1".to_string()),
-            "{db:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_draw_is_recorded_on_its_drop_on_both_backends() {
-    for db in both().await {
-        seed(&db).await;
-        let figures = DrawFigures {
-            seed: "ab12",
-            cutoff_rank: Some("7f00"),
-            entries: 120,
-            winners: 10,
-            drawn_at_ms: ADMITTED + 60_000,
-        };
-        store::record_draw(&db, LOTTERY, &figures).await.unwrap();
-        store::record_draw(
-            &db,
-            OTHER,
-            &DrawFigures {
-                cutoff_rank: None,
-                winners: 0,
-                ..figures
-            },
-        )
-        .await
-        .unwrap();
-        type Draw = (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        );
-        let drawn: Vec<Draw> = rows(
-            &db,
-            "SELECT id, seed, cutoff_rank, CAST(draw_entries AS BIGINT),
-                    CAST(draw_winners AS BIGINT), drawn_at_ms
-             FROM drops ORDER BY id",
-        )
-        .await;
-        let at = Some(ADMITTED + 60_000);
-        assert_eq!(
-            drawn,
-            [
-                (FCFS.into(), None, None, None, None, None),
-                (
-                    LOTTERY.into(),
-                    Some("ab12".into()),
-                    Some("7f00".into()),
-                    Some(120),
-                    Some(10),
-                    at
-                ),
-                (
-                    OTHER.into(),
-                    Some("ab12".into()),
-                    None,
-                    Some(120),
-                    Some(0),
-                    at
-                ),
-            ],
-            "{db:?}"
-        );
     }
 }

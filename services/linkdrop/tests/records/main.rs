@@ -1,0 +1,13 @@
+//! The records behave the same on PostgreSQL (the stack) and SQLite (the embedded
+//! backend): every area of `linkdrop-records` has its module here, and every check runs
+//! against both ([`support::both_record_stores`]).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod common;
+mod drops;
+mod keys_and_rooms;
+mod orders;
+mod settlement;
+mod webhooks;
