@@ -8,6 +8,7 @@ mod support;
 mod common;
 mod drops;
 mod keys_and_rooms;
+mod notify;
 mod orders;
 mod settlement;
 mod webhooks;
