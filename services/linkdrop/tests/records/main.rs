@@ -6,6 +6,7 @@
 mod support;
 
 mod common;
+mod decoding;
 mod drops;
 mod keys_and_rooms;
 mod notify;
