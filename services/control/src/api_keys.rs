@@ -8,7 +8,7 @@ use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::{Principal, generate_api_key};
 use linkdrop_infra::json::ApiJson;
-use linkdrop_records::db::api_keys;
+use linkdrop_records::api_keys;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

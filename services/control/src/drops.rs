@@ -12,13 +12,13 @@ use linkdrop_infra::auth::Principal;
 use linkdrop_infra::failpoint;
 use linkdrop_infra::hash_fields::HashFields;
 use linkdrop_infra::json::ApiJson;
+use linkdrop_records::drops::{self, DropRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ControlState;
-use crate::live::{self, DropRow, Launch, Seed};
+use crate::live::{self, Launch, Seed};
 use crate::rooms::load_room;
-use crate::store;
 use linkdrop_domain::lottery;
 
 pub async fn create(
@@ -29,8 +29,8 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = load_room(&state, &principal, &room_id).await?;
     let spec = DropSpec::parse(body)?;
-    let row = DropRow::new(new_id(prefix::DROP), &room, &spec, now_ms());
-    store::insert(&state.db, &row).await?;
+    let row = DropRecord::new(new_id(prefix::DROP), &room, &spec, now_ms());
+    drops::insert(&state.db, &row).await?;
     live::write_initial_state(&state, &row).await?;
     let view = live::drop_view(&state, &row).await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -41,11 +41,11 @@ async fn load_drop(
     state: &ControlState,
     principal: &Principal,
     drop_id: &str,
-) -> Result<DropRow, ApiError> {
+) -> Result<DropRecord, ApiError> {
     if !ids::is_well_formed(drop_id) {
         return Err(ApiError::NotFound("drop"));
     }
-    let row = store::find(&state.db, drop_id)
+    let row = drops::find(&state.db, drop_id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
     principal.require_host_of(&row.merchant_id)?;
@@ -67,7 +67,7 @@ pub async fn list(
     Path(room_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let room = load_room(&state, &principal, &room_id).await?;
-    let rows = store::list_room(&state.db, &room.id).await?;
+    let rows = drops::list_room(&state.db, &room.id).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         items.push(live::drop_view(&state, row).await?);
@@ -94,7 +94,7 @@ pub async fn launch(
             "between 0 and 600000 milliseconds",
         ));
     }
-    let seed = match row.fairness() {
+    let seed = match row.fairness {
         Fairness::Lottery { .. } => {
             let seed = lottery::new_seed();
             Some(Seed {
@@ -116,7 +116,7 @@ pub async fn launch(
         };
     failpoint::hit("control.launch.after_script");
     let recorded_before = row.opens_at_ms.is_some();
-    store::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
+    drops::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
     failpoint::hit("control.launch.after_record");
     let spec = row.spec();
     let event = RoomEvent::Countdown {
@@ -153,7 +153,7 @@ pub async fn close(
     let (closed_now, closed_at_ms) = live::close(&state, &row).await?;
     // Also when Redis was closed before: a retry repairs a record the first call missed.
     // The record and the merchant's `drop.closed` are written together, once.
-    store::record_close(&state.db, &row, closed_at_ms, now_ms()).await?;
+    drops::record_close(&state.db, &row, closed_at_ms, now_ms()).await?;
     if closed_now {
         let event = RoomEvent::Closed {
             drop_id: row.id.clone(),
@@ -166,7 +166,7 @@ pub async fn close(
         state.bus.publish(&row.room_id, &event).await?;
         tracing::info!(drop_id = %row.id, "drop closed");
     }
-    let row = store::find(&state.db, &row.id)
+    let row = drops::find(&state.db, &row.id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
     Ok(Json(live::drop_view(&state, &row).await?))
@@ -180,7 +180,7 @@ pub async fn get_draw(
     Path(drop_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = load_drop(&state, &principal, &drop_id).await?;
-    let Fairness::Lottery { window_ms } = row.fairness() else {
+    let Fairness::Lottery { window_ms } = row.fairness else {
         return Err(ApiError::NotFound("lottery draw"));
     };
     let meta = HashFields::read(

@@ -10,7 +10,6 @@ pub mod drops;
 pub mod live;
 pub mod panel;
 pub mod rooms;
-pub mod store;
 
 use axum::Router;
 use axum::extract::FromRef;

@@ -3,116 +3,53 @@
 
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::drop_news::with_news;
-use linkdrop_domain::model::{DropSpec, DropState, Fairness, Room};
+use linkdrop_domain::model::DropState;
 use linkdrop_infra::ApiError;
 use linkdrop_infra::hash_fields::HashFields;
+use linkdrop_records::drops::DropRecord;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 use crate::ControlState;
 
-/// A row of `drops`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DropRow {
-    pub id: String,
-    pub room_id: String,
-    pub merchant_id: String,
-    pub sku: String,
-    pub title: String,
-    pub image_url: String,
-    pub price_cents: i64,
-    pub currency: String,
-    pub stock: i32,
-    pub max_per_user: i32,
-    pub policy: String,
-    pub window_ms: Option<i32>,
-    pub pay_within_s: i32,
-    pub phase: String,
-    pub opens_at_ms: Option<i64>,
-    pub closed_at_ms: Option<i64>,
-    pub seed_hash: Option<String>,
-    pub created_at_ms: i64,
-}
-
-impl DropRow {
-    /// A new draft drop of `room`.
-    pub fn new(id: String, room: &Room, spec: &DropSpec, created_at_ms: i64) -> Self {
-        Self {
-            id,
-            room_id: room.id.clone(),
-            merchant_id: room.merchant_id.clone(),
-            sku: spec.sku.clone(),
-            title: spec.title.clone(),
-            image_url: spec.image_url.clone(),
-            price_cents: spec.price_cents,
-            currency: spec.currency.clone(),
-            stock: spec.stock as i32,
-            max_per_user: spec.max_per_user as i32,
-            policy: spec.fairness.policy().to_string(),
-            window_ms: spec.fairness.window_ms().map(|w| w as i32),
-            pay_within_s: spec.pay_within_s as i32,
-            phase: "draft".into(),
-            opens_at_ms: None,
-            closed_at_ms: None,
-            seed_hash: None,
-            created_at_ms,
-        }
-    }
-
-    pub fn fairness(&self) -> Fairness {
-        Fairness::from_parts(&self.policy, self.window_ms).unwrap_or(Fairness::Fcfs)
-    }
-
-    pub fn spec(&self) -> DropSpec {
-        DropSpec {
-            sku: self.sku.clone(),
-            title: self.title.clone(),
-            image_url: self.image_url.clone(),
-            price_cents: self.price_cents,
-            currency: self.currency.clone(),
-            stock: self.stock as u32,
-            max_per_user: self.max_per_user as u32,
-            fairness: self.fairness(),
-            pay_within_s: self.pay_within_s as u32,
-        }
-    }
-
-    /// The drop's state in Redis before launch: what admission reads.
-    fn initial_state(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("phase", "draft".into()),
-            ("room_id", self.room_id.clone()),
-            ("merchant_id", self.merchant_id.clone()),
-            ("stock", self.stock.to_string()),
-            ("stock_left", self.stock.to_string()),
-            ("paid", "0".into()),
-            ("max_per_user", self.max_per_user.to_string()),
-            ("policy", self.policy.clone()),
-            ("window_ms", self.window_ms.unwrap_or(0).to_string()),
-            (
-                "pay_within_ms",
-                (i64::from(self.pay_within_s) * 1000).to_string(),
-            ),
-        ]
-    }
+/// The drop's state in Redis before launch: what admission reads.
+fn initial_state(drop: &DropRecord) -> Vec<(&'static str, String)> {
+    vec![
+        ("phase", "draft".into()),
+        ("room_id", drop.room_id.clone()),
+        ("merchant_id", drop.merchant_id.clone()),
+        ("stock", drop.stock.to_string()),
+        ("stock_left", drop.stock.to_string()),
+        ("paid", "0".into()),
+        ("max_per_user", drop.max_per_user.to_string()),
+        ("policy", drop.fairness.policy().to_string()),
+        (
+            "window_ms",
+            drop.fairness.window_ms().unwrap_or(0).to_string(),
+        ),
+        (
+            "pay_within_ms",
+            (i64::from(drop.pay_within_s) * 1000).to_string(),
+        ),
+    ]
 }
 
 /// Registers the drop's outbox with the relay, then writes the draft state to Redis. Two
 /// commands (the keys live on different cluster nodes), in this order: a drop whose state
 /// exists is always watched by the relay (launch registers it again).
-pub async fn write_initial_state(state: &ControlState, row: &DropRow) -> Result<(), ApiError> {
+pub async fn write_initial_state(state: &ControlState, row: &DropRecord) -> Result<(), ApiError> {
     let mut redis = state.redis.clone();
     redis
         .sadd::<_, _, ()>(state.keys.outboxes(), &row.id)
         .await?;
     redis
-        .hset_multiple::<_, _, _, ()>(state.keys.drop_meta(&row.id), &row.initial_state())
+        .hset_multiple::<_, _, _, ()>(state.keys.drop_meta(&row.id), &initial_state(row))
         .await?;
     Ok(())
 }
 
-fn state_args(row: &DropRow) -> Vec<String> {
-    row.initial_state()
+fn state_args(row: &DropRecord) -> Vec<String> {
+    initial_state(row)
         .into_iter()
         .flat_map(|(k, v)| [k.to_string(), v])
         .collect()
@@ -139,7 +76,7 @@ pub enum Launch {
 /// Runs `launch.lua`: launched now or before, or 410 if closed.
 pub async fn launch(
     state: &ControlState,
-    row: &DropRow,
+    row: &DropRecord,
     countdown_ms: i64,
     seed: Option<&Seed>,
 ) -> Result<Launch, ApiError> {
@@ -179,7 +116,7 @@ pub async fn launch(
 }
 
 /// Runs `close.lua`: whether this call closed the drop, and when it was closed.
-pub async fn close(state: &ControlState, row: &DropRow) -> Result<(bool, i64), ApiError> {
+pub async fn close(state: &ControlState, row: &DropRecord) -> Result<(bool, i64), ApiError> {
     let script = redis::Script::new(&with_news(include_str!("close.lua")));
     let mut invocation = script.key(state.keys.drop_meta(&row.id));
     invocation
@@ -211,7 +148,7 @@ const LIVE_FIELDS: &[&str] = &[
 ];
 
 /// The drop as `GET /v1/drops/{id}` shows it: record plus live figures.
-pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, ApiError> {
+pub async fn drop_view(state: &ControlState, row: &DropRecord) -> Result<Value, ApiError> {
     let live = HashFields::read(&state.redis, &state.keys.drop_meta(&row.id), LIVE_FIELDS).await?;
     let stock = i64::from(row.stock);
     let stock_left = live.int("stock_left").unwrap_or(stock);
@@ -229,7 +166,7 @@ pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, Api
         "price_cents": row.price_cents,
         "currency": row.currency,
         "max_per_user": row.max_per_user,
-        "fairness": row.fairness(),
+        "fairness": row.fairness,
         "pay_within_s": row.pay_within_s,
         "state": drop_state.as_str(),
         "stock": stock,

@@ -11,7 +11,7 @@ use linkdrop_infra::auth::Principal;
 use linkdrop_infra::json::ApiJson;
 use linkdrop_infra::json::ApiQuery;
 use linkdrop_infra::viewers;
-use linkdrop_records::db::rooms;
+use linkdrop_records::rooms;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

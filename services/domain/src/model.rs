@@ -288,6 +288,73 @@ impl OrderStatus {
             Self::Cancelled => "cancelled",
         }
     }
+
+    /// The status named `value` (as [`OrderStatus::as_str`] writes it).
+    pub fn parse(value: &str) -> Result<Self, UnknownValue> {
+        [
+            Self::Entered,
+            Self::Lost,
+            Self::Reserved,
+            Self::Paid,
+            Self::Expired,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
+        .ok_or_else(|| UnknownValue::new("order status", value))
+    }
+}
+
+/// Where the delivery of one merchant event to one webhook endpoint stands: the values of
+/// `webhook_deliveries.state` and of the `state` of `GET /v1/webhook-endpoints/{id}/deliveries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Due at its next attempt time (or claimed by a dispatcher).
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Its last attempt failed, or the endpoint answered 410 Gone: a dead letter.
+    Dead,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 3] = [Self::Pending, Self::Delivered, Self::Dead];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// The state named `value` (as [`DeliveryState::as_str`] writes it).
+    pub fn parse(value: &str) -> Result<Self, UnknownValue> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| UnknownValue::new("delivery state", value))
+    }
+}
+
+/// A name that is none of the values of its kind (an order status, a delivery state): the
+/// error says which kind and which value, so that a stored value that does not parse is
+/// reported, never replaced by a default.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a known {kind}")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl UnknownValue {
+    pub fn new(kind: &'static str, value: &str) -> Self {
+        Self {
+            kind,
+            value: value.to_string(),
+        }
+    }
 }
 
 /// The `Idempotency-Key` of an order request: 1 to 128 visible ASCII characters.
@@ -397,6 +464,28 @@ mod tests {
         assert!(IdempotencyKey::parse(Some("has space")).is_err());
         assert!(IdempotencyKey::parse(Some(&"k".repeat(129))).is_err());
         assert_eq!(IdempotencyKey::parse(Some("k-1")).unwrap().as_str(), "k-1");
+    }
+
+    #[test]
+    fn statuses_and_states_parse_what_they_write_and_name_what_they_do_not() {
+        for status in [
+            OrderStatus::Entered,
+            OrderStatus::Paid,
+            OrderStatus::Cancelled,
+        ] {
+            assert_eq!(OrderStatus::parse(status.as_str()), Ok(status));
+        }
+        for state in DeliveryState::ALL {
+            assert_eq!(DeliveryState::parse(state.as_str()), Ok(state));
+        }
+        assert_eq!(
+            OrderStatus::parse("refunded").unwrap_err().to_string(),
+            "\"refunded\" is not a known order status"
+        );
+        assert_eq!(
+            DeliveryState::parse("Pending").unwrap_err().to_string(),
+            "\"Pending\" is not a known delivery state"
+        );
     }
 
     #[test]

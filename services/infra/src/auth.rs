@@ -12,7 +12,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use linkdrop_records::db::{Db, api_keys};
+use linkdrop_records::api_keys;
+use linkdrop_records::db::Db;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use linkdrop::startup::Role;
 use linkdrop_domain::clock::{Clock, ManualClock, now_ms};
 use linkdrop_domain::webhook_secrets::SealingKey;
-use linkdrop_records::webhook_outbox::{MerchantEvent, enqueue};
+use linkdrop_records::webhooks::outbox::{MerchantEvent, enqueue};
 use linkdrop_webhooks::guard::Guard;
 use linkdrop_webhooks::schedule::{MAX_ATTEMPTS, RETRY_DELAYS_MS};
 use linkdrop_webhooks::{Dispatcher, Settings};

@@ -20,7 +20,6 @@ pub mod queries;
 pub mod routes;
 mod start;
 pub mod stock;
-pub mod store;
 
 pub use routes::{OrdersParts, OrdersState, router};
 pub use start::{OrdersDeps, start};

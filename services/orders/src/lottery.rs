@@ -19,10 +19,10 @@ use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::hash_fields::HashFields;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_records::db::Db;
+use linkdrop_records::orders::{self, DrawFigures};
 use serde_json::json;
 
 use crate::stock::StockTicker;
-use crate::store::{self, DrawFigures};
 
 /// Attempts of one draw before giving up (the next order request tries again).
 const DRAW_ATTEMPTS: usize = 20;
@@ -270,7 +270,7 @@ impl Drawer {
             winners,
             drawn_at_ms,
         };
-        store::record_draw(&self.db, drop_id, &figures).await?;
+        orders::record_draw(&self.db, drop_id, &figures).await?;
         let event = RoomEvent::Draw {
             drop_id: drop_id.to_string(),
             seed: seed.clone(),

@@ -1,7 +1,7 @@
 //! Order queries: `GET /v1/orders/{id}` for the shopper who placed the order and the drop's
 //! merchant, and the merchant's paginated `GET /v1/orders` (the system of record).
 //!
-//! A single order is read from the system of record ([`crate::store`]) and from its live
+//! A single order is read from the system of record ([`linkdrop_records::orders`]) and from its live
 //! state in Redis, which is where admission, payment and expiry decide: the live status
 //! wins, so a shopper sees their order (and its payment) at once, before settlement has
 //! written it.
@@ -9,18 +9,21 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use linkdrop_domain::ids::drop_of_order;
+use linkdrop_domain::model::OrderStatus;
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::{Caller, Principal};
 use linkdrop_infra::json::ApiQuery;
+use linkdrop_records::orders::{self, Order, OrderFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::routes::OrdersState;
-use crate::store;
 
 /// Most orders on one page of `GET /v1/orders`.
 const MAX_PAGE: i64 = 500;
 const DEFAULT_PAGE: i64 = 50;
+/// What `status` may be.
+const STATUSES: &str = "one of entered, lost, reserved, paid, expired, cancelled";
 
 /// An order as the API shows it.
 #[derive(Debug, Serialize)]
@@ -29,7 +32,7 @@ pub struct OrderView {
     pub drop_id: String,
     pub user_id: String,
     pub qty: i32,
-    pub status: String,
+    pub status: OrderStatus,
     /// Absent while the order is known only from its live state.
     pub admitted_at_ms: Option<i64>,
     /// Absent for a lottery entry that has not been drawn (or lost).
@@ -39,12 +42,30 @@ pub struct OrderView {
     pub merchant_id: String,
 }
 
+impl From<Order> for OrderView {
+    fn from(order: Order) -> Self {
+        Self {
+            order_id: order.order_id,
+            drop_id: order.drop_id,
+            user_id: order.user_id,
+            qty: order.qty,
+            status: order.status,
+            admitted_at_ms: Some(order.admitted_at_ms),
+            pay_by_ms: order.pay_by_ms,
+            paid_at_ms: order.paid_at_ms,
+            merchant_id: order.merchant_id,
+        }
+    }
+}
+
 pub async fn get_order(
     State(state): State<OrdersState>,
     Path(order_id): Path<String>,
     caller: Caller,
 ) -> Result<Json<OrderView>, ApiError> {
-    let recorded = store::find_order(&state.db, &order_id).await?;
+    let recorded = orders::find(&state.db, &order_id)
+        .await?
+        .map(OrderView::from);
     let live = live_order(&state, &order_id).await?;
     let order = match (recorded, live) {
         (Some(mut order), Some(live)) => {
@@ -82,6 +103,9 @@ async fn live_order(state: &OrdersState, order_id: &str) -> Result<Option<OrderV
         return Ok(None);
     };
     let fields: Vec<&str> = live.split('\t').collect();
+    let status = OrderStatus::parse(fields[0]).map_err(|e| {
+        ApiError::internal(format!("the live state of order {order_id}: status: {e}"))
+    })?;
     let number = |i: usize| {
         fields
             .get(i)
@@ -93,7 +117,7 @@ async fn live_order(state: &OrdersState, order_id: &str) -> Result<Option<OrderV
         drop_id,
         user_id: fields.get(1).copied().unwrap_or_default().to_string(),
         qty: number(2).unwrap_or(0) as i32,
-        status: fields[0].to_string(),
+        status,
         admitted_at_ms: None,
         pay_by_ms: number(3),
         paid_at_ms: number(4),
@@ -125,14 +149,24 @@ pub async fn list_orders(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("limit", "between 1 and 500"));
     }
-    let filter = store::OrderFilter {
+    let status = params
+        .status
+        .as_deref()
+        .map(OrderStatus::parse)
+        .transpose()
+        .map_err(|_| ApiError::invalid("status", STATUSES))?;
+    let filter = OrderFilter {
         merchant_id: merchant_id.as_deref(),
         drop_id: params.drop_id.as_deref(),
-        status: params.status.as_deref(),
+        status,
         after: params.cursor.as_deref(),
         limit,
     };
-    let items = store::list_orders(&state.db, &filter).await?;
+    let items: Vec<OrderView> = orders::list(&state.db, &filter)
+        .await?
+        .into_iter()
+        .map(OrderView::from)
+        .collect();
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|o| o.order_id.clone()))
         .flatten();

@@ -13,18 +13,20 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use linkdrop_domain::clock::Clock;
+use linkdrop_domain::model::DeliveryState;
 use linkdrop_domain::secret::Secret;
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::sign;
 use linkdrop_infra::failpoint;
-use linkdrop_records::db::{Db, Tx, webhook_due};
+use linkdrop_records::db::{Db, Listener, Tx};
+use linkdrop_records::webhooks::deliveries::{self, Claimed, Moved, NewAttempt};
+use linkdrop_records::webhooks::{health, outbox, retention};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tokio_util::sync::CancellationToken;
 
 use crate::guard::{Guard, GuardedResolver};
 use crate::schedule::{MAX_ATTEMPTS, next_attempt_at};
-use crate::store::{self, Claimed};
 
 /// Deliveries claimed per round.
 const CLAIM_BATCH: i64 = 64;
@@ -77,6 +79,18 @@ impl Attempt {
     fn endpoint_gone(&self) -> bool {
         self.status_code == Some(410)
     }
+
+    /// The attempt at `delivery` as the attempts log keeps it.
+    pub fn logged<'a>(&'a self, delivery: &'a Claimed) -> NewAttempt<'a> {
+        NewAttempt {
+            message_id: &delivery.message_id,
+            endpoint_id: &delivery.endpoint_id,
+            status_code: self.status_code.map(i32::from),
+            error: self.error.as_deref(),
+            duration_ms: i32::try_from(self.duration_ms).unwrap_or(i32::MAX),
+            response_body: self.response_body.as_deref(),
+        }
+    }
 }
 
 /// Sends webhooks.
@@ -114,7 +128,15 @@ impl Dispatcher {
     /// Runs until `shutdown`: a round whenever a delivery may be due (notified by the
     /// writers, or every `poll` at the latest).
     pub async fn run(self, poll: Duration, shutdown: CancellationToken) {
-        let mut wakeup = Wakeup::new(&self.db).await;
+        // Listening starts before the first round: what is written after that round
+        // began wakes the next wait.
+        let mut wakeup = match self.db.listen(outbox::DUE).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for due webhooks; polling only");
+                None
+            }
+        };
         loop {
             if let Err(e) = self.purge_old_attempts().await {
                 tracing::warn!(error = %e, "could not purge old webhook attempts");
@@ -127,7 +149,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(poll) => {}
-                _ = wakeup.due() => {}
+                _ = due(&mut wakeup) => {}
             }
         }
         tracing::info!("webhook dispatcher stopped");
@@ -188,13 +210,13 @@ impl Dispatcher {
             return Ok(0);
         }
         self.purged_at_ms.store(now, Ordering::Relaxed);
-        store::purge_attempts(&self.db, now - self.settings.attempts_retention_ms).await
+        retention::purge_attempts(&self.db, now - self.settings.attempts_retention_ms).await
     }
 
     /// Claims due deliveries of enabled endpoints (a disabled endpoint's wait for it to be
     /// enabled again).
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
-        store::claim(&self.db, self.clock.now_ms(), CLAIM_BATCH, self.lock_ms()).await
+        deliveries::claim(&self.db, self.clock.now_ms(), CLAIM_BATCH, self.lock_ms()).await
     }
 
     /// One signed POST of the message to the endpoint.
@@ -299,10 +321,10 @@ impl Dispatcher {
             .iter()
             .map(|(d, a)| Move::after(d, a, now))
             .collect();
-        let moved: Vec<store::Moved> = outcomes
+        let moved: Vec<Moved> = outcomes
             .iter()
             .zip(&moves)
-            .map(|((d, _), m)| store::Moved {
+            .map(|((d, _), m)| Moved {
                 message_id: &d.message_id,
                 endpoint_id: &d.endpoint_id,
                 state: m.state,
@@ -310,16 +332,17 @@ impl Dispatcher {
                 next_attempt_at_ms: m.next_attempt_at_ms,
             })
             .collect();
+        let attempts: Vec<NewAttempt> = outcomes.iter().map(|(d, a)| a.logged(d)).collect();
         let mut tx = self.db.begin().await?;
-        store::log_attempts(&mut tx, now, outcomes).await?;
-        store::move_deliveries(&mut tx, &moved).await?;
+        deliveries::log_attempts(&mut tx, now, &attempts).await?;
+        deliveries::move_on(&mut tx, &moved).await?;
         for (endpoint_id, health) in endpoint_health(outcomes) {
             self.update_endpoint_health(&mut tx, endpoint_id, health, now)
                 .await?;
         }
         tx.commit().await?;
         for ((delivery, _), m) in outcomes.iter().zip(&moves) {
-            if m.state == "dead" {
+            if m.state == DeliveryState::Dead {
                 tracing::warn!(message_id = %delivery.message_id, endpoint_id = %delivery.endpoint_id, attempts = m.attempts, "webhook dead-lettered");
                 metrics::counter!("linkdrop_webhook_dead_total").increment(1);
             }
@@ -337,12 +360,11 @@ impl Dispatcher {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         if health == Health::Answered {
-            return store::endpoint_answered(tx, endpoint_id).await;
+            return health::answered(tx, endpoint_id).await;
         }
         let gone = health == Health::Gone;
         let disabled =
-            store::endpoint_failed(tx, endpoint_id, now, self.settings.disable_after_ms, gone)
-                .await?;
+            health::failed(tx, endpoint_id, now, self.settings.disable_after_ms, gone).await?;
         if disabled == Some(true) {
             tracing::warn!(%endpoint_id, gone, "webhook endpoint disabled");
             metrics::counter!("linkdrop_webhook_endpoints_disabled_total").increment(1);
@@ -353,7 +375,7 @@ impl Dispatcher {
 
 /// Where one delivery goes after an attempt.
 struct Move {
-    state: &'static str,
+    state: DeliveryState,
     attempts: i32,
     next_attempt_at_ms: i64,
 }
@@ -362,15 +384,15 @@ impl Move {
     fn after(delivery: &Claimed, attempt: &Attempt, now: i64) -> Move {
         let attempts = delivery.attempts + 1;
         let (state, next_attempt_at_ms) = if attempt.succeeded() {
-            ("delivered", now)
+            (DeliveryState::Delivered, now)
         } else if attempt.endpoint_gone() {
-            ("dead", now)
+            (DeliveryState::Dead, now)
         } else {
             let throttled = matches!(attempt.status_code, Some(429 | 502 | 503 | 504));
             let retry_after = attempt.retry_after_ms.filter(|_| throttled);
             match next_attempt_at(now, attempts, retry_after, &mut rand::rng()) {
-                Some(at) if attempts < MAX_ATTEMPTS => ("pending", at),
-                _ => ("dead", now),
+                Some(at) if attempts < MAX_ATTEMPTS => (DeliveryState::Pending, at),
+                _ => (DeliveryState::Dead, now),
             }
         };
         Move {
@@ -415,42 +437,12 @@ fn endpoint_health(outcomes: &[(Claimed, Attempt)]) -> Vec<(&str, Health)> {
     health
 }
 
-/// What wakes a waiting dispatcher before its poll interval is up: on PostgreSQL a
-/// listener on the channel `webhook_due` (none if it cannot connect), on SQLite the
-/// in-process bell the writers ring.
-enum Wakeup {
-    Listener(Option<sqlx::postgres::PgListener>),
-    Bell,
-}
-
-impl Wakeup {
-    async fn new(db: &Db) -> Self {
-        match db {
-            Db::Postgres(pool) => {
-                Wakeup::Listener(match sqlx::postgres::PgListener::connect_with(pool).await {
-                    Ok(mut l) => match l.listen("webhook_due").await {
-                        Ok(()) => Some(l),
-                        Err(_) => None,
-                    },
-                    Err(_) => None,
-                })
-            }
-            Db::Sqlite(_) => Wakeup::Bell,
-        }
-    }
-
-    /// Resolves when deliveries may be due; never when there is no listener.
-    async fn due(&mut self) {
-        match self {
-            Wakeup::Listener(Some(l)) => {
-                if l.recv().await.is_err() {
-                    // The listener reconnects by itself; fall back to polling meanwhile.
-                    std::future::pending::<()>().await;
-                }
-            }
-            Wakeup::Listener(None) => std::future::pending().await,
-            Wakeup::Bell => webhook_due().notified().await,
-        }
+/// Resolves when deliveries may be due (a writer's commit notified the dispatchers);
+/// never without a listener.
+async fn due(wakeup: &mut Option<Listener>) {
+    match wakeup {
+        Some(listener) => listener.notified().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -515,12 +507,18 @@ mod tests {
     fn a_failed_attempt_moves_the_delivery_to_its_retry_and_the_last_one_to_dead() {
         let (mut delivery, failed) = outcome("a", 500);
         let next = Move::after(&delivery, &failed, 1_000);
-        assert_eq!((next.state, next.attempts), ("pending", 1));
+        assert_eq!((next.state, next.attempts), (DeliveryState::Pending, 1));
         assert!(next.next_attempt_at_ms > 1_000);
         delivery.attempts = MAX_ATTEMPTS - 1;
         let last = Move::after(&delivery, &failed, 1_000);
-        assert_eq!((last.state, last.attempts), ("dead", MAX_ATTEMPTS));
+        assert_eq!(
+            (last.state, last.attempts),
+            (DeliveryState::Dead, MAX_ATTEMPTS)
+        );
         let (delivery, ok) = outcome("a", 204);
-        assert_eq!(Move::after(&delivery, &ok, 1_000).state, "delivered");
+        assert_eq!(
+            Move::after(&delivery, &ok, 1_000).state,
+            DeliveryState::Delivered
+        );
     }
 }

@@ -9,16 +9,17 @@ use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::merchant_event;
 use linkdrop_domain::ids;
 use linkdrop_domain::ids::{new_id, prefix};
+use linkdrop_domain::model::DeliveryState;
 use linkdrop_domain::webhook_signature::generate_secret;
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::Principal;
 use linkdrop_infra::json::ApiJson;
 use linkdrop_infra::json::ApiQuery;
+use linkdrop_records::webhooks::{deliveries, endpoints, outbox};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::WebhooksState;
-use crate::store;
 
 /// Most attempts listed by `GET /v1/webhook-endpoints/{id}/attempts`.
 const ATTEMPTS_PAGE: i64 = 100;
@@ -84,9 +85,9 @@ pub async fn create(
     let id = new_id(prefix::WEBHOOK_ENDPOINT);
     let secret = generate_secret();
     let created_at_ms = now_ms();
-    store::insert_endpoint(
+    endpoints::insert(
         &state.db,
-        &store::NewEndpoint {
+        &endpoints::NewEndpoint {
             id: &id,
             merchant_id: &merchant_id,
             url: url.as_str(),
@@ -115,7 +116,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<MerchantParam>,
 ) -> Result<Json<Value>, ApiError> {
     let merchant_id = merchant_of(&principal, params.merchant_id)?;
-    let items = store::list_endpoints(&state.db, &merchant_id).await?;
+    let items = endpoints::list(&state.db, &merchant_id).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -125,7 +126,7 @@ async fn ensure_owned(
     principal: &Principal,
     endpoint_id: &str,
 ) -> Result<(), ApiError> {
-    let owner = store::endpoint_owner(&state.db, endpoint_id)
+    let owner = endpoints::owner(&state.db, endpoint_id)
         .await?
         .ok_or(ApiError::NotFound("webhook endpoint"))?;
     principal.require_merchant_of(&owner)
@@ -137,7 +138,7 @@ pub async fn delete(
     Path(endpoint_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     ensure_owned(&state, &principal, &endpoint_id).await?;
-    store::delete_endpoint(&state.db, &endpoint_id).await?;
+    endpoints::delete(&state.db, &endpoint_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -147,7 +148,7 @@ pub async fn attempts(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     ensure_owned(&state, &principal, &endpoint_id).await?;
-    let items = store::list_attempts(&state.db, &endpoint_id, ATTEMPTS_PAGE).await?;
+    let items = deliveries::list_attempts(&state.db, &endpoint_id, ATTEMPTS_PAGE).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -162,7 +163,7 @@ pub async fn rotate_secret(
     ensure_owned(&state, &principal, &endpoint_id).await?;
     let secret = generate_secret();
     let until_ms = now_ms() + ROTATION_OVERLAP_MS;
-    store::rotate_secret(
+    endpoints::rotate_secret(
         &state.db,
         &endpoint_id,
         &state.sealing.seal(&secret, &endpoint_id),
@@ -184,8 +185,8 @@ pub async fn enable(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     ensure_owned(&state, &principal, &endpoint_id).await?;
-    let endpoint = store::enable_endpoint(&state.db, &endpoint_id).await?;
-    store::wake_dispatchers(&state.db).await?;
+    let endpoint = endpoints::enable(&state.db, &endpoint_id).await?;
+    outbox::wake_dispatchers(&state.db).await?;
     Ok(Json(json!(endpoint)))
 }
 
@@ -204,21 +205,13 @@ pub async fn deliveries(
     ApiQuery(params): ApiQuery<DeliveriesParams>,
 ) -> Result<Json<Value>, ApiError> {
     ensure_owned(&state, &principal, &endpoint_id).await?;
-    if let Some(wanted) = &params.state
-        && !["pending", "delivered", "dead"].contains(&wanted.as_str())
-    {
-        return Err(ApiError::invalid(
-            "state",
-            "one of pending, delivered, dead",
-        ));
-    }
-    let items = store::list_deliveries(
-        &state.db,
-        &endpoint_id,
-        params.state.as_deref(),
-        DELIVERIES_PAGE,
-    )
-    .await?;
+    let wanted = params
+        .state
+        .as_deref()
+        .map(DeliveryState::parse)
+        .transpose()
+        .map_err(|_| ApiError::invalid("state", "one of pending, delivered, dead"))?;
+    let items = deliveries::list(&state.db, &endpoint_id, wanted, DELIVERIES_PAGE).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -230,14 +223,14 @@ pub async fn replay(
     principal: Principal,
     Path(message_id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let owner = store::message_owner(&state.db, &message_id)
+    let owner = deliveries::message_owner(&state.db, &message_id)
         .await?
         .ok_or(ApiError::NotFound("webhook message"))?;
     principal.require_merchant_of(&owner)?;
-    let endpoints = store::redeliver(&state.db, &message_id, now_ms()).await?;
-    store::wake_dispatchers(&state.db).await?;
+    let redelivered = deliveries::redeliver(&state.db, &message_id, now_ms()).await?;
+    outbox::wake_dispatchers(&state.db).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "message_id": message_id, "endpoints": endpoints })),
+        Json(json!({ "message_id": message_id, "endpoints": redelivered })),
     ))
 }

@@ -1,13 +1,12 @@
 //! The webhooks role: merchants' endpoints API ([`endpoints`]) and the dispatcher that
 //! delivers the webhook outbox ([`dispatcher`]) with Standard Webhooks signatures, a retry
-//! schedule ([`schedule`]) and an SSRF guard ([`guard`]). Their records ([`store`]) are on
-//! PostgreSQL or SQLite.
+//! schedule ([`schedule`]) and an SSRF guard ([`guard`]). Their records are
+//! [`linkdrop_records::webhooks`], on PostgreSQL or SQLite.
 
 pub mod dispatcher;
 pub mod endpoints;
 pub mod guard;
 pub mod schedule;
-pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
