@@ -28,6 +28,7 @@ use linkdrop_domain::keys::Keys;
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::Auth;
 use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::config::GatewayConfig;
 use linkdrop_infra::json::ApiQuery;
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_infra::room_bus::RoomBus;
@@ -80,8 +81,8 @@ pub struct GatewayDeps {
     pub redis: RedisConn,
     pub keys: Keys,
     pub auth: Auth,
-    /// WebSocket connections one client address may open per second; 0 = unlimited.
-    pub connects_per_ip_per_s: u32,
+    /// Its section of the configuration (`LINKDROP_WS_CONNECTS_PER_IP_PER_S`).
+    pub config: GatewayConfig,
 }
 
 /// Declares the gateway's metrics, at zero, so that they are exported from the start
@@ -138,7 +139,7 @@ pub async fn start(
         redis: deps.redis,
         keys: deps.keys.clone(),
         auth: deps.auth,
-        connects_per_ip: NonZeroU32::new(deps.connects_per_ip_per_s)
+        connects_per_ip: NonZeroU32::new(deps.config.ws_connects_per_ip_per_s)
             .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n)))),
         node_id: new_id("gw"),
         known_rooms: Arc::default(),

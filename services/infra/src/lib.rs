@@ -1,6 +1,6 @@
 //! The infrastructure every role of linkdrop shares, on top of the domain crate:
 //!
-//! - [`config`]: the one configuration, layered from defaults, `linkdrop.toml` and
+//! - [`config`]: the one configuration, in sections per role, layered from defaults, `linkdrop.toml` and
 //!   `LINKDROP_*` variables, validated so that a bad value names its key;
 //! - [`backends`]: connections to the live state (Redis, a Redis Cluster, or the embedded
 //!   engine), PostgreSQL and Kafka, and their readiness probes;

@@ -245,7 +245,7 @@ async fn start(
     namespace: &str,
 ) -> TestApp {
     let config = Config::from_sources(None, &env).expect("the test configuration is valid");
-    let data_dir = config.data_dir.clone();
+    let data_dir = config.embedded.data_dir.clone();
     let app = Application::build(config, roles)
         .await
         .expect("linkdrop starts");
