@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::events::{Frame, RoomViewers, ViewersType};
 use linkdrop_domain::ids::{self, new_id};
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::ApiError;
@@ -34,7 +35,6 @@ use linkdrop_infra::role::RoleHandle;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_infra::viewers;
 use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -286,10 +286,14 @@ async fn report_room(
         .viewers_total
         .swap(total, std::sync::atomic::Ordering::Relaxed);
     if previous != total && !room.is_empty() {
-        let frame = json!({"type": "room.viewers", "viewers": total, "ts_ms": now_ms()});
+        let frame = RoomViewers {
+            ts_ms: now_ms(),
+            kind: ViewersType,
+            viewers: total,
+        };
         state
             .fanout
-            .broadcast(room_id, None, &Utf8Bytes::from(frame.to_string()));
+            .broadcast(room_id, None, &Utf8Bytes::from(frame.to_text()));
     }
     Ok(())
 }
