@@ -4,12 +4,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::drop_meta::DropMetaField;
 use linkdrop_domain::events::{DropCard, RoomEvent};
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::Principal;
-use linkdrop_infra::hash_fields::HashFields;
+use linkdrop_infra::drop_meta::DropMeta;
 use linkdrop_infra::json::ApiJson;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -93,7 +94,7 @@ pub async fn launch(
             "between 0 and 600000 milliseconds",
         ));
     }
-    let seed = match row.fairness() {
+    let seed = match row.fairness()? {
         Fairness::Lottery { .. } => {
             let seed = lottery::new_seed();
             Some(Seed {
@@ -106,7 +107,7 @@ pub async fn launch(
     let opens_at_ms = live::launch(&state, &row, countdown_ms, seed.as_ref()).await?;
     let seed_hash = seed.map(|s| s.hash);
     store::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
-    let spec = row.spec();
+    let spec = row.spec()?;
     let event = RoomEvent::Countdown {
         drop: DropCard::new(&row.id, &spec),
         opens_at_ms,
@@ -166,20 +167,22 @@ pub async fn get_draw(
     Path(drop_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = load_drop(&state, &principal, &drop_id).await?;
-    let Fairness::Lottery { window_ms } = row.fairness() else {
+    let Fairness::Lottery { window_ms } = row.fairness()? else {
         return Err(ApiError::NotFound("lottery draw"));
     };
-    let meta = HashFields::read(
+    use DropMetaField::*;
+    let meta = DropMeta::read(
         &state.redis,
-        &state.keys.drop_meta(&row.id),
+        &state.keys,
+        &row.id,
         &[
-            "seed_hash",
-            "drawn",
-            "seed",
-            "cutoff_rank",
-            "draw_winners",
-            "drawn_at_ms",
-            "opens_at_ms",
+            SeedHash,
+            Drawn,
+            Seed,
+            CutoffRank,
+            DrawWinners,
+            DrawnAtMs,
+            OpensAtMs,
         ],
     )
     .await?;
@@ -189,15 +192,17 @@ pub async fn get_draw(
         .await?;
     let mut body = json!({
         "drop_id": row.id,
-        "seed_hash": meta.text("seed_hash").or(row.seed_hash.as_deref()),
+        "seed_hash": meta.text(SeedHash).or(row.seed_hash.as_deref()),
         "entries": entries,
-        "draw_at_ms": meta.int("opens_at_ms").map(|o| o + i64::from(window_ms)),
-        "winners": meta.int("draw_winners").unwrap_or(0),
+        "draw_at_ms": meta.int(OpensAtMs)?.map(|o| o + i64::from(window_ms)),
+        // None until the draw is applied.
+        "winners": meta.int(DrawWinners)?.unwrap_or(0),
     });
-    if meta.text("drawn") == Some("1") {
-        body["seed"] = json!(meta.text("seed"));
-        body["cutoff_rank"] = json!(meta.text("cutoff_rank").filter(|c| !c.is_empty()));
-        body["drawn_at_ms"] = json!(meta.int("drawn_at_ms"));
+    if meta.flag(Drawn)? == Some(true) {
+        body["seed"] = json!(meta.require_text(Seed)?);
+        // Empty when nobody won.
+        body["cutoff_rank"] = json!(Some(meta.require_text(CutoffRank)?).filter(|c| !c.is_empty()));
+        body["drawn_at_ms"] = json!(meta.require_int(DrawnAtMs)?);
     }
     Ok(Json(body))
 }

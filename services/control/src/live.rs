@@ -2,10 +2,12 @@
 //! change the live state: launch and close.
 
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::drop_meta::{DropMetaField, LivePhase};
 use linkdrop_domain::drop_news::with_news;
 use linkdrop_domain::model::{DropSpec, DropState, Fairness, Room};
+use linkdrop_domain::stored::BadStoredValue;
 use linkdrop_infra::ApiError;
-use linkdrop_infra::hash_fields::HashFields;
+use linkdrop_infra::drop_meta::DropMeta;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
@@ -59,12 +61,37 @@ impl DropRow {
         }
     }
 
-    pub fn fairness(&self) -> Fairness {
-        Fairness::from_parts(&self.policy, self.window_ms).unwrap_or(Fairness::Fcfs)
+    /// The drop's fairness policy, from its `policy` and `window_ms` columns.
+    pub fn fairness(&self) -> Result<Fairness, BadStoredValue> {
+        Fairness::from_parts(&self.policy, self.window_ms).ok_or_else(|| {
+            BadStoredValue::unparsable(
+                self.record_key(),
+                "policy",
+                "fcfs, or lottery with a window_ms of 0 or more",
+                &format!("{} (window_ms {:?})", self.policy, self.window_ms),
+            )
+        })
     }
 
-    pub fn spec(&self) -> DropSpec {
-        DropSpec {
+    /// The drop's phase as the record last knew it (the live state is newer).
+    pub fn recorded_phase(&self) -> Result<LivePhase, BadStoredValue> {
+        LivePhase::parse(&self.phase).ok_or_else(|| {
+            BadStoredValue::unparsable(
+                self.record_key(),
+                "phase",
+                "draft, launched or closed",
+                &self.phase,
+            )
+        })
+    }
+
+    /// Where the record is, to name it in errors.
+    fn record_key(&self) -> String {
+        format!("drops {}", self.id)
+    }
+
+    pub fn spec(&self) -> Result<DropSpec, BadStoredValue> {
+        Ok(DropSpec {
             sku: self.sku.clone(),
             title: self.title.clone(),
             image_url: self.image_url.clone(),
@@ -72,28 +99,33 @@ impl DropRow {
             currency: self.currency.clone(),
             stock: self.stock as u32,
             max_per_user: self.max_per_user as u32,
-            fairness: self.fairness(),
+            fairness: self.fairness()?,
             pay_within_s: self.pay_within_s as u32,
-        }
+        })
     }
 
-    /// The drop's state in Redis before launch: what admission reads.
+    /// The drop's state in Redis before launch: what admission reads. (`window_ms` is 0
+    /// for a first-come-first-served drop, which has none.)
     fn initial_state(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("phase", "draft".into()),
-            ("room_id", self.room_id.clone()),
-            ("merchant_id", self.merchant_id.clone()),
-            ("stock", self.stock.to_string()),
-            ("stock_left", self.stock.to_string()),
-            ("paid", "0".into()),
-            ("max_per_user", self.max_per_user.to_string()),
-            ("policy", self.policy.clone()),
-            ("window_ms", self.window_ms.unwrap_or(0).to_string()),
+        use DropMetaField::*;
+        [
+            (Phase, LivePhase::Draft.as_str().to_string()),
+            (RoomId, self.room_id.clone()),
+            (MerchantId, self.merchant_id.clone()),
+            (Stock, self.stock.to_string()),
+            (StockLeft, self.stock.to_string()),
+            (Paid, "0".into()),
+            (MaxPerUser, self.max_per_user.to_string()),
+            (Policy, self.policy.clone()),
+            (WindowMs, self.window_ms.unwrap_or(0).to_string()),
             (
-                "pay_within_ms",
+                PayWithinMs,
                 (i64::from(self.pay_within_s) * 1000).to_string(),
             ),
         ]
+        .into_iter()
+        .map(|(field, value)| (field.as_str(), value))
+        .collect()
     }
 }
 
@@ -182,24 +214,65 @@ pub async fn close(state: &ControlState, row: &DropRow) -> Result<(bool, i64), A
 }
 
 /// The fields of a drop's live state that its view shows.
-const LIVE_FIELDS: &[&str] = &[
-    "phase",
-    "opens_at_ms",
-    "stock_left",
-    "paid",
-    "sold_out_at_ms",
-    "closed_at_ms",
+const LIVE_FIELDS: &[DropMetaField] = &[
+    DropMetaField::Phase,
+    DropMetaField::OpensAtMs,
+    DropMetaField::StockLeft,
+    DropMetaField::Paid,
+    DropMetaField::SoldOutAtMs,
+    DropMetaField::ClosedAtMs,
 ];
+
+/// What a drop's view shows of its live state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LiveFigures {
+    phase: LivePhase,
+    opens_at_ms: Option<i64>,
+    stock_left: i64,
+    paid: i64,
+    sold_out_at_ms: Option<i64>,
+    closed_at_ms: Option<i64>,
+}
+
+impl LiveFigures {
+    /// The figures of `live`, or — when the drop has no live state (its creation did not
+    /// get to write it, or Redis lost it; launch and close write it again) — those of the
+    /// record: nothing sold. A live state that is there must be whole and parse.
+    fn of(row: &DropRow, live: &DropMeta) -> Result<Self, BadStoredValue> {
+        use DropMetaField::*;
+        if live.is_empty() {
+            return Ok(Self {
+                phase: row.recorded_phase()?,
+                opens_at_ms: row.opens_at_ms,
+                stock_left: i64::from(row.stock),
+                paid: 0,
+                sold_out_at_ms: None,
+                closed_at_ms: row.closed_at_ms,
+            });
+        }
+        let phase = live.require_phase()?;
+        // Launch sets the opening time with the phase; a closed draft has none.
+        let opens_at_ms = match phase {
+            LivePhase::Launched => Some(live.require_int(OpensAtMs)?),
+            LivePhase::Draft | LivePhase::Closed => live.int(OpensAtMs)?,
+        };
+        Ok(Self {
+            phase,
+            opens_at_ms,
+            stock_left: live.require_int(StockLeft)?,
+            paid: live.require_int(Paid)?,
+            sold_out_at_ms: live.int(SoldOutAtMs)?,
+            closed_at_ms: live.int(ClosedAtMs)?.or(row.closed_at_ms),
+        })
+    }
+}
 
 /// The drop as `GET /v1/drops/{id}` shows it: record plus live figures.
 pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, ApiError> {
-    let live = HashFields::read(&state.redis, &state.keys.drop_meta(&row.id), LIVE_FIELDS).await?;
+    let live = DropMeta::read(&state.redis, &state.keys, &row.id, LIVE_FIELDS).await?;
+    let live = LiveFigures::of(row, &live)?;
     let stock = i64::from(row.stock);
-    let stock_left = live.int("stock_left").unwrap_or(stock);
-    let paid = live.int("paid").unwrap_or(0);
-    let phase = live.text("phase").unwrap_or(&row.phase);
-    let opens_at_ms = live.int("opens_at_ms").or(row.opens_at_ms);
-    let drop_state = DropState::at(phase, opens_at_ms, stock_left, now_ms());
+    let drop_state = DropState::at(live.phase, live.opens_at_ms, live.stock_left, now_ms());
     Ok(json!({
         "id": row.id,
         "room_id": row.room_id,
@@ -210,16 +283,16 @@ pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, Api
         "price_cents": row.price_cents,
         "currency": row.currency,
         "max_per_user": row.max_per_user,
-        "fairness": row.fairness(),
+        "fairness": row.fairness()?,
         "pay_within_s": row.pay_within_s,
         "state": drop_state.as_str(),
         "stock": stock,
-        "stock_left": stock_left,
-        "reserved": stock - stock_left - paid,
-        "paid": paid,
-        "opens_at_ms": opens_at_ms,
-        "sold_out_at_ms": live.int("sold_out_at_ms"),
-        "closed_at_ms": live.int("closed_at_ms").or(row.closed_at_ms),
+        "stock_left": live.stock_left,
+        "reserved": stock - live.stock_left - live.paid,
+        "paid": live.paid,
+        "opens_at_ms": live.opens_at_ms,
+        "sold_out_at_ms": live.sold_out_at_ms,
+        "closed_at_ms": live.closed_at_ms,
         "seed_hash": row.seed_hash,
         "created_at_ms": row.created_at_ms,
     }))

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 pub use linkdrop_domain::model::FieldError;
 use linkdrop_domain::model::InputError;
+use linkdrop_domain::stored::BadStoredValue;
 use linkdrop_domain::tokens::TokenError;
 
 /// Everything an HTTP handler can answer besides success.
@@ -251,6 +252,13 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// A stored value that is missing or does not parse: a 500, logged with the key and field.
+impl From<BadStoredValue> for ApiError {
+    fn from(e: BadStoredValue) -> Self {
+        Self::internal(e)
     }
 }
 
