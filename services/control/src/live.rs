@@ -297,3 +297,149 @@ pub async fn drop_view(state: &ControlState, row: &DropRow) -> Result<Value, Api
         "created_at_ms": row.created_at_ms,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> DropRow {
+        DropRow {
+            id: "drp_1".into(),
+            room_id: "room_1".into(),
+            merchant_id: "m1".into(),
+            sku: "SKU-1".into(),
+            title: "Tea".into(),
+            image_url: "https://img.example/t.png".into(),
+            price_cents: 990,
+            currency: "CNY".into(),
+            stock: 10,
+            max_per_user: 1,
+            policy: "lottery".into(),
+            window_ms: Some(2000),
+            pay_within_s: 600,
+            phase: "launched".into(),
+            opens_at_ms: Some(1_000),
+            closed_at_ms: None,
+            seed_hash: None,
+            created_at_ms: 1,
+        }
+    }
+
+    fn live(values: [Option<&str>; 6]) -> DropMeta {
+        DropMeta::from_values(
+            "ld:{d:drp_1}:meta",
+            LIVE_FIELDS,
+            values.iter().map(|v| v.map(str::to_string)).collect(),
+        )
+    }
+
+    #[test]
+    fn a_stored_policy_that_does_not_parse_is_an_error_not_fcfs() {
+        assert_eq!(row().fairness(), Ok(Fairness::Lottery { window_ms: 2000 }));
+        let dutch = DropRow {
+            policy: "dutch".into(),
+            ..row()
+        };
+        let err = dutch.fairness().unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.field.as_str()),
+            ("drops drp_1", "policy")
+        );
+        assert!(dutch.spec().is_err());
+        let no_window = DropRow {
+            window_ms: None,
+            ..row()
+        };
+        assert!(no_window.fairness().is_err());
+    }
+
+    #[test]
+    fn the_view_takes_the_live_figures() {
+        let figures = LiveFigures::of(
+            &row(),
+            &live([
+                Some("launched"),
+                Some("1000"),
+                Some("4"),
+                Some("2"),
+                None,
+                None,
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                figures.phase,
+                figures.stock_left,
+                figures.paid,
+                figures.opens_at_ms
+            ),
+            (LivePhase::Launched, 4, 2, Some(1_000))
+        );
+    }
+
+    #[test]
+    fn without_a_live_state_the_view_is_the_record_with_nothing_sold() {
+        let figures = LiveFigures::of(&row(), &live([None; 6])).unwrap();
+        assert_eq!(
+            (
+                figures.phase,
+                figures.stock_left,
+                figures.paid,
+                figures.opens_at_ms
+            ),
+            (LivePhase::Launched, 10, 0, Some(1_000))
+        );
+        let bad_record = DropRow {
+            phase: "live".into(),
+            ..row()
+        };
+        let err = LiveFigures::of(&bad_record, &live([None; 6])).unwrap_err();
+        assert_eq!(err.field, "phase");
+    }
+
+    #[test]
+    fn live_figures_that_are_missing_or_bad_are_errors_naming_the_field() {
+        let cases = [
+            (
+                [Some("open"), Some("1000"), Some("4"), Some("2"), None, None],
+                "phase",
+            ),
+            (
+                [Some("launched"), None, Some("4"), Some("2"), None, None],
+                "opens_at_ms",
+            ),
+            (
+                [
+                    Some("launched"),
+                    Some("1000"),
+                    Some("x"),
+                    Some("2"),
+                    None,
+                    None,
+                ],
+                "stock_left",
+            ),
+            (
+                [Some("launched"), Some("1000"), Some("4"), None, None, None],
+                "paid",
+            ),
+            (
+                [
+                    Some("closed"),
+                    Some("1000"),
+                    Some("4"),
+                    Some("2"),
+                    None,
+                    Some("t"),
+                ],
+                "closed_at_ms",
+            ),
+        ];
+        for (values, field) in cases {
+            let err = LiveFigures::of(&row(), &live(values)).unwrap_err();
+            assert_eq!(err.key, "ld:{d:drp_1}:meta");
+            assert_eq!(err.field, field, "{values:?}");
+        }
+    }
+}

@@ -353,6 +353,17 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_stored_value_is_a_500_logged_with_its_key_not_sent() {
+        let err = ApiError::from(BadStoredValue::missing("ld:{d:drp_1}:meta", "stock_left"));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            matches!(&err, ApiError::Internal(cause) if cause.contains("stock_left of ld:{d:drp_1}:meta")),
+            "{err:?}"
+        );
+        assert!(!err.body().to_string().contains("drp_1"));
+    }
+
+    #[test]
     fn rate_limits_send_retry_after() {
         let response = ApiError::RateLimited { retry_after_s: 2 }.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
