@@ -19,6 +19,7 @@ use crate::ControlState;
 use crate::live::{self, DropRow, Seed};
 use crate::rooms::load_room;
 use crate::store;
+use crate::view;
 use linkdrop_domain::lottery;
 
 pub async fn create(
@@ -32,7 +33,7 @@ pub async fn create(
     let row = DropRow::new(new_id(prefix::DROP), &room, &spec, now_ms());
     store::insert(&state.db, &row).await?;
     live::write_initial_state(&state, &row).await?;
-    let view = live::drop_view(&state, &row).await?;
+    let view = view::drop_view(&state, &row).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -58,7 +59,7 @@ pub async fn get(
     Path(drop_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = load_drop(&state, &principal, &drop_id).await?;
-    Ok(Json(live::drop_view(&state, &row).await?))
+    Ok(Json(view::drop_view(&state, &row).await?))
 }
 
 pub async fn list(
@@ -70,7 +71,7 @@ pub async fn list(
     let rows = store::list_room(&state.db, &room.id).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        items.push(live::drop_view(&state, row).await?);
+        items.push(view::drop_view(&state, row).await?);
     }
     Ok(Json(json!({ "items": items })))
 }
@@ -156,7 +157,7 @@ pub async fn close(
     let row = store::find(&state.db, &row.id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
-    Ok(Json(live::drop_view(&state, &row).await?))
+    Ok(Json(view::drop_view(&state, &row).await?))
 }
 
 /// `GET /v1/drops/{drop_id}/draw`: the lottery's published figures. `seed` and

@@ -11,6 +11,7 @@ pub mod live;
 pub mod panel;
 pub mod rooms;
 pub mod store;
+pub mod view;
 
 use axum::Router;
 use axum::extract::FromRef;
