@@ -1,7 +1,7 @@
 -- Closes a drop: no order is admitted after this script has run, and every orders process
 -- is told (drop news). (drop_news.lua is in front of this text.)
 --
--- KEYS[1]  drop meta hash
+-- KEYS[1]  drop meta hash (field names: services/domain/src/drop_meta.rs)
 -- ARGV[1]  drop news channel
 -- ARGV[2]  drop id
 -- ARGV[3..] field, value, ... of the drop's initial state (used only when the hash does

@@ -4,13 +4,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::drop_meta::DropMetaField;
 use linkdrop_domain::events::{DropCard, RoomEvent};
 use linkdrop_domain::ids::{self, new_id, prefix};
 use linkdrop_domain::model::{DropSpec, Fairness, MAX_COUNTDOWN_MS, NewDrop};
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::Principal;
+use linkdrop_infra::drop_meta::DropMeta;
 use linkdrop_infra::failpoint;
-use linkdrop_infra::hash_fields::HashFields;
 use linkdrop_infra::json::ApiJson;
 use linkdrop_records::drops::{self, DropRecord};
 use serde::Deserialize;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use crate::ControlState;
 use crate::live::{self, Launch, Seed};
 use crate::rooms::load_room;
+use crate::view;
 use linkdrop_domain::lottery;
 
 pub async fn create(
@@ -32,7 +34,7 @@ pub async fn create(
     let row = DropRecord::new(new_id(prefix::DROP), &room, &spec, now_ms());
     drops::insert(&state.db, &row).await?;
     live::write_initial_state(&state, &row).await?;
-    let view = live::drop_view(&state, &row).await?;
+    let view = view::drop_view(&state, &row).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -58,7 +60,7 @@ pub async fn get(
     Path(drop_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = load_drop(&state, &principal, &drop_id).await?;
-    Ok(Json(live::drop_view(&state, &row).await?))
+    Ok(Json(view::drop_view(&state, &row).await?))
 }
 
 pub async fn list(
@@ -70,7 +72,7 @@ pub async fn list(
     let rows = drops::list_room(&state.db, &room.id).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        items.push(live::drop_view(&state, row).await?);
+        items.push(view::drop_view(&state, row).await?);
     }
     Ok(Json(json!({ "items": items })))
 }
@@ -169,7 +171,7 @@ pub async fn close(
     let row = drops::find(&state.db, &row.id)
         .await?
         .ok_or(ApiError::NotFound("drop"))?;
-    Ok(Json(live::drop_view(&state, &row).await?))
+    Ok(Json(view::drop_view(&state, &row).await?))
 }
 
 /// `GET /v1/drops/{drop_id}/draw`: the lottery's published figures. `seed` and
@@ -183,17 +185,19 @@ pub async fn get_draw(
     let Fairness::Lottery { window_ms } = row.fairness else {
         return Err(ApiError::NotFound("lottery draw"));
     };
-    let meta = HashFields::read(
+    use DropMetaField::*;
+    let meta = DropMeta::read(
         &state.redis,
-        &state.keys.drop_meta(&row.id),
+        &state.keys,
+        &row.id,
         &[
-            "seed_hash",
-            "drawn",
-            "seed",
-            "cutoff_rank",
-            "draw_winners",
-            "drawn_at_ms",
-            "opens_at_ms",
+            SeedHash,
+            Drawn,
+            Seed,
+            CutoffRank,
+            DrawWinners,
+            DrawnAtMs,
+            OpensAtMs,
         ],
     )
     .await?;
@@ -203,15 +207,17 @@ pub async fn get_draw(
         .await?;
     let mut body = json!({
         "drop_id": row.id,
-        "seed_hash": meta.text("seed_hash").or(row.seed_hash.as_deref()),
+        "seed_hash": meta.text(SeedHash).or(row.seed_hash.as_deref()),
         "entries": entries,
-        "draw_at_ms": meta.int("opens_at_ms").map(|o| o + i64::from(window_ms)),
-        "winners": meta.int("draw_winners").unwrap_or(0),
+        "draw_at_ms": meta.int(OpensAtMs)?.map(|o| o + i64::from(window_ms)),
+        // None until the draw is applied.
+        "winners": meta.int(DrawWinners)?.unwrap_or(0),
     });
-    if meta.text("drawn") == Some("1") {
-        body["seed"] = json!(meta.text("seed"));
-        body["cutoff_rank"] = json!(meta.text("cutoff_rank").filter(|c| !c.is_empty()));
-        body["drawn_at_ms"] = json!(meta.int("drawn_at_ms"));
+    if meta.flag(Drawn)? == Some(true) {
+        body["seed"] = json!(meta.require_text(Seed)?);
+        // Empty when nobody won.
+        body["cutoff_rank"] = json!(Some(meta.require_text(CutoffRank)?).filter(|c| !c.is_empty()));
+        body["drawn_at_ms"] = json!(meta.require_int(DrawnAtMs)?);
     }
     Ok(Json(body))
 }

@@ -10,6 +10,7 @@ pub mod drops;
 pub mod live;
 pub mod panel;
 pub mod rooms;
+pub mod view;
 
 use axum::Router;
 use axum::extract::FromRef;

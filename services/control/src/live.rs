@@ -1,37 +1,37 @@
-//! A drop's record (the system of record) joined with its live state (Redis), and the scripts that
-//! change the live state: launch and close.
+//! A drop's live state (Redis) as it is first written from its record, and the scripts that
+//! change it: launch and close. How record and live state are shown together is
+//! [`crate::view`].
 
-use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::drop_meta::{DropMetaField, LivePhase};
 use linkdrop_domain::drop_news::with_news;
-use linkdrop_domain::model::DropState;
 use linkdrop_infra::ApiError;
-use linkdrop_infra::hash_fields::HashFields;
 use linkdrop_records::drops::DropRecord;
 use redis::AsyncCommands;
-use serde_json::{Value, json};
 
 use crate::ControlState;
 
-/// The drop's state in Redis before launch: what admission reads.
+/// The drop's state in Redis before launch: what admission reads. (`window_ms` is 0 for a
+/// first-come-first-served drop, which has none.)
 fn initial_state(drop: &DropRecord) -> Vec<(&'static str, String)> {
-    vec![
-        ("phase", "draft".into()),
-        ("room_id", drop.room_id.clone()),
-        ("merchant_id", drop.merchant_id.clone()),
-        ("stock", drop.stock.to_string()),
-        ("stock_left", drop.stock.to_string()),
-        ("paid", "0".into()),
-        ("max_per_user", drop.max_per_user.to_string()),
-        ("policy", drop.fairness.policy().to_string()),
+    use DropMetaField::*;
+    [
+        (Phase, LivePhase::Draft.as_str().to_string()),
+        (RoomId, drop.room_id.clone()),
+        (MerchantId, drop.merchant_id.clone()),
+        (Stock, drop.stock.to_string()),
+        (StockLeft, drop.stock.to_string()),
+        (Paid, "0".into()),
+        (MaxPerUser, drop.max_per_user.to_string()),
+        (Policy, drop.fairness.policy().to_string()),
+        (WindowMs, drop.fairness.window_ms().unwrap_or(0).to_string()),
         (
-            "window_ms",
-            drop.fairness.window_ms().unwrap_or(0).to_string(),
-        ),
-        (
-            "pay_within_ms",
+            PayWithinMs,
             (i64::from(drop.pay_within_s) * 1000).to_string(),
         ),
     ]
+    .into_iter()
+    .map(|(field, value)| (field.as_str(), value))
+    .collect()
 }
 
 /// Registers the drop's outbox with the relay, then writes the draft state to Redis. Two
@@ -137,46 +137,3 @@ pub async fn close(state: &ControlState, row: &DropRecord) -> Result<(bool, i64)
     }
 }
 
-/// The fields of a drop's live state that its view shows.
-const LIVE_FIELDS: &[&str] = &[
-    "phase",
-    "opens_at_ms",
-    "stock_left",
-    "paid",
-    "sold_out_at_ms",
-    "closed_at_ms",
-];
-
-/// The drop as `GET /v1/drops/{id}` shows it: record plus live figures.
-pub async fn drop_view(state: &ControlState, row: &DropRecord) -> Result<Value, ApiError> {
-    let live = HashFields::read(&state.redis, &state.keys.drop_meta(&row.id), LIVE_FIELDS).await?;
-    let stock = i64::from(row.stock);
-    let stock_left = live.int("stock_left").unwrap_or(stock);
-    let paid = live.int("paid").unwrap_or(0);
-    let phase = live.text("phase").unwrap_or(&row.phase);
-    let opens_at_ms = live.int("opens_at_ms").or(row.opens_at_ms);
-    let drop_state = DropState::at(phase, opens_at_ms, stock_left, now_ms());
-    Ok(json!({
-        "id": row.id,
-        "room_id": row.room_id,
-        "merchant_id": row.merchant_id,
-        "sku": row.sku,
-        "title": row.title,
-        "image_url": row.image_url,
-        "price_cents": row.price_cents,
-        "currency": row.currency,
-        "max_per_user": row.max_per_user,
-        "fairness": row.fairness,
-        "pay_within_s": row.pay_within_s,
-        "state": drop_state.as_str(),
-        "stock": stock,
-        "stock_left": stock_left,
-        "reserved": stock - stock_left - paid,
-        "paid": paid,
-        "opens_at_ms": opens_at_ms,
-        "sold_out_at_ms": live.int("sold_out_at_ms"),
-        "closed_at_ms": live.int("closed_at_ms").or(row.closed_at_ms),
-        "seed_hash": row.seed_hash,
-        "created_at_ms": row.created_at_ms,
-    }))
-}

@@ -10,6 +10,9 @@
 -- process that sees a jump knows it missed news), absent fields are empty, and users is
 -- the space-separated list of shoppers whose answer was recorded by this change (user ids
 -- are visible ASCII without spaces).
+--
+-- The meta hash's field names are defined once, in services/domain/src/drop_meta.rs
+-- (DropMetaField); Lua cannot import them, so they are spelt here as there.
 
 local function drop_news(meta_key, drop_id, kind, users)
   local m = redis.call('HMGET', meta_key, 'version', 'phase', 'opens_at_ms', 'stock_left',

@@ -8,24 +8,27 @@
 //! process that knows nothing yet reads a snapshot (`drop_state.lua`). `drop_news.lua`
 //! writes the line; this module reads it. The two agree on [`FIELDS`].
 
+use crate::drop_meta::DropMetaField;
+pub use crate::drop_meta::LivePhase;
 use crate::model::Fairness;
 
 /// The Lua functions that write drop news; put in front of every script that publishes or
 /// reads it (see [`with_news`]).
 pub const DROP_NEWS_LUA: &str = include_str!("drop_news.lua");
 
-/// The fields of a line of news, in order (`drop_news.lua` writes them so).
+/// The fields of a line of news, in order (`drop_news.lua` writes them so); most are
+/// fields of the drop's meta hash, by the same name.
 pub const FIELDS: [&str; 11] = [
     "kind",
     "drop_id",
-    "version",
-    "phase",
-    "opens_at_ms",
-    "stock_left",
-    "policy",
-    "window_ms",
-    "drawn",
-    "max_per_user",
+    DropMetaField::Version.as_str(),
+    DropMetaField::Phase.as_str(),
+    DropMetaField::OpensAtMs.as_str(),
+    DropMetaField::StockLeft.as_str(),
+    DropMetaField::Policy.as_str(),
+    DropMetaField::WindowMs.as_str(),
+    DropMetaField::Drawn.as_str(),
+    DropMetaField::MaxPerUser.as_str(),
     "users",
 ];
 
@@ -42,25 +45,6 @@ pub enum NewsKind {
     Change,
     /// Read, not made: `users` is empty (a reader learns them apart).
     Snapshot,
-}
-
-/// The stored phase of a drop's live state (`phase` in its meta hash).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LivePhase {
-    Draft,
-    Launched,
-    Closed,
-}
-
-impl LivePhase {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "draft" => Some(Self::Draft),
-            "launched" => Some(Self::Launched),
-            "closed" => Some(Self::Closed),
-            _ => None,
-        }
-    }
 }
 
 /// What an edge answer rests on, as of one `version` of the drop.

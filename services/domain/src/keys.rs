@@ -22,7 +22,7 @@ impl Keys {
         &self.ns
     }
 
-    /// Hash: a drop's live state (phase, opens_at_ms, stock, stock_left, limits…).
+    /// Hash: a drop's live state, its fields named by [`crate::drop_meta::DropMetaField`].
     pub fn drop_meta(&self, drop_id: &str) -> String {
         format!("{}:{{d:{drop_id}}}:meta", self.ns)
     }
@@ -56,6 +56,12 @@ impl Keys {
     /// Hash: user id → `<order id>\t<qty>` of the user's lottery entry.
     pub fn drop_entries(&self, drop_id: &str) -> String {
         format!("{}:{{d:{drop_id}}}:entries", self.ns)
+    }
+
+    /// String: the orders process announcing the drop's lottery draw now (a lease with a
+    /// time to live, so that one process announces and a dead one's turn passes on).
+    pub fn draw_announcer(&self, drop_id: &str) -> String {
+        format!("{}:{{d:{drop_id}}}:meta:announcing", self.ns)
     }
 
     /// String: the relay that holds the drop's outbox now (a lease with a time to live).
@@ -164,6 +170,8 @@ mod tests {
             keys.drop_entries("drp_1"),
             keys.drop_orders("drp_1"),
             keys.drop_deadlines("drp_1"),
+            keys.draw_announcer("drp_1"),
+            keys.relay_lease("drp_1"),
         ] {
             assert!(key.contains("{d:drp_1}"), "{key}");
         }

@@ -6,18 +6,21 @@
 //! - [`events`]: every message that crosses a process boundary — WebSocket frames, the
 //!   room bus, Kafka order events, merchant webhooks;
 //! - [`keys`]: the names of every Redis key, channel, Kafka topic and group;
+//! - [`drop_meta`]: the fields of a drop's live state, named once for Rust and Lua;
 //! - [`drop_news`]: what every orders process is told about a live drop (edge answers);
 //! - [`lottery`]: the draw's mathematics (seed, ranks, winners);
 //! - [`tokens`]: shopper tokens (HS256 JWTs);
 //! - [`webhook_signature`], [`webhook_secrets`]: Standard Webhooks signatures and the
 //!   sealing of signing secrets at rest;
-//! - [`clock`], [`secret`]: time in milliseconds, values that never print.
+//! - [`clock`], [`secret`]: time in milliseconds, values that never print;
+//! - [`stored`]: the error of a stored value that is missing or does not parse.
 //!
 //! The infrastructure the roles share (configuration, connections, the room bus, HTTP
 //! errors, credentials, telemetry) is `linkdrop-infra`; the records (PostgreSQL and SQLite)
 //! are `linkdrop-records`.
 
 pub mod clock;
+pub mod drop_meta;
 pub mod drop_news;
 pub mod events;
 pub mod ids;
@@ -25,6 +28,7 @@ pub mod keys;
 pub mod lottery;
 pub mod model;
 pub mod secret;
+pub mod stored;
 pub mod tokens;
 pub mod webhook_secrets;
 pub mod webhook_signature;

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::drop_meta::LivePhase;
+
 /// A field that failed validation, shown next to the field by the control panel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -242,15 +244,19 @@ pub enum DropState {
 }
 
 impl DropState {
-    /// The state at `now_ms` from the stored phase (`draft`, `launched`, `closed`), the
-    /// opening time and the units left.
-    pub fn at(phase: &str, opens_at_ms: Option<i64>, stock_left: i64, now_ms: i64) -> DropState {
+    /// The state at `now_ms` from the stored phase, the opening time and the units left.
+    pub fn at(
+        phase: LivePhase,
+        opens_at_ms: Option<i64>,
+        stock_left: i64,
+        now_ms: i64,
+    ) -> DropState {
         match (phase, opens_at_ms) {
-            ("closed", _) => Self::Closed,
-            ("launched", Some(opens)) if now_ms < opens => Self::Countdown,
-            ("launched", Some(_)) if stock_left <= 0 => Self::SoldOut,
-            ("launched", Some(_)) => Self::Open,
-            _ => Self::Draft,
+            (LivePhase::Closed, _) => Self::Closed,
+            (LivePhase::Launched, Some(opens)) if now_ms < opens => Self::Countdown,
+            (LivePhase::Launched, Some(_)) if stock_left <= 0 => Self::SoldOut,
+            (LivePhase::Launched, Some(_)) => Self::Open,
+            (LivePhase::Draft, _) | (LivePhase::Launched, None) => Self::Draft,
         }
     }
 
@@ -278,6 +284,16 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status.
+    pub const ALL: [OrderStatus; 6] = [
+        Self::Entered,
+        Self::Lost,
+        Self::Reserved,
+        Self::Paid,
+        Self::Expired,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Entered => "entered",
@@ -291,17 +307,10 @@ impl OrderStatus {
 
     /// The status named `value` (as [`OrderStatus::as_str`] writes it).
     pub fn parse(value: &str) -> Result<Self, UnknownValue> {
-        [
-            Self::Entered,
-            Self::Lost,
-            Self::Reserved,
-            Self::Paid,
-            Self::Expired,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
-        .ok_or_else(|| UnknownValue::new("order status", value))
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| UnknownValue::new("order status", value))
     }
 }
 
@@ -444,17 +453,26 @@ mod tests {
 
     #[test]
     fn drop_state_follows_phase_time_and_stock() {
-        assert_eq!(DropState::at("draft", None, 5, 0), DropState::Draft);
         assert_eq!(
-            DropState::at("launched", Some(10), 5, 9),
+            DropState::at(LivePhase::Draft, None, 5, 0),
+            DropState::Draft
+        );
+        assert_eq!(
+            DropState::at(LivePhase::Launched, Some(10), 5, 9),
             DropState::Countdown
         );
-        assert_eq!(DropState::at("launched", Some(10), 5, 10), DropState::Open);
         assert_eq!(
-            DropState::at("launched", Some(10), 0, 11),
+            DropState::at(LivePhase::Launched, Some(10), 5, 10),
+            DropState::Open
+        );
+        assert_eq!(
+            DropState::at(LivePhase::Launched, Some(10), 0, 11),
             DropState::SoldOut
         );
-        assert_eq!(DropState::at("closed", Some(10), 5, 11), DropState::Closed);
+        assert_eq!(
+            DropState::at(LivePhase::Closed, Some(10), 5, 11),
+            DropState::Closed
+        );
     }
 
     #[test]

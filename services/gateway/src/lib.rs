@@ -23,17 +23,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::events::{Frame, RoomViewers, ViewersType};
 use linkdrop_domain::ids::{self, new_id};
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::Auth;
 use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::config::GatewayConfig;
 use linkdrop_infra::json::ApiQuery;
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_infra::viewers;
 use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -80,8 +81,8 @@ pub struct GatewayDeps {
     pub redis: RedisConn,
     pub keys: Keys,
     pub auth: Auth,
-    /// WebSocket connections one client address may open per second; 0 = unlimited.
-    pub connects_per_ip_per_s: u32,
+    /// Its section of the configuration (`LINKDROP_WS_CONNECTS_PER_IP_PER_S`).
+    pub config: GatewayConfig,
 }
 
 /// Declares the gateway's metrics, at zero, so that they are exported from the start
@@ -138,7 +139,7 @@ pub async fn start(
         redis: deps.redis,
         keys: deps.keys.clone(),
         auth: deps.auth,
-        connects_per_ip: NonZeroU32::new(deps.connects_per_ip_per_s)
+        connects_per_ip: NonZeroU32::new(deps.config.ws_connects_per_ip_per_s)
             .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n)))),
         node_id: new_id("gw"),
         known_rooms: Arc::default(),
@@ -285,10 +286,14 @@ async fn report_room(
         .viewers_total
         .swap(total, std::sync::atomic::Ordering::Relaxed);
     if previous != total && !room.is_empty() {
-        let frame = json!({"type": "room.viewers", "viewers": total, "ts_ms": now_ms()});
+        let frame = RoomViewers {
+            ts_ms: now_ms(),
+            kind: ViewersType,
+            viewers: total,
+        };
         state
             .fanout
-            .broadcast(room_id, None, &Utf8Bytes::from(frame.to_string()));
+            .broadcast(room_id, None, &Utf8Bytes::from(frame.to_text()));
     }
     Ok(())
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::events::{Frame, Hello, HelloType, Pong, PongType};
 use linkdrop_domain::ids::{new_id, prefix};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::GatewayState;
 use crate::fanout::{Catchup, Mailbox, Next, RoomMembers};
@@ -107,18 +107,18 @@ pub async fn run(
     leave(&state, &room, &viewer, joined.id, &mailbox);
 }
 
-/// The `hello` frame. Built apart so that its JSON tree is freed at once rather than
+/// The `hello` frame. Built apart so that its strings are freed at once rather than
 /// living in the session's task for as long as the viewer stays.
 fn hello(viewer: &Viewer, room: &RoomMembers, seq: u64) -> Utf8Bytes {
-    let hello = json!({
-        "type": "hello",
-        "session_id": new_id(prefix::SESSION),
-        "room_id": viewer.room_id,
-        "server_time_ms": now_ms(),
-        "seq": seq,
-        "viewers": room.viewers_total.load(Ordering::Relaxed).max(room.len()),
-    });
-    Utf8Bytes::from(hello.to_string())
+    let hello = Hello {
+        room_id: viewer.room_id.clone(),
+        seq,
+        server_time_ms: now_ms(),
+        session_id: new_id(prefix::SESSION),
+        kind: HelloType,
+        viewers: room.viewers_total.load(Ordering::Relaxed).max(room.len()),
+    };
+    Utf8Bytes::from(hello.to_text())
 }
 
 fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64, mailbox: &Mailbox) {
@@ -201,8 +201,12 @@ fn answer(received: Option<Result<Message, axum::Error>>) -> Step {
     match message {
         Message::Text(text) => match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage { kind, t }) if kind == "ping" => {
-                let pong = json!({"type": "pong", "t": t, "server_time_ms": now_ms()});
-                Step::Send(Message::Text(pong.to_string().into()))
+                let pong = Pong {
+                    server_time_ms: now_ms(),
+                    t,
+                    kind: PongType,
+                };
+                Step::Send(Message::Text(pong.to_text().into()))
             }
             _ => Step::Close(
                 close_code::UNSUPPORTED,

@@ -1,10 +1,10 @@
 //! The infrastructure every role of linkdrop shares, on top of the domain crate:
 //!
-//! - [`config`]: the one configuration, layered from defaults, `linkdrop.toml` and
+//! - [`config`]: the one configuration, in sections per role, layered from defaults, `linkdrop.toml` and
 //!   `LINKDROP_*` variables, validated so that a bad value names its key;
 //! - [`backends`]: connections to the live state (Redis, a Redis Cluster, or the embedded
 //!   engine), PostgreSQL and Kafka, and their readiness probes;
-//! - [`room_bus`], [`bus_listener`], [`viewers`], [`hash_fields`]: publishing room events,
+//! - [`room_bus`], [`bus_listener`], [`viewers`], [`drop_meta`]: publishing room events,
 //!   listening to published messages, viewer counts, reading a drop's live state;
 //! - [`problem`], [`json`], [`auth`]: the HTTP boundary — problem+json errors, the JSON
 //!   extractor, credentials (shopper tokens and API keys) as extractors;
@@ -18,8 +18,8 @@ pub mod auth;
 pub mod backends;
 pub mod bus_listener;
 pub mod config;
+pub mod drop_meta;
 pub mod failpoint;
-pub mod hash_fields;
 pub mod json;
 pub mod ops;
 pub mod problem;

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 pub use linkdrop_domain::model::FieldError;
 use linkdrop_domain::model::InputError;
+use linkdrop_domain::stored::BadStoredValue;
 use linkdrop_domain::tokens::TokenError;
 
 /// Everything an HTTP handler can answer besides success.
@@ -254,6 +255,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A stored value that is missing or does not parse: a 500, logged with the key and field.
+impl From<BadStoredValue> for ApiError {
+    fn from(e: BadStoredValue) -> Self {
+        Self::internal(e)
+    }
+}
+
 impl From<InputError> for ApiError {
     fn from(e: InputError) -> Self {
         match e {
@@ -342,6 +350,17 @@ mod tests {
         let body = err.body().to_string();
         assert!(!body.contains("relation"), "{body}");
         assert_eq!(err.body()["code"], "internal");
+    }
+
+    #[test]
+    fn a_bad_stored_value_is_a_500_logged_with_its_key_not_sent() {
+        let err = ApiError::from(BadStoredValue::missing("ld:{d:drp_1}:meta", "stock_left"));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            matches!(&err, ApiError::Internal(cause) if cause.contains("stock_left of ld:{d:drp_1}:meta")),
+            "{err:?}"
+        );
+        assert!(!err.body().to_string().contains("drp_1"));
     }
 
     #[test]

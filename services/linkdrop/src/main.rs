@@ -83,11 +83,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logs(&config.log_filter, config.log_format);
+    telemetry::init_logs(&config.telemetry);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if config.worker_threads > 0 {
-        runtime.worker_threads(config.worker_threads);
+    if config.http.worker_threads > 0 {
+        runtime.worker_threads(config.http.worker_threads);
     }
     let runtime = runtime.build().expect("the tokio runtime starts");
     match runtime.block_on(run(cli.command, config)) {
@@ -102,17 +102,17 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let roles = match command {
         Command::Token { user, ttl_s } => {
-            let keys = TokenKeys::new(config.require_jwt_secret()?);
+            let keys = TokenKeys::new(config.secrets.require_jwt_secret()?);
             println!("{}", keys.mint(&user, ttl_s)?);
             return Ok(());
         }
         Command::Watch { room, user, url } => {
-            let token = TokenKeys::new(config.require_jwt_secret()?).mint(&user, 86_400)?;
-            let url = url.unwrap_or_else(|| config.public_url_for(config.http_addr));
+            let token = TokenKeys::new(config.secrets.require_jwt_secret()?).mint(&user, 86_400)?;
+            let url = url.unwrap_or_else(|| config.http.public_url_for(config.http.addr));
             return linkdrop::watch::watch(&url, &room, &token).await;
         }
         Command::Migrate => {
-            let db = linkdrop_infra::backends::connect_db(config.require_database()?, 2).await?;
+            let db = linkdrop_infra::backends::connect_db(config.database.require()?, 2).await?;
             linkdrop_infra::backends::migrate(&db).await?;
             println!("migrations applied");
             return Ok(());

@@ -14,7 +14,7 @@ use linkdrop_domain::keys::Keys;
 use linkdrop_engine::Engine;
 use linkdrop_infra::auth::{Auth, TokenKeys};
 use linkdrop_infra::backends::RedisConn;
-use linkdrop_infra::backends::{self, Probe, TopicLayout};
+use linkdrop_infra::backends::{self, Probe};
 use linkdrop_infra::bus_listener::BusSource;
 use linkdrop_infra::config::{Config, RedisDurability, RedisTarget};
 use linkdrop_infra::ops::Ops;
@@ -22,9 +22,8 @@ use linkdrop_infra::problem::{method_not_allowed, no_route};
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_infra::telemetry;
-use linkdrop_orders::edge::EdgeSettings;
-use linkdrop_orders::protection::Limits;
 use linkdrop_records::db::{self, Db};
+use linkdrop_webhooks::guard::Guard;
 use tokio_util::sync::CancellationToken;
 
 /// How long roles may take to finish their work after shutdown was signalled.
@@ -114,17 +113,17 @@ impl Backends {
             kafka: None,
         };
         if roles.iter().any(Role::needs_redis) {
-            let target = config.require_redis()?;
+            let target = config.redis.require()?;
             let redis = backends::connect_redis(&target)
                 .await
                 .context("connecting to Redis")?;
-            check_redis_durability(&target, config.redis_durability).await?;
+            check_redis_durability(&target, config.redis.durability).await?;
             backends.redis = Some(redis);
             backends.redis_target = Some(target);
         }
         if roles.iter().any(Role::needs_database) {
             let db =
-                backends::connect_db(config.require_database()?, config.database_max_connections)
+                backends::connect_db(config.database.require()?, config.database.max_connections)
                     .await
                     .context("connecting to PostgreSQL")?;
             backends::migrate(&db)
@@ -133,7 +132,7 @@ impl Backends {
             backends.db = Some(Db::Postgres(db));
         }
         if roles.iter().any(Role::needs_kafka) {
-            backends.kafka = Some(config.require_kafka()?.to_string());
+            backends.kafka = Some(config.kafka.require()?.to_string());
         }
         Ok(backends)
     }
@@ -146,7 +145,7 @@ impl Backends {
                 "configuration error: LINKDROP_REDIS_URL, LINKDROP_KAFKA_BROKERS and LINKDROP_DATABASE_URL are not set, so linkdrop runs on its embedded backend, which serves every role from one process: run `linkdrop all`, or configure the three servers to run roles apart"
             );
         }
-        let dir = &config.data_dir;
+        let dir = &config.embedded.data_dir;
         std::fs::create_dir_all(dir).with_context(|| {
             format!(
                 "configuration error: LINKDROP_DATA_DIR: cannot create {}",
@@ -228,7 +227,7 @@ impl Backends {
             Some(_) => linkdrop_relay::SinkConfig::Settle(self.db()),
             None => linkdrop_relay::SinkConfig::Kafka {
                 brokers: self.kafka(),
-                topic: orders_topic(config),
+                topic: config.kafka.orders_topic(),
             },
         }
     }
@@ -321,7 +320,7 @@ pub struct Application {
 
 impl Application {
     /// Connects what `roles` need, starts them, and binds the listener
-    /// (`config.http_addr`; port 0 picks a free port).
+    /// (`config.http.addr`; port 0 picks a free port).
     pub async fn build(config: Config, roles: &[Role]) -> anyhow::Result<Application> {
         Self::build_on(config, roles, None).await
     }
@@ -343,29 +342,29 @@ impl Application {
         backends: Option<Backends>,
     ) -> anyhow::Result<Application> {
         if roles.iter().any(Role::needs_shopper_tokens) {
-            config.require_jwt_secret()?;
+            config.secrets.require_jwt_secret()?;
         }
         if roles.contains(&Role::Control) {
-            config.require_admin_key()?;
+            config.secrets.require_admin_key()?;
         }
         if roles.contains(&Role::Control) || roles.contains(&Role::Webhooks) {
-            config.require_webhook_secret_key()?;
+            config.secrets.require_webhook_secret_key()?;
         }
         // The recorder is installed and every process-wide metric declared before any role
         // starts; each role declares its own as it starts (`start_role`).
         telemetry::register_metrics();
         crate::listener::register_metrics();
-        let listener = Listener::bind(config.http_addr, config.reuse_port)
-            .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http_addr))?;
-        let public_url = config.public_url_for(listener.local_addr()?);
+        let listener = Listener::bind(config.http.addr, config.http.reuse_port)
+            .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http.addr))?;
+        let public_url = config.http.public_url_for(listener.local_addr()?);
         let backends = match backends {
             Some(backends) => backends,
             None => Backends::connect(&config, roles).await?,
         };
         let keys = Keys::new(&config.namespace);
         let auth = Auth::new(
-            config.jwt_secret.as_ref().map(TokenKeys::new),
-            config.admin_key.as_ref(),
+            config.secrets.jwt_secret.as_ref().map(TokenKeys::new),
+            config.secrets.admin_key.as_ref(),
             backends.db.clone(),
         );
         let shutdown = CancellationToken::new();
@@ -396,7 +395,7 @@ impl Application {
         let router = router
             .fallback(no_route)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(config.body_limit_bytes));
+            .layer(DefaultBodyLimit::max(config.http.body_limit_bytes));
         tracing::info!(
             addr = %listener.local_addr()?,
             roles = ?roles.iter().map(Role::name).collect::<Vec<_>>(),
@@ -456,13 +455,6 @@ impl Application {
     }
 }
 
-fn orders_topic(config: &Config) -> TopicLayout {
-    TopicLayout {
-        partitions: config.kafka_partitions,
-        replication: config.kafka_replication,
-    }
-}
-
 async fn join_all_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for task in tasks {
         let _ = task.await;
@@ -486,7 +478,7 @@ async fn start_role(
                 redis: backends.redis(),
                 keys: keys.clone(),
                 auth: auth.clone(),
-                connects_per_ip_per_s: config.ws_connects_per_ip_per_s,
+                config: config.gateway.clone(),
             };
             linkdrop_gateway::start(deps, shutdown.clone()).await?
         }
@@ -497,17 +489,7 @@ async fn start_role(
                 keys: keys.clone(),
                 auth: auth.clone(),
                 db: backends.db(),
-                limits: Limits {
-                    per_user_per_s: config.orders_per_user_per_s,
-                    per_ip_per_s: config.orders_per_ip_per_s,
-                    max_in_flight: config.orders_max_in_flight,
-                },
-                expiry_poll: Duration::from_millis(config.expiry_poll_ms),
-                edge: config.orders_edge.then_some(EdgeSettings {
-                    margin_ms: config.orders_edge_margin_ms as i64,
-                    max_age: Duration::from_millis(config.orders_edge_max_age_ms),
-                }),
-                batch_max: config.orders_batch_max,
+                config: config.orders.clone(),
             };
             linkdrop_orders::start(deps, shutdown.clone())
         }
@@ -517,20 +499,19 @@ async fn start_role(
             // engine waits without holding anything up).
             let redis = match &backends.engine {
                 Some(_) => backends.redis(),
-                None => backends::connect_redis(&config.require_redis()?).await?,
+                None => backends::connect_redis(&config.redis.require()?).await?,
             };
             let durability_lag_ms = match &backends.engine {
                 // The engine journals every write before answering.
                 Some(_) => 0,
-                None => config.redis_durability.relay_lag_ms(),
+                None => config.redis.durability.relay_lag_ms(),
             };
             let deps = linkdrop_relay::RelayDeps {
                 redis,
                 keys: keys.clone(),
                 sink: backends.relay_sink(config),
-                batch_max: config.relay_batch_max,
-                lease_ms: config.relay_lease_ms,
                 durability_lag_ms,
+                config: config.relay.clone(),
             };
             linkdrop_relay::start(deps, shutdown.clone()).await?
         }
@@ -544,26 +525,18 @@ async fn start_role(
                 db: backends.db(),
                 keys: keys.clone(),
                 brokers: backends.kafka(),
-                topic: orders_topic(config),
-                batch_max: config.settle_batch_max,
-                batch_wait: Duration::from_millis(config.settle_batch_wait_ms),
-                session_timeout_ms: config.settle_session_timeout_ms,
+                topic: config.kafka.orders_topic(),
+                config: config.settle.clone(),
             };
             linkdrop_settle::start(deps, shutdown.clone()).await?
         }
         Role::Webhooks => {
             linkdrop_webhooks::register_metrics();
-            let deps = linkdrop_webhooks::DispatcherDeps {
-                db: backends.db(),
-                guard: webhook_guard(config),
-                poll: Duration::from_millis(config.webhook_poll_ms),
-                settings: linkdrop_webhooks::Settings {
-                    timeout: Duration::from_millis(config.webhook_timeout_ms),
-                    disable_after_ms: config.webhook_disable_after_ms,
-                    attempts_retention_ms: config.webhook_attempts_retention_ms,
-                    sealing: config.require_webhook_secret_key()?.clone(),
-                },
-            };
+            let deps = linkdrop_webhooks::DispatcherDeps::new(
+                backends.db(),
+                &config.webhooks,
+                config.secrets.require_webhook_secret_key()?.clone(),
+            );
             linkdrop_webhooks::start(deps, shutdown.clone())
         }
         Role::Control => {
@@ -580,19 +553,12 @@ async fn start_role(
             let endpoints = linkdrop_webhooks::WebhooksState {
                 db: backends.db(),
                 auth: auth.clone(),
-                guard: webhook_guard(config),
-                sealing: config.require_webhook_secret_key()?.clone(),
+                guard: Guard::from_config(&config.webhooks),
+                sealing: config.secrets.require_webhook_secret_key()?.clone(),
             };
             let router = linkdrop_control::router(state)
                 .merge(linkdrop_webhooks::endpoints_router(endpoints));
             RoleHandle::new("control").with_router(router)
         }
     })
-}
-
-fn webhook_guard(config: &Config) -> linkdrop_webhooks::guard::Guard {
-    linkdrop_webhooks::guard::Guard::new(
-        config.webhook_allow_nets.clone(),
-        config.webhook_https_only,
-    )
 }

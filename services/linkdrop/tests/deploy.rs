@@ -154,14 +154,14 @@ fn the_kubernetes_manifests_validate_and_have_probes_autoscaling_and_budgets() {
     let parsed =
         Config::from_sources(None, &settings).expect("linkdrop accepts the production settings");
     assert!(
-        matches!(parsed.require_redis().unwrap(), RedisTarget::Cluster(nodes) if nodes.len() == 3)
+        matches!(parsed.redis.require().unwrap(), RedisTarget::Cluster(nodes) if nodes.len() == 3)
     );
     let secrets = find(&production, "Secret", "linkdrop-secrets");
     let mut with_placeholders = settings.clone();
     with_placeholders.extend(as_env(&secrets["stringData"]));
     let refused = Config::from_sources(None, &with_placeholders).unwrap_err();
     assert_eq!(refused.key, "LINKDROP_WEBHOOK_SECRET_KEY");
-    assert_eq!(parsed.kafka_replication, 3);
+    assert_eq!(parsed.kafka.replication, 3);
 }
 
 #[test]

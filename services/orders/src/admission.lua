@@ -12,7 +12,8 @@
 -- sold first come, first served by the same path as fcfs drops.
 --
 -- KEYS[1]  drop meta hash (phase, opens_at_ms, stock_left, max_per_user, pay_within_ms,
---          policy, window_ms, drawn, version: see services/domain/src/drop_news.rs)
+--          policy, window_ms, drawn, sold_out_at_ms, version; field names:
+--          services/domain/src/drop_meta.rs)
 -- KEYS[2]  holders hash: user id -> units held
 -- KEYS[3]  idempotency hash: "<user id> <key>" -> "<fingerprint>\n<answer>"
 -- KEYS[4]  outbox stream of order events

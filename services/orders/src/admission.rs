@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_batch_reply_has_news_then_one_decision_per_request() {
-        let news = "change\tdrp_1\t4\tlaunched\t1000\t0\tfcfs\t\t1\tu1";
+        let news = "change\tdrp_1\t4\tlaunched\t1000\t0\tfcfs\t\t\t1\tu1";
         let reply = [
             bulk(news),
             Value::Array(vec![

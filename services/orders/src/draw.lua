@@ -5,7 +5,7 @@
 -- deadline; every entry's outcome is appended to the outbox, and every orders process is
 -- told (drop news). (drop_news.lua is in front of this text.)
 --
--- KEYS[1]  drop meta hash
+-- KEYS[1]  drop meta hash (field names: services/domain/src/drop_meta.rs)
 -- KEYS[2]  holders hash: user id -> units held
 -- KEYS[3]  outbox stream of order events
 -- KEYS[4]  entries hash: user id -> "<order id>\t<qty>"

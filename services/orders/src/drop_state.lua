@@ -3,7 +3,7 @@
 -- with a recorded answer (they are never refused at the edge: their key may replay).
 -- Writes nothing. (drop_news.lua is in front of this text.)
 --
--- KEYS[1]  drop meta hash
+-- KEYS[1]  drop meta hash (field names: services/domain/src/drop_meta.rs)
 -- KEYS[2]  idempotency hash: "<user id> <key>" -> recorded answer
 -- ARGV[1]  drop id
 -- ARGV[2]  the version whose answered shoppers the caller holds, or -1

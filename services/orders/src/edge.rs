@@ -21,6 +21,7 @@ use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::drop_news::{DropFacts, DropNews, LivePhase, NewsKind, with_news};
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::config::OrdersConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Most shoppers with a recorded answer one process keeps per drop. A drop with more (a
@@ -37,6 +38,17 @@ pub struct EdgeSettings {
     pub margin_ms: i64,
     /// What is known of a drop is read again once it is this old without news.
     pub max_age: Duration,
+}
+
+impl EdgeSettings {
+    /// The edge's settings, or `None` when edge answers are switched off.
+    pub fn from_config(config: &OrdersConfig) -> Option<Self> {
+        config.edge.then(|| Self {
+            // At most a minute (the configuration checks it).
+            margin_ms: config.edge_margin_ms as i64,
+            max_age: Duration::from_millis(config.edge_max_age_ms),
+        })
+    }
 }
 
 /// A refusal given at the edge.

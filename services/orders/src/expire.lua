@@ -4,7 +4,7 @@
 -- touched. A paid order is never expired, and an expired one never paid. Every orders
 -- process is told that units came back (drop news). (drop_news.lua is in front of this.)
 --
--- KEYS[1]  drop meta hash
+-- KEYS[1]  drop meta hash (field names: services/domain/src/drop_meta.rs)
 -- KEYS[2]  orders hash: order id -> "<status>\t<user>\t<qty>\t<pay_by_ms>[\t…]"
 -- KEYS[3]  holders hash: user id -> units held
 -- KEYS[4]  outbox stream of order events

@@ -11,18 +11,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use linkdrop_domain::clock::now_ms;
+use linkdrop_domain::drop_meta::DropMetaField;
 use linkdrop_domain::drop_news::with_news;
-use linkdrop_domain::events::RoomEvent;
+use linkdrop_domain::events::{Frame, OrderResult, RoomEvent};
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::lottery::{Draw, Entry, draw, rank};
+use linkdrop_domain::stored::BadStoredValue;
 use linkdrop_infra::backends::RedisConn;
-use linkdrop_infra::hash_fields::HashFields;
+use linkdrop_infra::drop_meta::DropMeta;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_records::db::Db;
 use linkdrop_records::orders::{self, DrawFigures};
-use serde_json::json;
 
-use crate::stock::StockTicker;
+use crate::stock::{StockError, StockTicker};
 
 /// Attempts of one draw before giving up (the next order request tries again).
 const DRAW_ATTEMPTS: usize = 20;
@@ -36,6 +37,10 @@ pub enum DrawError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Stored(#[from] BadStoredValue),
+    #[error(transparent)]
+    Stock(#[from] StockError),
     #[error("the drop is not a launched lottery with a seed")]
     NotALottery,
     #[error("the draw did not settle after {DRAW_ATTEMPTS} attempts")]
@@ -133,57 +138,62 @@ impl Drawer {
         Err(DrawError::Unsettled)
     }
 
+    /// The lottery as its live state says; [`DrawError::NotALottery`] for a drop that is
+    /// not a launched lottery (no policy `lottery`, or no seed yet).
     async fn read_state(&self, drop_id: &str) -> Result<LotteryState, DrawError> {
-        let meta = HashFields::read(
+        use DropMetaField::*;
+        let meta = DropMeta::read(
             &self.redis,
-            &self.keys.drop_meta(drop_id),
-            &[
-                "policy",
-                "drawn",
-                "seed",
-                "stock_left",
-                "opens_at_ms",
-                "window_ms",
-            ],
+            &self.keys,
+            drop_id,
+            &[Policy, Drawn, Seed, StockLeft, OpensAtMs, WindowMs],
         )
         .await?;
-        let seed = meta.text("seed").and_then(|s| hex::decode(s).ok());
-        let stock_left = meta.int("stock_left").and_then(|n| u32::try_from(n).ok());
-        match (
-            meta.text("policy"),
+        let lottery = meta.parse(Policy, "fcfs or lottery", |p| match p {
+            "lottery" => Some(true),
+            "fcfs" => Some(false),
+            _ => None,
+        })?;
+        let seed = meta.parse(Seed, "hex", |s| hex::decode(s).ok())?;
+        let (Some(true), Some(seed)) = (lottery, seed) else {
+            return Err(DrawError::NotALottery);
+        };
+        // A launched lottery has all of these.
+        let opens_at_ms = meta.require_int(OpensAtMs)?;
+        let window_ms = meta.require_int(WindowMs)?;
+        Ok(LotteryState {
+            drawn: meta.flag(Drawn)?.unwrap_or(false),
             seed,
-            stock_left,
-            meta.int("opens_at_ms"),
-            meta.int("window_ms"),
-        ) {
-            (Some("lottery"), Some(seed), Some(stock_left), Some(opens), Some(window)) => {
-                Ok(LotteryState {
-                    drawn: meta.text("drawn") == Some("1"),
-                    seed,
-                    stock_left,
-                    draw_at_ms: opens + window,
-                })
-            }
-            _ => Err(DrawError::NotALottery),
-        }
+            stock_left: meta.require(StockLeft, "a count of units", |n| n.parse().ok())?,
+            draw_at_ms: opens_at_ms + window_ms,
+        })
     }
 
     async fn read_entries(&self, drop_id: &str) -> Result<Vec<Entry>, DrawError> {
+        let key = self.keys.drop_entries(drop_id);
         let raw: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(self.keys.drop_entries(drop_id))
+            .arg(&key)
             .query_async(&mut self.redis.clone())
             .await?;
-        Ok(raw
-            .into_iter()
-            .filter_map(|(user_id, value)| {
-                let (order_id, qty) = value.split_once('\t')?;
-                Some(Entry {
-                    user_id,
-                    order_id: order_id.to_string(),
-                    qty: qty.parse().ok()?,
+        raw.into_iter()
+            .map(|(user_id, value)| {
+                let entry = value.split_once('\t').and_then(|(order_id, qty)| {
+                    Some(Entry {
+                        user_id: user_id.clone(),
+                        order_id: order_id.to_string(),
+                        qty: qty.parse().ok()?,
+                    })
+                });
+                entry.ok_or_else(|| {
+                    DrawError::Stored(BadStoredValue::unparsable(
+                        &key,
+                        &user_id,
+                        "<order id>\\t<qty>",
+                        &value,
+                    ))
                 })
             })
-            .collect())
+            .collect()
     }
 
     async fn apply(
@@ -218,18 +228,19 @@ impl Drawer {
     /// the system of record, and the stock to the room. One process announces; a process
     /// that dies while announcing leaves it to the next caller once its lease expires.
     async fn announce(&self, drop_id: &str) -> Result<(), DrawError> {
+        use DropMetaField::*;
         let meta_key = self.keys.drop_meta(drop_id);
         let mut redis = self.redis.clone();
         let announced: Option<String> = redis::cmd("HGET")
             .arg(&meta_key)
-            .arg("draw_announced")
+            .arg(DrawAnnounced.as_str())
             .query_async(&mut redis)
             .await?;
         if announced.is_some() {
             return Ok(());
         }
         let lease: Option<String> = redis::cmd("SET")
-            .arg(format!("{meta_key}:announcing"))
+            .arg(self.keys.draw_announcer(drop_id))
             .arg("1")
             .arg("NX")
             .arg("PX")
@@ -239,30 +250,34 @@ impl Drawer {
         if lease.is_none() {
             return Ok(());
         }
-        let meta = HashFields::read(
+        // Written by the draw (draw.lua) and the launch before it: all must be there.
+        let meta = DropMeta::read(
             &self.redis,
-            &meta_key,
+            &self.keys,
+            drop_id,
             &[
-                "room_id",
-                "seed",
-                "cutoff_rank",
-                "draw_entries",
-                "draw_winners",
-                "drawn_at_ms",
-                "sold_out_at_ms",
-                "pay_within_ms",
+                RoomId,
+                Seed,
+                CutoffRank,
+                DrawEntries,
+                DrawWinners,
+                DrawnAtMs,
+                SoldOutAtMs,
+                PayWithinMs,
             ],
         )
         .await?;
-        let room_id = meta.text("room_id").unwrap_or_default().to_string();
-        let seed = meta.text("seed").unwrap_or_default().to_string();
-        let cutoff = meta
-            .text("cutoff_rank")
+        let room_id = meta.require_text(RoomId)?.to_string();
+        let seed = meta.require_text(Seed)?.to_string();
+        // Empty when nobody won.
+        let cutoff = Some(meta.require_text(CutoffRank)?)
             .filter(|c| !c.is_empty())
             .map(str::to_string);
-        let entries = meta.int("draw_entries").unwrap_or(0);
-        let winners = meta.int("draw_winners").unwrap_or(0);
-        let drawn_at_ms = meta.int("drawn_at_ms").unwrap_or(0);
+        let entries = meta.require_int(DrawEntries)?;
+        let winners = meta.require_int(DrawWinners)?;
+        let drawn_at_ms = meta.require_int(DrawnAtMs)?;
+        let pay_within_ms = meta.require_int(PayWithinMs)?;
+        let sold_out_at_ms = meta.int(SoldOutAtMs)?;
         let figures = DrawFigures {
             seed: &seed,
             cutoff_rank: cutoff.as_deref(),
@@ -278,16 +293,17 @@ impl Drawer {
             cutoff_rank: cutoff.clone(),
         };
         self.bus.publish(&room_id, &event).await?;
-        let pay_by_ms = drawn_at_ms + meta.int("pay_within_ms").unwrap_or(0);
-        self.notify_entrants(drop_id, &seed, cutoff.as_deref(), pay_by_ms)
+        let pay_by_ms = drawn_at_ms + pay_within_ms;
+        let seed_bytes = meta.require(Seed, "hex", |s| hex::decode(s).ok())?;
+        self.notify_entrants(drop_id, &seed_bytes, cutoff.as_deref(), pay_by_ms)
             .await?;
-        if let Some(at) = meta.int("sold_out_at_ms") {
+        if let Some(at) = sold_out_at_ms {
             self.stock.sold_out(drop_id, at).await?;
         }
         self.stock.stock_changed(drop_id);
         redis::cmd("HSET")
             .arg(&meta_key)
-            .arg("draw_announced")
+            .arg(DrawAnnounced.as_str())
             .arg("1")
             .query_async::<()>(&mut redis)
             .await?;
@@ -298,22 +314,19 @@ impl Drawer {
     async fn notify_entrants(
         &self,
         drop_id: &str,
-        seed_hex: &str,
+        seed: &[u8],
         cutoff: Option<&str>,
         pay_by_ms: i64,
     ) -> Result<(), DrawError> {
-        let seed = hex::decode(seed_hex).unwrap_or_default();
         for entry in self.read_entries(drop_id).await? {
-            let won = cutoff.is_some_and(|c| rank(&seed, &entry.user_id).as_str() <= c);
+            let won = cutoff.is_some_and(|c| rank(seed, &entry.user_id).as_str() <= c);
             let frame = if won {
-                json!({"type": "order.result", "order_id": entry.order_id, "drop_id": drop_id,
-                       "status": "reserved", "pay_by_ms": pay_by_ms})
+                OrderResult::won(&entry.order_id, drop_id, pay_by_ms)
             } else {
-                json!({"type": "order.result", "order_id": entry.order_id, "drop_id": drop_id,
-                       "status": "lost"})
+                OrderResult::lost(&entry.order_id, drop_id)
             };
             self.bus
-                .notify_user(&entry.user_id, &frame.to_string())
+                .notify_user(&entry.user_id, &frame.to_text())
                 .await?;
         }
         Ok(())

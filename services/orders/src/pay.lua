@@ -4,7 +4,7 @@
 -- deadline is reported `past_due` and left for expire.lua, so a late payment can never
 -- bring back units that were (or are about to be) returned to the stock.
 --
--- KEYS[1]  drop meta hash
+-- KEYS[1]  drop meta hash (field names: services/domain/src/drop_meta.rs)
 -- KEYS[2]  orders hash: order id -> "<status>\t<user>\t<qty>\t<pay_by_ms>[\t<paid_at_ms>\t<ref>]"
 -- KEYS[3]  outbox stream of order events
 -- KEYS[4]  deadlines sorted set: order id scored by pay_by_ms

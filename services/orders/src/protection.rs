@@ -11,6 +11,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use linkdrop_infra::ApiError;
+use linkdrop_infra::config::OrdersConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,16 @@ pub struct Limits {
     pub per_user_per_s: u32,
     pub per_ip_per_s: u32,
     pub max_in_flight: usize,
+}
+
+impl From<&OrdersConfig> for Limits {
+    fn from(config: &OrdersConfig) -> Self {
+        Self {
+            per_user_per_s: config.per_user_per_s,
+            per_ip_per_s: config.per_ip_per_s,
+            max_in_flight: config.max_in_flight,
+        }
+    }
 }
 
 /// The limiters of one orders process.

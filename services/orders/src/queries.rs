@@ -8,8 +8,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use linkdrop_domain::drop_meta::DropMetaField;
 use linkdrop_domain::ids::drop_of_order;
 use linkdrop_domain::model::OrderStatus;
+use linkdrop_domain::stored::BadStoredValue;
 use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::{Caller, Principal};
 use linkdrop_infra::json::ApiQuery;
@@ -93,36 +95,65 @@ async fn live_order(state: &OrdersState, order_id: &str) -> Result<Option<OrderV
     let Some(drop_id) = drop_of_order(order_id) else {
         return Ok(None);
     };
+    let orders_key = state.keys.drop_orders(&drop_id);
     let mut redis = state.redis.clone();
     let (live, merchant_id): (Option<String>, Option<String>) = redis::pipe()
-        .hget(state.keys.drop_orders(&drop_id), order_id)
-        .hget(state.keys.drop_meta(&drop_id), "merchant_id")
+        .hget(&orders_key, order_id)
+        .hget(
+            state.keys.drop_meta(&drop_id),
+            DropMetaField::MerchantId.as_str(),
+        )
         .query_async(&mut redis)
         .await?;
-    let (Some(live), Some(merchant_id)) = (live, merchant_id) else {
+    let Some(live) = live else {
         return Ok(None);
     };
-    let fields: Vec<&str> = live.split('\t').collect();
-    let status = OrderStatus::parse(fields[0]).map_err(|e| {
-        ApiError::internal(format!("the live state of order {order_id}: status: {e}"))
+    let merchant_id = merchant_id.ok_or_else(|| {
+        BadStoredValue::missing(
+            state.keys.drop_meta(&drop_id),
+            DropMetaField::MerchantId.as_str(),
+        )
     })?;
-    let number = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<i64>().ok())
-            .filter(|n| *n > 0)
+    let mut order = parse_live_order(&orders_key, order_id, &live)?;
+    order.drop_id = drop_id;
+    order.merchant_id = merchant_id;
+    Ok(Some(order))
+}
+
+/// An entry of a drop's orders hash (at `key`, field `order_id`):
+/// `<status>\t<user>\t<qty>\t<pay_by_ms>[\t<paid_at_ms>\t<payment ref>]`, where a time
+/// of 0 means none (a lottery entry has no deadline until it wins). `drop_id` and
+/// `merchant_id` are left for the caller.
+fn parse_live_order(key: &str, order_id: &str, text: &str) -> Result<OrderView, BadStoredValue> {
+    let bad = || {
+        BadStoredValue::unparsable(
+            key,
+            order_id,
+            "<status>\\t<user>\\t<qty>\\t<pay_by_ms>[\\t<paid_at_ms>\\t<ref>]",
+            text,
+        )
     };
-    Ok(Some(OrderView {
+    let fields: Vec<&str> = text.split('\t').collect();
+    let (status, user_id, qty, pay_by_ms) = match fields.as_slice() {
+        [status, user, qty, pay_by, ..] if !user.is_empty() => (status, user, qty, pay_by),
+        _ => return Err(bad()),
+    };
+    let time = |text: &str| match text.parse::<i64>() {
+        Ok(0) => Ok(None),
+        Ok(ms) if ms > 0 => Ok(Some(ms)),
+        _ => Err(bad()),
+    };
+    Ok(OrderView {
         order_id: order_id.to_string(),
-        drop_id,
-        user_id: fields.get(1).copied().unwrap_or_default().to_string(),
-        qty: number(2).unwrap_or(0) as i32,
-        status,
+        drop_id: String::new(),
+        user_id: user_id.to_string(),
+        qty: qty.parse().map_err(|_| bad())?,
+        status: OrderStatus::parse(status).map_err(|_| bad())?,
         admitted_at_ms: None,
-        pay_by_ms: number(3),
-        paid_at_ms: number(4),
-        merchant_id,
-    }))
+        pay_by_ms: time(pay_by_ms)?,
+        paid_at_ms: fields.get(4).map(|at| time(at)).transpose()?.flatten(),
+        merchant_id: String::new(),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,4 +202,46 @@ pub async fn list_orders(
         .then(|| items.last().map(|o| o.order_id.clone()))
         .flatten();
     Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "ld:{d:drp_1}:orders";
+
+    #[test]
+    fn a_live_order_reads_its_status_and_times() {
+        let order = parse_live_order(KEY, "ord_1", "paid\tu-1\t2\t5000\t4000\tref-9").unwrap();
+        assert_eq!(
+            (
+                order.status.as_str(),
+                order.user_id.as_str(),
+                order.qty,
+                order.pay_by_ms,
+                order.paid_at_ms
+            ),
+            ("paid", "u-1", 2, Some(5000), Some(4000))
+        );
+        let entry = parse_live_order(KEY, "ord_2", "entered\tu-2\t1\t0").unwrap();
+        assert_eq!((entry.pay_by_ms, entry.paid_at_ms), (None, None));
+    }
+
+    #[test]
+    fn a_live_order_that_does_not_parse_names_its_key_and_order() {
+        for text in [
+            "reserved\tu-1\tmany\t5000",
+            "reserved\tu-1\t1",
+            "reserved\t\t1\t5000",
+            "resrved\tu-1\t1\t5000",
+            "reserved\tu-1\t1\tsoon",
+        ] {
+            let err = parse_live_order(KEY, "ord_1", text).unwrap_err();
+            assert_eq!(
+                (err.key.as_str(), err.field.as_str()),
+                (KEY, "ord_1"),
+                "{text}"
+            );
+        }
+    }
 }

@@ -7,6 +7,7 @@ use linkdrop_domain::keys::Keys;
 use linkdrop_infra::auth::Auth;
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::bus_listener::BusSource;
+use linkdrop_infra::config::OrdersConfig;
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_records::db::Db;
@@ -22,7 +23,7 @@ use crate::protection::{Limits, Protection};
 use crate::stock::{STOCK_EVENT_INTERVAL, StockTicker};
 use crate::{OrdersParts, OrdersState, router};
 
-/// What the orders role needs.
+/// What the orders role needs: its connections, and its section of the configuration.
 pub struct OrdersDeps {
     pub redis: RedisConn,
     /// Where drop news comes from.
@@ -30,13 +31,8 @@ pub struct OrdersDeps {
     pub keys: Keys,
     pub auth: Auth,
     pub db: Db,
-    pub limits: Limits,
-    /// How often unpaid orders past their deadline are looked for.
-    pub expiry_poll: Duration,
-    /// Edge answers; `None` switches them off.
-    pub edge: Option<EdgeSettings>,
-    /// Most waiting requests of one drop decided in one script call.
-    pub batch_max: usize,
+    /// Limits, edge answers, batches, expiry (`LINKDROP_ORDERS_*`, `LINKDROP_EXPIRY_POLL_MS`).
+    pub config: OrdersConfig,
 }
 
 /// Starts the orders role.
@@ -57,26 +53,24 @@ pub fn start(deps: OrdersDeps, shutdown: CancellationToken) -> RoleHandle {
         stock.clone(),
         deps.db.clone(),
     );
-    let protection = Protection::new(deps.limits);
+    let protection = Protection::new(Limits::from(&deps.config));
     let lifecycle = Lifecycle::new(redis.clone(), keys.clone(), stock.clone());
-    let edge = deps
-        .edge
+    let edge = EdgeSettings::from_config(&deps.config)
         .map(|settings| Edge::new(redis.clone(), keys.clone(), settings));
     let admission = AdmissionQueue::new(
         Admission::new(redis.clone(), keys.clone()),
         edge.clone(),
-        deps.batch_max,
+        deps.config.batch_max,
     );
     let listeners = Listeners {
         edge: edge.clone(),
         drawer: Some(drawer.clone()),
     };
+    let expiry_poll = Duration::from_millis(deps.config.expiry_poll_ms);
     let mut handle = RoleHandle::new("orders")
         .with_task(tokio::spawn(protection.clone().clean_up(shutdown.clone())))
         .with_task(tokio::spawn(
-            lifecycle
-                .clone()
-                .run_expiry(deps.expiry_poll, shutdown.clone()),
+            lifecycle.clone().run_expiry(expiry_poll, shutdown.clone()),
         ))
         .with_task(tokio::spawn(listeners.listen(
             deps.news,

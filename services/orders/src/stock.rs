@@ -5,11 +5,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use linkdrop_domain::drop_meta::DropMetaField::{RoomId, Stock, StockLeft};
 use linkdrop_domain::events::RoomEvent;
 use linkdrop_domain::keys::Keys;
+use linkdrop_domain::stored::BadStoredValue;
 use linkdrop_infra::backends::RedisConn;
+use linkdrop_infra::drop_meta::DropMeta;
 use linkdrop_infra::room_bus::RoomBus;
 use tokio::time::Instant;
+
+/// Why a stock event could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Stored(#[from] BadStoredValue),
+}
 
 /// Shortest gap between two `drop.stock` events of one drop from one process.
 pub const STOCK_EVENT_INTERVAL: Duration = Duration::from_millis(250);
@@ -91,13 +103,11 @@ impl StockTicker {
         );
     }
 
-    async fn publish_stock(&self, drop_id: &str) -> Result<(), redis::RedisError> {
+    async fn publish_stock(&self, drop_id: &str) -> Result<(), StockError> {
         let facts = self.facts(drop_id).await?;
-        let stock_left: i64 = redis::cmd("HGET")
-            .arg(self.keys.drop_meta(drop_id))
-            .arg("stock_left")
-            .query_async(&mut self.redis.clone())
-            .await?;
+        let stock_left = DropMeta::read(&self.redis, &self.keys, drop_id, &[StockLeft])
+            .await?
+            .require_int(StockLeft)?;
         let event = RoomEvent::Stock {
             drop_id: drop_id.to_string(),
             stock_left,
@@ -109,11 +119,7 @@ impl StockTicker {
 
     /// Tells the room that `drop_id` sold out at `sold_out_at_ms`. Called once, by the
     /// request that took the last unit.
-    pub async fn sold_out(
-        &self,
-        drop_id: &str,
-        sold_out_at_ms: i64,
-    ) -> Result<(), redis::RedisError> {
+    pub async fn sold_out(&self, drop_id: &str, sold_out_at_ms: i64) -> Result<(), StockError> {
         let facts = self.facts(drop_id).await?;
         let event = RoomEvent::SoldOut {
             drop_id: drop_id.to_string(),
@@ -125,17 +131,15 @@ impl StockTicker {
 
     /// The room and stock of a drop, read from Redis once and then remembered (they never
     /// change after creation).
-    pub async fn facts(&self, drop_id: &str) -> Result<DropFacts, redis::RedisError> {
+    pub async fn facts(&self, drop_id: &str) -> Result<DropFacts, StockError> {
         if let Some(facts) = self.facts.lock().expect("facts lock").get(drop_id) {
             return Ok(facts.clone());
         }
-        let (room_id, stock): (String, i64) = redis::cmd("HMGET")
-            .arg(self.keys.drop_meta(drop_id))
-            .arg("room_id")
-            .arg("stock")
-            .query_async(&mut self.redis.clone())
-            .await?;
-        let facts = DropFacts { room_id, stock };
+        let meta = DropMeta::read(&self.redis, &self.keys, drop_id, &[RoomId, Stock]).await?;
+        let facts = DropFacts {
+            room_id: meta.require_text(RoomId)?.to_string(),
+            stock: meta.require_int(Stock)?,
+        };
         self.facts
             .lock()
             .expect("facts lock")

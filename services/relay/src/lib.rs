@@ -27,6 +27,7 @@ use linkdrop_domain::ids::new_id;
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
+use linkdrop_infra::config::RelayConfig;
 use linkdrop_infra::failpoint;
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_records::db::Db;
@@ -128,11 +129,10 @@ pub struct RelayDeps {
     pub redis: RedisConn,
     pub keys: Keys,
     pub sink: SinkConfig,
-    pub batch_max: usize,
     /// How old an entry must be before it is produced: Redis's fsync window.
     pub durability_lag_ms: i64,
-    /// How long a hold on a drop lasts unrenewed.
-    pub lease_ms: u64,
+    /// Its section of the configuration: batches and leases (`LINKDROP_RELAY_*`).
+    pub config: RelayConfig,
 }
 
 /// Declares the relay's metrics, at zero, so that they are exported from the start.
@@ -177,11 +177,11 @@ pub async fn start(
             deps.redis.clone(),
             deps.keys.clone(),
             consumer.clone(),
-            deps.lease_ms,
+            deps.config.lease_ms,
         ),
         outboxes: Outboxes::new(deps.redis, deps.keys, consumer),
         sink,
-        batch_max: deps.batch_max,
+        batch_max: deps.config.batch_max,
         durability_lag_ms: deps.durability_lag_ms,
         owned: Vec::new(),
         held: VecDeque::new(),

@@ -14,6 +14,7 @@ use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::events::OrderEvent;
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::backends::{BackendError, TopicLayout, ensure_topic, kafka_config};
+use linkdrop_infra::config::SettleConfig;
 use linkdrop_infra::failpoint;
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_records::db::Db;
@@ -59,10 +60,9 @@ pub struct SettleDeps {
     pub keys: Keys,
     pub brokers: String,
     pub topic: TopicLayout,
-    pub batch_max: usize,
-    pub batch_wait: Duration,
-    /// How long the group waits for a silent member before giving its partitions away.
-    pub session_timeout_ms: u64,
+    /// Its section of the configuration: batches and the group's session timeout
+    /// (`LINKDROP_SETTLE_*`).
+    pub config: SettleConfig,
 }
 
 /// Declares settlement's metrics, at zero, so that they are exported from the start. Only
@@ -111,7 +111,10 @@ pub async fn start(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", deps.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            deps.config.session_timeout_ms.to_string(),
+        )
         .set("statistics.interval.ms", STATS_INTERVAL_MS)
         .create_with_context(LagReporter)?;
     consumer.subscribe(&[&deps.keys.orders_topic()])?;
@@ -119,8 +122,8 @@ pub async fn start(
     let worker = Worker {
         consumer,
         db: deps.db,
-        batch_max: deps.batch_max,
-        batch_wait: deps.batch_wait,
+        batch_max: deps.config.batch_max,
+        batch_wait: Duration::from_millis(deps.config.batch_wait_ms),
     };
     Ok(RoleHandle::new("settle").with_task(tokio::spawn(worker.run(shutdown))))
 }

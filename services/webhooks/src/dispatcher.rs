@@ -17,6 +17,7 @@ use linkdrop_domain::model::DeliveryState;
 use linkdrop_domain::secret::Secret;
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::sign;
+use linkdrop_infra::config::WebhooksConfig;
 use linkdrop_infra::failpoint;
 use linkdrop_records::db::{Db, Listener, Tx};
 use linkdrop_records::webhooks::deliveries::{self, Claimed, Moved, NewAttempt};
@@ -58,6 +59,19 @@ pub struct Settings {
     pub attempts_retention_ms: i64,
     /// Opens the stored signing secrets.
     pub sealing: SealingKey,
+}
+
+impl Settings {
+    /// The settings the configuration asks for, with the key that opens signing secrets
+    /// (a secret, so not part of the webhooks section).
+    pub fn new(config: &WebhooksConfig, sealing: SealingKey) -> Self {
+        Self {
+            timeout: Duration::from_millis(config.timeout_ms),
+            disable_after_ms: config.disable_after_ms,
+            attempts_retention_ms: config.attempts_retention_ms,
+            sealing,
+        }
+    }
 }
 
 /// What one attempt came to.

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
+use linkdrop_infra::config::WebhooksConfig;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -23,6 +24,12 @@ impl Guard {
             allow: Arc::new(allow),
             https_only,
         }
+    }
+
+    /// The guard the configuration asks for (`LINKDROP_WEBHOOK_ALLOW_NETS`,
+    /// `LINKDROP_WEBHOOK_HTTPS_ONLY`).
+    pub fn from_config(config: &WebhooksConfig) -> Self {
+        Self::new(config.allow_nets.clone(), config.https_only)
     }
 
     /// Whether deliveries may connect to `ip`.

@@ -17,6 +17,7 @@ use axum::routing::{delete, get, post};
 use linkdrop_domain::clock::SystemClock;
 use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_infra::auth::Auth;
+use linkdrop_infra::config::WebhooksConfig;
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_records::db::Db;
 use tokio_util::sync::CancellationToken;
@@ -79,6 +80,19 @@ pub struct DispatcherDeps {
     pub guard: Guard,
     pub poll: Duration,
     pub settings: Settings,
+}
+
+impl DispatcherDeps {
+    /// A dispatcher on `db` as the webhooks section of the configuration says, opening
+    /// signing secrets with `sealing`.
+    pub fn new(db: Db, config: &WebhooksConfig, sealing: SealingKey) -> Self {
+        Self {
+            db,
+            guard: Guard::from_config(config),
+            poll: Duration::from_millis(config.poll_ms),
+            settings: Settings::new(config, sealing),
+        }
+    }
 }
 
 /// Declares the dispatcher's metrics, at zero, so that they are exported from the start.

@@ -245,7 +245,7 @@ async fn start(
     namespace: &str,
 ) -> TestApp {
     let config = Config::from_sources(None, &env).expect("the test configuration is valid");
-    let data_dir = config.data_dir.clone();
+    let data_dir = config.embedded.data_dir.clone();
     let app = Application::build(config, roles)
         .await
         .expect("linkdrop starts");
@@ -349,29 +349,21 @@ impl TestApp {
 impl TestApp {
     /// Another gateway node of the same installation (same Redis namespace and secrets).
     pub async fn another_gateway(&self) -> TestApp {
-        let database_url = self.env["LINKDROP_DATABASE_URL"].clone();
-        start(
-            self.env.clone(),
-            &[Role::Gateway],
-            &database_url,
-            &self.namespace,
-        )
-        .await
+        self.another_process(Role::Gateway).await
     }
 
-    /// Another orders process of the same installation: on the stack a process of its own
-    /// (own connections), on the embedded backend one beside this one on its engine and
-    /// records (the only way there to have two).
+    /// Another orders process of the same installation.
     pub async fn another_orders(&self) -> TestApp {
+        self.another_process(Role::Orders).await
+    }
+
+    /// Another process of the same installation running `role`: on the stack a process of
+    /// its own (own connections), on the embedded backend one beside this one on its
+    /// engine and records (the only way there to have two).
+    async fn another_process(&self, role: Role) -> TestApp {
         if !embedded() {
             let database_url = self.env["LINKDROP_DATABASE_URL"].clone();
-            return start(
-                self.env.clone(),
-                &[Role::Orders],
-                &database_url,
-                &self.namespace,
-            )
-            .await;
+            return start(self.env.clone(), &[role], &database_url, &self.namespace).await;
         }
         let config =
             Config::from_sources(None, &self.env).expect("the test configuration is valid");
@@ -379,9 +371,9 @@ impl TestApp {
             .backends
             .clone()
             .expect("an application of this process");
-        let app = Application::build_beside(config, &[Role::Orders], backends.clone())
+        let app = Application::build_beside(config, &[role], backends.clone())
             .await
-            .expect("another orders process starts");
+            .unwrap_or_else(|e| panic!("another {} process starts: {e:#}", role.name()));
         let addr = app.local_addr();
         let shutdown = app.shutdown_token();
         tokio::spawn(app.run_until_stopped());

@@ -1,5 +1,11 @@
-//! Messages that cross process boundaries: room events (room bus → gateway → WebSocket) and
-//! order events (outbox → Kafka → settlement). schemas/ holds their JSON Schemas.
+//! Messages that cross process boundaries: room events (room bus → gateway → WebSocket),
+//! the other WebSocket frames ([`frames`]: `hello`, `resync`, `pong`, `room.viewers`,
+//! `order.result`) and order events (outbox → Kafka → settlement). schemas/ holds their
+//! JSON Schemas.
+
+pub mod frames;
+
+pub use frames::*;
 
 use serde::{Deserialize, Serialize};
 

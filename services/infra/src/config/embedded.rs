@@ -1,0 +1,29 @@
+//! `embedded`: the backend used when none of Redis, Kafka and PostgreSQL is configured —
+//! the engine (live state) and SQLite (records), both files in one directory.
+
+use std::path::PathBuf;
+
+use super::ConfigError;
+use super::layers::Layers;
+
+/// The embedded backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedConfig {
+    /// Where the embedded backend keeps its files (`data_dir`).
+    pub data_dir: PathBuf,
+}
+
+impl EmbeddedConfig {
+    pub(super) fn read(layers: &Layers) -> Result<Self, ConfigError> {
+        Ok(Self {
+            data_dir: layers.value("data_dir", PathBuf::from("linkdrop-data"), parse_path)?,
+        })
+    }
+}
+
+fn parse_path(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("must be a directory path".into());
+    }
+    Ok(PathBuf::from(s))
+}
