@@ -8,7 +8,7 @@
 //! its route and status or the JSON Schema of its message, and nothing sent may still be
 //! marked planned.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //! `scripts/setup` (Debian's prometheus and promtool, kustomize, the test venv's PyYAML);
 //! nothing is fetched here.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
