@@ -4,7 +4,7 @@
 //! role crate), so that every series an alert rule or a dashboard panel reads is exported
 //! from the first scrape on, at zero, and a counter's first increment shows as an increase.
 //! `deploy/monitoring/` holds the rules and the dashboard; `services/linkdrop/tests/
-//! monitoring.rs` checks that everything they use is exported.
+//! monitoring/` checks that everything they use is exported.
 
 use std::sync::OnceLock;
 

@@ -2,7 +2,7 @@
 //! retries and duplicates, the per-user limit, idempotent answers, the refusals of API.md,
 //! rate limits, and lottery draws that every shopper can verify.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::{BTreeSet, HashMap};
 

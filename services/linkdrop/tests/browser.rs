@@ -2,7 +2,7 @@
 //! Chromium with playwright-core (both installed by `scripts/setup`) against a linkdrop
 //! started here, and checks each step; this test runs it and checks what it reports.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! The cluster has its own directory (`target/cluster-test`) and ports (27101 and up), so it
 //! never touches the stack of the other tests; `scripts/test` stops it at the end.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

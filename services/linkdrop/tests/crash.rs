@@ -7,7 +7,7 @@
 //! at exactly the named moment. Kafka and Redis deaths use a stack of the tests' own
 //! (`target/crash-stack`), so the shared stack of the other tests is never touched.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! The crate graph says who owns what (docs/architecture.md): the domain crate stands on no
 //! web, database, Redis or Kafka library and on no other linkdrop crate; no role crate
 //! depends on another role crate; every role depends only on the domain, infrastructure and
-//! records crates. And no crate declares a dependency it does not use. Read from
-//! `cargo metadata` and the crates' sources, so that a change to a Cargo.toml that breaks
-//! the rule fails here.
+//! records crates. The test kit (`linkdrop-testkit`) is for tests only: a dev-dependency,
+//! never a normal dependency of any crate. And no crate declares a dependency it does not
+//! use. Read from `cargo metadata` and the crates' sources, so that a change to a
+//! Cargo.toml that breaks the rule fails here.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ const SHARED: [&str; 4] = [
     "linkdrop-records",
     "linkdrop-engine",
 ];
+/// The crate of the integration tests' kit: it starts the whole binary, so no crate may
+/// build on it but tests.
+const TEST_KIT: &str = "linkdrop-testkit";
 /// Libraries the domain crate must not need.
 const PLATFORM: [&str; 9] = [
     "axum", "hyper", "redis", "sqlx", "rdkafka", "tokio", "metrics", "tracing", "mlua",
@@ -115,6 +119,33 @@ fn no_role_depends_on_another_role_and_roles_stand_only_on_the_shared_crates() {
             .collect();
         assert!(ours.is_empty(), "{} depends on {ours:?}", role.name);
     }
+}
+
+#[test]
+fn the_test_kit_is_a_dev_dependency_only() {
+    let packages = packages();
+    assert!(
+        packages.iter().any(|p| p.name == TEST_KIT),
+        "{TEST_KIT} is a workspace member"
+    );
+    let wrong: Vec<_> = packages
+        .iter()
+        .filter(|p| normal_deps(p).contains(TEST_KIT))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{TEST_KIT} is a normal dependency of {wrong:?}"
+    );
+    let tested_with_it: Vec<_> = packages
+        .iter()
+        .filter(|p| p.deps.iter().any(|(name, dev)| name == TEST_KIT && *dev))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(
+        tested_with_it.contains(&"linkdrop"),
+        "the integration tests of linkdrop use {TEST_KIT}: {tested_with_it:?}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! `scripts/setup` (kustomize and the Compose schema in the cache, kubernetes-validate in
 //! the test venv); nothing is fetched here.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! unit that comes back; and a shopper whose order was recorded is never refused by a
 //! process that only heard of the drop.
 
-mod support;
+use linkdrop_testkit as support;
 
 use serde_json::json;
 use support::spawn_app;

@@ -5,7 +5,7 @@
 //! announced to the merchant; the stock adds up; nothing was sold twice. A third start, on
 //! the journal the second one compacted, still knows every order.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! reconnect, slow consumers, credentials and bad frames, clock pings, several gateway
 //! nodes serving one room, viewer counts across nodes, and shutdown.
 
-mod support;
+use linkdrop_testkit as support;
 
 use futures::SinkExt;
 use linkdrop_domain::events::{DropCard, RoomEvent};

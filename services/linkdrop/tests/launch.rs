@@ -5,7 +5,7 @@
 //! one `drop.countdown`. A retry after everything was done is 409 `already_launched`. On the
 //! stack, or on the embedded backend when the tests run so.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::BTreeMap;
 

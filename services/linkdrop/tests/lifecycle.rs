@@ -2,7 +2,7 @@
 //! back on sale exactly once, a late payment that loses to expiry, and the merchant events
 //! (`order.paid`, `order.expired`, `drop.sold_out`, `drop.closed`) that follow.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::BTreeMap;
 

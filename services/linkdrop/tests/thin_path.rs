@@ -3,7 +3,7 @@
 //! an order after opening is admitted by the Redis script, relayed to Kafka, settled into
 //! PostgreSQL exactly once, and announced to the merchant by a signed webhook.
 
-mod support;
+use linkdrop_testkit as support;
 
 use linkdrop_domain::keys::Keys;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! letters and replay, secret rotation verified with the Standard Webhooks reference
 //! library, sealed secrets, attempts retention and the SSRF guard at registration.
 
-mod support;
+use linkdrop_testkit as support;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

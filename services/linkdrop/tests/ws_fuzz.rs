@@ -6,7 +6,7 @@
 //! viewer still joins, and each attacker was either closed or kept being served. A failure
 //! names its seed; `LINKDROP_WS_FUZZ_SEED=<seed>` replays one case.
 
-mod support;
+use linkdrop_testkit as support;
 
 use futures::{SinkExt, StreamExt};
 use rand::rngs::StdRng;

@@ -3,8 +3,7 @@
 //! against both ([`support::both_record_stores`]). [`schema`] proves the two migration
 //! trees define the same tables, columns and indexes.
 
-#[path = "../support/mod.rs"]
-mod support;
+use linkdrop_testkit as support;
 
 mod common;
 mod decoding;

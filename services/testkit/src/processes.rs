@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-use super::PATIENCE;
+use crate::PATIENCE;
 
 /// A running `linkdrop` process.
 pub struct Process {
@@ -20,6 +20,21 @@ pub struct Process {
     pub addr: String,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The `linkdrop` binary cargo built for the integration tests: `CARGO_BIN_EXE_linkdrop`
+/// when cargo runs the test, else beside the test binary's directory
+/// (`target/<profile>/linkdrop`, the test in `target/<profile>/deps/`).
+pub fn linkdrop_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_linkdrop") {
+        return path.into();
+    }
+    let binary = std::env::current_exe().expect("the test binary's path");
+    binary
+        .ancestors()
+        .nth(2)
+        .expect("the test binary runs from target/<profile>/deps")
+        .join("linkdrop")
 }
 
 /// A free port on loopback.
@@ -36,7 +51,7 @@ impl Process {
     /// until it logs that it listens.
     pub async fn start(args: &[&str], env: &BTreeMap<String, String>) -> Process {
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_linkdrop"));
+        let mut command = Command::new(linkdrop_binary());
         command
             .args(args)
             .env_clear()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::TestApp;
+use crate::TestApp;
 
 /// What a rush through a crash came to: the orders answered 201, and the shoppers whose
 /// request got no definite answer (no response, or a 5xx while a component was away): such
