@@ -368,10 +368,17 @@ impl TokenVerifier {
                 Err(e) => return Err(refusal(&e)),
             }
         }
-        if !tried || kid.is_some_and(|kid| !fetched.knows(kid)) {
-            return Err(TokenError::UnknownKey);
-        }
-        Err(TokenError::BadSignature)
+        // A kid the JWKS lacks may be a key it gained since it was fetched; a kid it has, or
+        // a token naming none, is simply not signed by these keys.
+        let unknown = match kid {
+            Some(kid) => !fetched.knows(kid),
+            None => !tried,
+        };
+        Err(if unknown {
+            TokenError::UnknownKey
+        } else {
+            TokenError::BadSignature
+        })
     }
 }
 
@@ -556,6 +563,12 @@ mod tests {
         let forger = Signer::ed25519("ed-1");
         assert_eq!(
             v.verify(&forger.sign(&claims("u")), &fetched),
+            Err(TokenError::BadSignature)
+        );
+        // Signed with another algorithm than the named key's.
+        let confused = Signer::p256("ed-1");
+        assert_eq!(
+            v.verify(&confused.sign(&claims("u")), &fetched),
             Err(TokenError::BadSignature)
         );
         let expired = json!({"sub": "u", "exp": jsonwebtoken::get_current_timestamp() - 10});
