@@ -139,10 +139,13 @@ impl ShopperTokens {
             "shopper tokens"
         );
         let verifier = TokenVerifier::new(secret, tokens.public_keys.clone(), &tokens.checks);
-        let jwks = tokens
-            .jwks_url
-            .clone()
-            .map(|url| Jwks::new(url, Duration::from_millis(tokens.jwks_refetch_floor_ms)));
+        let jwks = tokens.jwks_url.clone().map(|url| {
+            Jwks::new(
+                url,
+                Duration::from_millis(tokens.jwks_refetch_floor_ms),
+                Duration::from_millis(tokens.jwks_max_age_ms),
+            )
+        });
         Some(Self::new(verifier, jwks))
     }
 
@@ -156,6 +159,7 @@ impl ShopperTokens {
         let Some(jwks) = &self.jwks else {
             return self.verifier.verify(token, &PublicKeys::default());
         };
+        jwks.refresh_if_stale();
         let keys = jwks.keys();
         match self.verifier.verify(token, &keys) {
             Err(TokenError::UnknownKey) => {

@@ -1,9 +1,12 @@
 //! An identity provider's JWKS, fetched over HTTP and kept in memory: fetched when a token
 //! first needs it, and again when a token names a `kid` it lacks (the provider rotated its
 //! keys) — but never twice within the refetch floor, however many such tokens arrive, so
-//! that a burst of forged `kid`s cannot turn linkdrop against the provider.
+//! that a burst of forged `kid`s cannot turn linkdrop against the provider. Keys older than
+//! the maximum age are fetched again in the background, so that a key the provider
+//! withdrew stops verifying tokens without a restart.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use linkdrop_domain::tokens::PublicKeys;
@@ -21,16 +24,22 @@ pub struct Jwks {
     url: reqwest::Url,
     client: reqwest::Client,
     floor: Duration,
+    max_age: Duration,
     clock: Clock,
     keys: RwLock<Arc<PublicKeys>>,
+    /// When the keys were last fetched successfully.
+    fetched_at: Mutex<Option<Instant>>,
+    /// A background refresh of stale keys is under way.
+    refreshing: AtomicBool,
     /// When the last fetch was tried; held while fetching, so that one fetch serves every
     /// caller that waited for it.
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Jwks {
-    /// Nothing is fetched until [`Jwks::refetch`] is called.
-    pub fn new(url: reqwest::Url, floor: Duration) -> Self {
+    /// Nothing is fetched until [`Jwks::refetch`] is called. Keys are fetched again at most
+    /// once per `floor`, and in the background once older than `max_age`.
+    pub fn new(url: reqwest::Url, floor: Duration, max_age: Duration) -> Self {
         Self {
             url,
             client: reqwest::Client::builder()
@@ -38,8 +47,11 @@ impl Jwks {
                 .build()
                 .expect("an HTTP client with a timeout builds"),
             floor,
+            max_age,
             clock: Arc::new(Instant::now),
             keys: RwLock::new(Arc::new(PublicKeys::default())),
+            fetched_at: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
             last_attempt: tokio::sync::Mutex::new(None),
         }
     }
@@ -74,6 +86,7 @@ impl Jwks {
                 tracing::info!(url = %self.url, keys = keys.len(), "fetched the JWKS");
                 let keys = Arc::new(keys);
                 *self.keys.write().expect("jwks lock") = keys.clone();
+                *self.fetched_at.lock().expect("jwks lock") = Some(now);
                 keys
             }
             Err(problem) => {
@@ -81,6 +94,22 @@ impl Jwks {
                 current
             }
         }
+    }
+
+    /// When the keys are older than the maximum age, fetches them again in the background
+    /// (within the floor; one refresh at a time); its task, to await in tests.
+    pub fn refresh_if_stale(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let fetched_at = (*self.fetched_at.lock().expect("jwks lock"))?;
+        if (self.clock)().saturating_duration_since(fetched_at) < self.max_age
+            || self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            return None;
+        }
+        let jwks = self.clone();
+        Some(tokio::spawn(async move {
+            jwks.refetch(&jwks.keys()).await;
+            jwks.refreshing.store(false, Ordering::Release);
+        }))
     }
 
     async fn fetch(&self) -> Result<PublicKeys, String> {
@@ -173,7 +202,9 @@ mod tests {
     async fn a_burst_of_refetches_fetches_at_most_once_per_floor() {
         let (provider, url) = Provider::start(&["k1"]).await;
         let (clock, offset) = manual_clock();
-        let jwks = Arc::new(Jwks::new(url, Duration::from_secs(30)).with_clock(clock));
+        let jwks = Arc::new(
+            Jwks::new(url, Duration::from_secs(30), Duration::from_secs(3600)).with_clock(clock),
+        );
         assert!(jwks.keys().is_empty());
         assert_eq!(
             provider.requests(),
@@ -217,7 +248,8 @@ mod tests {
     async fn a_failed_fetch_keeps_the_keys_and_counts_against_the_floor() {
         let (clock, offset) = manual_clock();
         let (provider, url) = Provider::start(&[]).await;
-        let jwks = Jwks::new(url, Duration::from_secs(1)).with_clock(clock);
+        let jwks =
+            Jwks::new(url, Duration::from_secs(1), Duration::from_secs(3600)).with_clock(clock);
         let seen = jwks.keys();
         let after = jwks.refetch(&seen).await;
         assert!(Arc::ptr_eq(&after, &seen), "a 503 changes nothing");
@@ -239,5 +271,31 @@ mod tests {
         *offset.lock().unwrap() += Duration::from_secs(1);
         assert!(jwks.refetch(&fetched).await.knows("k1"));
         assert_eq!(provider.requests(), 3);
+    }
+
+    #[tokio::test]
+    async fn keys_past_their_maximum_age_are_fetched_again_in_the_background() {
+        let (clock, offset) = manual_clock();
+        let (provider, url) = Provider::start(&["k1"]).await;
+        let jwks = Arc::new(
+            Jwks::new(url, Duration::from_secs(1), Duration::from_secs(600)).with_clock(clock),
+        );
+        assert!(
+            jwks.refresh_if_stale().is_none(),
+            "never fetched: nothing to refresh"
+        );
+        jwks.refetch(&jwks.keys()).await;
+        assert_eq!(provider.requests(), 1);
+        *offset.lock().unwrap() += Duration::from_secs(599);
+        assert!(jwks.refresh_if_stale().is_none());
+
+        // The provider withdrew k1; once the keys are old, the refresh drops it.
+        provider.serve(&["k2"]);
+        *offset.lock().unwrap() += Duration::from_secs(1);
+        let refresh = jwks.refresh_if_stale().expect("a refresh starts");
+        refresh.await.unwrap();
+        assert_eq!(provider.requests(), 2);
+        assert!(jwks.keys().knows("k2") && !jwks.keys().knows("k1"));
+        assert!(jwks.refresh_if_stale().is_none(), "fresh again");
     }
 }

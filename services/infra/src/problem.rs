@@ -387,6 +387,26 @@ mod tests {
         );
     }
 
+    /// The reasons of refused tokens are the ones openapi.yaml lists (`TokenRefusal`).
+    #[test]
+    fn the_reasons_of_refused_tokens_are_documented() {
+        let openapi = include_str!("../../../schemas/openapi.yaml");
+        let section = openapi
+            .split("    TokenRefusal:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n    ProblemCode:").next())
+            .expect("openapi.yaml has a TokenRefusal schema");
+        let documented: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- "))
+            .collect();
+        let mut sent = TokenError::REFUSALS.to_vec();
+        let mut listed = documented.clone();
+        sent.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(sent, listed);
+    }
+
     #[test]
     fn rate_limits_send_retry_after() {
         let response = ApiError::RateLimited { retry_after_s: 2 }.into_response();

@@ -17,6 +17,9 @@ pub struct TokensConfig {
     pub jwks_url: Option<reqwest::Url>,
     /// The least time between two fetches of the JWKS (`jwt_jwks_refetch_floor_ms`).
     pub jwks_refetch_floor_ms: u64,
+    /// Keys older than this are fetched again in the background, so that withdrawn keys
+    /// stop verifying (`jwt_jwks_max_age_ms`).
+    pub jwks_max_age_ms: u64,
     /// PEM public key files (`jwt_public_key_files`, comma-separated), as read at start.
     pub public_key_files: Vec<PathBuf>,
     /// Their keys.
@@ -45,6 +48,9 @@ impl TokensConfig {
             jwks_url: layers.optional("jwt_jwks_url", parse_jwks_url)?,
             jwks_refetch_floor_ms: layers.value("jwt_jwks_refetch_floor_ms", 30_000, |s| {
                 parse_in_range(s, 0, 86_400_000)
+            })?,
+            jwks_max_age_ms: layers.value("jwt_jwks_max_age_ms", 600_000, |s| {
+                parse_in_range(s, 1_000, 604_800_000)
             })?,
             public_key_files: files,
             public_keys,
@@ -113,6 +119,7 @@ mod tests {
         assert!(tokens.jwks_url.is_none());
         assert!(!tokens.identity_provider());
         assert_eq!(tokens.jwks_refetch_floor_ms, 30_000);
+        assert_eq!(tokens.jwks_max_age_ms, 600_000);
         assert_eq!(tokens.checks.issuer, None);
         assert!(tokens.checks.audience.is_empty());
     }
@@ -147,6 +154,8 @@ mod tests {
         assert_eq!(err.key, "LINKDROP_JWT_JWKS_URL");
         let err = load_env(&[("LINKDROP_JWT_JWKS_REFETCH_FLOOR_MS", "-1")]).unwrap_err();
         assert_eq!(err.key, "LINKDROP_JWT_JWKS_REFETCH_FLOOR_MS");
+        let err = load_env(&[("LINKDROP_JWT_JWKS_MAX_AGE_MS", "0")]).unwrap_err();
+        assert_eq!(err.key, "LINKDROP_JWT_JWKS_MAX_AGE_MS");
         let err =
             load_env(&[("LINKDROP_JWT_PUBLIC_KEY_FILES", "/nonexistent/idp.pem")]).unwrap_err();
         assert_eq!(err.key, "LINKDROP_JWT_PUBLIC_KEY_FILES");
