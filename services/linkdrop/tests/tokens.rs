@@ -431,7 +431,12 @@ async fn pem_public_key_files_verify_tokens_without_a_jwks() {
         std::fs::write(&path, &signer.pem).unwrap();
         paths.push(path.to_string_lossy().into_owned());
     }
-    let app = spawn_app_with(&[("LINKDROP_JWT_PUBLIC_KEY_FILES", &paths.join(","))]).await;
+    // The identity provider's keys alone: no shared secret (an empty variable is unset).
+    let app = spawn_app_with(&[
+        ("LINKDROP_JWT_PUBLIC_KEY_FILES", &paths.join(",")),
+        ("LINKDROP_JWT_SECRET", ""),
+    ])
+    .await;
     let room_id = app.create_room("m_pem").await;
     for signer in [&rs, &es, &ed] {
         let token = signer.token_as(None, "pem-user");
@@ -453,5 +458,10 @@ async fn pem_public_key_files_verify_tokens_without_a_jwks() {
     assert_eq!(
         verdict(&app, &room_id, &stranger.token_as(None, "u")).await,
         refused("bad_signature")
+    );
+    // Without the secret, HS256 tokens have no key here.
+    assert_eq!(
+        verdict(&app, &room_id, &app.token("hs256")).await,
+        refused("unknown_key")
     );
 }
