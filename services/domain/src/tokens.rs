@@ -53,7 +53,9 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// Why a token is refused, as the stable word sent with the 401 (`reason`).
+    /// Why a token is refused, as the stable word sent with the 401 (`reason`; one of
+    /// [`TokenError::REFUSALS`]). `InvalidUserId` and `Signing` are errors of minting, never
+    /// sent as a reason.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Expired => "expired",
