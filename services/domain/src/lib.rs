@@ -9,7 +9,7 @@
 //! - [`drop_meta`]: the fields of a drop's live state, named once for Rust and Lua;
 //! - [`drop_news`]: what every orders process is told about a live drop (edge answers);
 //! - [`lottery`]: the draw's mathematics (seed, ranks, winners);
-//! - [`tokens`]: shopper tokens (HS256 JWTs);
+//! - [`tokens`]: shopper tokens (HS256 JWTs, and RS256/ES256/EdDSA of an identity provider);
 //! - [`webhook_signature`], [`webhook_secrets`]: Standard Webhooks signatures and the
 //!   sealing of signing secrets at rest;
 //! - [`clock`], [`secret`]: time in milliseconds, values that never print;

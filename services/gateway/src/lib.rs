@@ -199,7 +199,7 @@ async fn connect(
     let token = params
         .token
         .ok_or(ApiError::Unauthorized("missing token query parameter"))?;
-    let shopper = state.auth.shopper(&token)?;
+    let shopper = state.auth.shopper(&token).await?;
     ensure_room_exists(&state, &room_id).await?;
     let upgrade =
         upgrade.map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;

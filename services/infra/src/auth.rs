@@ -1,4 +1,5 @@
-//! Credentials: shopper tokens (JWT, HS256) and API keys of hosts, merchants and the admin.
+//! Credentials: shopper tokens (JWT: HS256 with the shared secret, or RS256, ES256 and EdDSA
+//! of an identity provider) and API keys of hosts, merchants and the admin.
 //!
 //! Shoppers send `Authorization: Bearer <JWT>` with claims `sub` (user id) and `exp`. Hosts,
 //! merchants and the admin send `Authorization: Bearer <API key>`; keys start with `ldk_`
@@ -6,6 +7,7 @@
 //! Nothing here logs a credential.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -17,8 +19,11 @@ use linkdrop_records::db::Db;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::config::{SecretsConfig, TokensConfig};
+use crate::jwks::Jwks;
 use crate::problem::ApiError;
 use linkdrop_domain::secret::Secret;
+use linkdrop_domain::tokens::{PublicKeys, TokenError, TokenVerifier};
 pub use linkdrop_domain::tokens::{ShopperClaims, TokenKeys, is_valid_user_id};
 
 /// Prefix of every API key linkdrop issues, so a key and a JWT are told apart at a glance.
@@ -94,6 +99,78 @@ pub fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// Checks shopper tokens: HS256 with the shared secret, and an identity provider's tokens
+/// with its PEM keys or its JWKS (fetched again, within its floor, for an unknown `kid`).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct ShopperTokens {
+    verifier: TokenVerifier,
+    jwks: Option<Arc<Jwks>>,
+}
+
+impl ShopperTokens {
+    pub fn new(verifier: TokenVerifier, jwks: Option<Jwks>) -> Self {
+        Self {
+            verifier,
+            jwks: jwks.map(Arc::new),
+        }
+    }
+
+    /// HS256 tokens only, with the shared secret (as before identity providers).
+    pub fn shared_secret(keys: TokenKeys) -> Self {
+        Self::new(
+            TokenVerifier::new(Some(keys), PublicKeys::default(), &Default::default()),
+            None,
+        )
+    }
+
+    /// What the configuration says; `None` when it names no key at all.
+    pub fn from_config(secrets: &SecretsConfig, tokens: &TokensConfig) -> Option<Self> {
+        let secret = secrets.jwt_secret.as_ref().map(TokenKeys::new);
+        if secret.is_none() && !tokens.identity_provider() {
+            return None;
+        }
+        tracing::info!(
+            hs256 = secret.is_some(),
+            jwks_url = tokens.jwks_url.as_ref().map(|u| u.as_str()),
+            pem_keys = tokens.public_keys.len(),
+            issuer = tokens.checks.issuer.as_deref(),
+            audience = ?tokens.checks.audience,
+            "shopper tokens"
+        );
+        let verifier = TokenVerifier::new(secret, tokens.public_keys.clone(), &tokens.checks);
+        let jwks = tokens.jwks_url.clone().map(|url| {
+            Jwks::new(
+                url,
+                Duration::from_millis(tokens.jwks_refetch_floor_ms),
+                Duration::from_millis(tokens.jwks_max_age_ms),
+            )
+        });
+        Some(Self::new(verifier, jwks))
+    }
+
+    /// The HS256 keys, which also mint tokens.
+    pub fn minter(&self) -> Option<&TokenKeys> {
+        self.verifier.secret()
+    }
+
+    /// The user id of a valid token, or why it is refused.
+    pub async fn verify(&self, token: &str) -> Result<String, TokenError> {
+        let Some(jwks) = &self.jwks else {
+            return self.verifier.verify(token, &PublicKeys::default());
+        };
+        jwks.refresh_if_stale();
+        let keys = jwks.keys();
+        match self.verifier.verify(token, &keys) {
+            Err(TokenError::UnknownKey) => {
+                let fresh = jwks.refetch(&keys).await;
+                self.verifier.verify(token, &fresh)
+            }
+            verdict => verdict,
+        }
+    }
+}
+
 /// What the credential extractors need. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -101,7 +178,7 @@ pub struct Auth {
 }
 
 struct AuthInner {
-    tokens: Option<TokenKeys>,
+    tokens: Option<ShopperTokens>,
     admin_key_hash: Option<String>,
     keys_db: Option<Db>,
 }
@@ -109,7 +186,11 @@ struct AuthInner {
 impl Auth {
     /// `tokens` checks shopper JWTs; `admin_key` and `keys_db` check API keys. A role that
     /// lacks one of them answers the corresponding requests 401.
-    pub fn new(tokens: Option<TokenKeys>, admin_key: Option<&Secret>, keys_db: Option<Db>) -> Self {
+    pub fn new(
+        tokens: Option<ShopperTokens>,
+        admin_key: Option<&Secret>,
+        keys_db: Option<Db>,
+    ) -> Self {
         Self {
             inner: Arc::new(AuthInner {
                 tokens,
@@ -119,17 +200,18 @@ impl Auth {
         }
     }
 
+    /// The HS256 keys, which mint tokens (the control panel's dev tokens).
     pub fn tokens(&self) -> Option<&TokenKeys> {
-        self.inner.tokens.as_ref()
+        self.inner.tokens.as_ref().and_then(ShopperTokens::minter)
     }
 
     /// The shopper of a bearer JWT.
-    pub fn shopper(&self, token: &str) -> Result<Shopper, ApiError> {
+    pub async fn shopper(&self, token: &str) -> Result<Shopper, ApiError> {
         let tokens = self.inner.tokens.as_ref().ok_or(ApiError::Unauthorized(
             "shopper tokens are not accepted here",
         ))?;
         Ok(Shopper {
-            user_id: tokens.verify(token)?,
+            user_id: tokens.verify(token).await?,
         })
     }
 
@@ -193,7 +275,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Auth::from_ref(state).shopper(bearer(parts)?)
+        Auth::from_ref(state).shopper(bearer(parts)?).await
     }
 }
 
@@ -208,7 +290,7 @@ where
         let auth = Auth::from_ref(state);
         let credential = bearer(parts)?.to_string();
         // A valid shopper token is a known caller without the right: 403, not 401.
-        if looks_like_jwt(&credential) && auth.shopper(&credential).is_ok() {
+        if looks_like_jwt(&credential) && auth.shopper(&credential).await.is_ok() {
             return Err(ApiError::Forbidden);
         }
         auth.principal(&credential).await
@@ -235,7 +317,7 @@ where
         let auth = Auth::from_ref(state);
         let credential = bearer(parts)?.to_string();
         if looks_like_jwt(&credential) {
-            auth.shopper(&credential).map(Caller::Shopper)
+            auth.shopper(&credential).await.map(Caller::Shopper)
         } else {
             auth.principal(&credential).await.map(Caller::Principal)
         }

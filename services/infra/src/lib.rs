@@ -21,6 +21,7 @@ pub mod config;
 pub mod drop_meta;
 pub mod failpoint;
 pub mod json;
+pub mod jwks;
 pub mod ops;
 pub mod problem;
 pub mod role;

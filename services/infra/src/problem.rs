@@ -21,6 +21,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
+    /// A shopper token that is refused; the body says why (`reason`).
+    #[error("unauthorized: {0}")]
+    BadToken(TokenError),
     #[error("forbidden")]
     Forbidden,
     #[error("{0} not found")]
@@ -75,7 +78,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::BadToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -101,7 +104,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
-            Self::Unauthorized(_) => "unauthorized",
+            Self::Unauthorized(_) | Self::BadToken(_) => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) | Self::NoRoute => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -126,7 +129,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "Bad request",
-            Self::Unauthorized(_) => "Unauthorized",
+            Self::Unauthorized(_) | Self::BadToken(_) => "Unauthorized",
             Self::Forbidden => "Forbidden",
             Self::NotFound(_) | Self::NoRoute => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
@@ -152,6 +155,7 @@ impl ApiError {
         match self {
             Self::BadRequest(why) => why.clone(),
             Self::Unauthorized(why) => (*why).to_string(),
+            Self::BadToken(why) => why.to_string(),
             Self::Forbidden => "these credentials may not do this".into(),
             Self::NotFound(what) => format!("no such {what}"),
             Self::NoRoute => "no such route".into(),
@@ -201,6 +205,9 @@ impl ApiError {
             }
             Self::NotPayable { status } => {
                 ext.insert("order_status".into(), json!(status));
+            }
+            Self::BadToken(why) => {
+                ext.insert("reason".into(), json!(why.reason()));
             }
             _ => {}
         }
@@ -274,13 +281,9 @@ impl From<InputError> for ApiError {
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::Expired => Self::Unauthorized("the token has expired"),
-            TokenError::Malformed => {
-                Self::Unauthorized("the token is malformed or not signed by us")
-            }
-            TokenError::BadSubject => Self::Unauthorized("the token's sub is not a valid user id"),
             TokenError::InvalidUserId => Self::invalid("user", "1 to 128 visible ASCII characters"),
             TokenError::Signing(cause) => Self::internal(cause),
+            refused => Self::BadToken(refused),
         }
     }
 }
@@ -361,6 +364,47 @@ mod tests {
             "{err:?}"
         );
         assert!(!err.body().to_string().contains("drp_1"));
+    }
+
+    #[test]
+    fn a_refused_token_is_a_401_that_says_why() {
+        let err = ApiError::from(TokenError::UnknownKey);
+        assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+        let body = err.body();
+        assert_eq!(body["code"], "unauthorized");
+        assert_eq!(body["type"], "urn:linkdrop:problem:unauthorized");
+        assert_eq!(body["reason"], "unknown_key");
+        assert_eq!(
+            ApiError::from(TokenError::Expired).body()["reason"],
+            "expired"
+        );
+        // Other credentials' 401s carry no reason.
+        assert!(
+            ApiError::Unauthorized("unknown API key")
+                .body()
+                .get("reason")
+                .is_none()
+        );
+    }
+
+    /// The reasons of refused tokens are the ones openapi.yaml lists (`TokenRefusal`).
+    #[test]
+    fn the_reasons_of_refused_tokens_are_documented() {
+        let openapi = include_str!("../../../schemas/openapi.yaml");
+        let section = openapi
+            .split("    TokenRefusal:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n    ProblemCode:").next())
+            .expect("openapi.yaml has a TokenRefusal schema");
+        let documented: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- "))
+            .collect();
+        let mut sent = TokenError::REFUSALS.to_vec();
+        let mut listed = documented.clone();
+        sent.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(sent, listed);
     }
 
     #[test]

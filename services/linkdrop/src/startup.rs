@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::serve::{Listener as _, ListenerExt};
 use linkdrop_domain::keys::Keys;
 use linkdrop_engine::Engine;
-use linkdrop_infra::auth::{Auth, TokenKeys};
+use linkdrop_infra::auth::{Auth, ShopperTokens};
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::backends::{self, Probe};
 use linkdrop_infra::bus_listener::BusSource;
@@ -342,7 +342,7 @@ impl Application {
         backends: Option<Backends>,
     ) -> anyhow::Result<Application> {
         if roles.iter().any(Role::needs_shopper_tokens) {
-            config.secrets.require_jwt_secret()?;
+            config.tokens.require_some_keys(&config.secrets)?;
         }
         if roles.contains(&Role::Control) {
             config.secrets.require_admin_key()?;
@@ -363,7 +363,7 @@ impl Application {
         };
         let keys = Keys::new(&config.namespace);
         let auth = Auth::new(
-            config.secrets.jwt_secret.as_ref().map(TokenKeys::new),
+            ShopperTokens::from_config(&config.secrets, &config.tokens),
             config.secrets.admin_key.as_ref(),
             backends.db.clone(),
         );

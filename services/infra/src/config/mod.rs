@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`http`](HttpConfig) | `http_addr`, `public_url`, `body_limit_bytes`, `reuse_port`, `worker_threads` | the listener, the runtime |
 //! | [`secrets`](SecretsConfig) | `admin_key`, `jwt_secret`, `webhook_secret_key` | credentials, webhook secrets |
+//! | [`tokens`](TokensConfig) | `jwt_*` but the secret | an identity provider's shopper tokens |
 //! | [`redis`](RedisConfig) | `redis_url`, `redis_cluster`, `redis_durability` | the live state |
 //! | [`database`](DatabaseConfig) | `database_url`, `database_max_connections` | the records |
 //! | [`kafka`](KafkaConfig) | `kafka_brokers`, `kafka_partitions`, `kafka_replication` | relay, settlement |
@@ -39,6 +40,7 @@ mod relay;
 mod secrets;
 mod settle;
 mod telemetry;
+mod tokens;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -56,6 +58,7 @@ pub use relay::RelayConfig;
 pub use secrets::SecretsConfig;
 pub use settle::SettleConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
+pub use tokens::TokensConfig;
 pub use webhooks::WebhooksConfig;
 
 use layers::Layers;
@@ -76,6 +79,7 @@ pub struct ConfigError {
 pub struct Config {
     pub http: HttpConfig,
     pub secrets: SecretsConfig,
+    pub tokens: TokensConfig,
     pub redis: RedisConfig,
     pub database: DatabaseConfig,
     pub kafka: KafkaConfig,
@@ -128,6 +132,7 @@ impl Config {
         let config = Config {
             http: HttpConfig::read(&layers)?,
             secrets: SecretsConfig::read(&layers)?,
+            tokens: TokensConfig::read(&layers)?,
             redis: RedisConfig::read(&layers)?,
             database: DatabaseConfig::read(&layers)?,
             kafka: KafkaConfig::read(&layers)?,

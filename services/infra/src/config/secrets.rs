@@ -18,7 +18,8 @@ const MIN_ADMIN_KEY_CHARS: usize = 16;
 pub struct SecretsConfig {
     /// The admin API key; may do everything. Required by roles that serve the control API.
     pub admin_key: Option<Secret>,
-    /// HS256 secret of shopper tokens. Required by every role that checks or mints them.
+    /// HS256 secret of shopper tokens. Required to mint them; roles that check them need it
+    /// or an identity provider's keys ([`TokensConfig`](super::TokensConfig)).
     pub jwt_secret: Option<Secret>,
     /// Seals webhook signing secrets at rest (`webhook_secret_key`). Required by the
     /// control and webhooks roles.
