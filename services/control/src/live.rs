@@ -136,4 +136,3 @@ pub async fn close(state: &ControlState, row: &DropRecord) -> Result<(bool, i64)
         ))),
     }
 }
-
