@@ -1,9 +1,10 @@
-//! The journal: every write the engine makes, in order, in a SQLite file, appended before
-//! the command's answer leaves. Opening the engine replays it, so a restarted process has
-//! the state every answer was based on.
+//! The journal: every write the engine makes, in order, in a SQLite file, committed before
+//! the command's answer leaves (in groups: [`crate::commit`]). Opening the engine replays
+//! it, so a restarted process has the state every answer was based on.
 //!
-//! WAL with `synchronous=NORMAL`: a commit survives the process being killed at any moment
-//! (the operating system has it); it may not survive the machine losing power.
+//! WAL, with the durability of [`DataSync`]: `normal` (a commit survives the process being
+//! killed at any moment, as the operating system has it, but may not survive the machine
+//! losing power) or `full` (each commit is synced to the disk).
 
 use std::path::Path;
 
@@ -12,18 +13,48 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSy
 
 use crate::keyspace::{Args, Ctx, Keyspace};
 
+/// How durable a journal commit is (`LINKDROP_DATA_SYNC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataSync {
+    /// Survives the process, not the machine losing power (SQLite `synchronous=NORMAL`).
+    #[default]
+    Normal,
+    /// Survives the machine losing power: every group commit is synced (`synchronous=FULL`).
+    Full,
+}
+
+impl DataSync {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "normal" => Some(Self::Normal),
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Full => "full",
+        }
+    }
+}
+
 pub struct Journal {
     pool: SqlitePool,
 }
 
 impl Journal {
     /// Opens (creating) the journal at `path`.
-    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+    pub async fn open(path: &Path, sync: DataSync) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
+            .synchronous(match sync {
+                DataSync::Normal => SqliteSynchronous::Normal,
+                DataSync::Full => SqliteSynchronous::Full,
+            });
         let pool = sqlx::pool::PoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -39,33 +70,44 @@ impl Journal {
         Ok(Self { pool })
     }
 
-    /// Appends the effects of one command (or script), as one entry.
-    pub async fn append(&self, effects: &[Args]) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO engine_journal (effects) VALUES (?)")
-            .bind(encode(effects))
-            .execute(&self.pool)
-            .await?;
+    /// Appends the effects of several commands (or scripts), each as one entry, in one
+    /// transaction: all of them are journaled, or none.
+    pub async fn append_group(&self, entries: &[&[Args]]) -> Result<(), sqlx::Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for effects in entries {
+            sqlx::query("INSERT INTO engine_journal (effects) VALUES (?)")
+                .bind(encode(effects))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Replaces every entry with one that rebuilds `keyspace` (its [`Keyspace::snapshot`])
+    /// and gives the space back to the file system: at start, before serving.
+    pub async fn compact(&self, keyspace: &mut Keyspace, now_ms: i64) -> Result<(), sqlx::Error> {
+        self.replace_with(&keyspace.snapshot(now_ms)).await?;
+        sqlx::query("VACUUM").execute(&self.pool).await?;
         Ok(())
     }
 
-    /// Replaces every entry with one that rebuilds `keyspace` (its [`Keyspace::snapshot`]),
-    /// in one transaction: the journal stops growing across restarts.
-    pub async fn compact(&self, keyspace: &mut Keyspace, now_ms: i64) -> Result<(), sqlx::Error> {
-        let snapshot = keyspace.snapshot(now_ms);
+    /// Replaces every entry with `snapshot`, in one transaction (while serving: the file's
+    /// free pages are reused by the entries that follow).
+    pub async fn replace_with(&self, snapshot: &[Args]) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM engine_journal")
             .execute(&mut *tx)
             .await?;
         if !snapshot.is_empty() {
             sqlx::query("INSERT INTO engine_journal (effects) VALUES (?)")
-                .bind(encode(&snapshot))
+                .bind(encode(snapshot))
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        // Give the space of the replaced entries back to the file system.
-        sqlx::query("VACUUM").execute(&self.pool).await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// A keyspace with every journaled write applied, and how many entries there were.

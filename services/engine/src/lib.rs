@@ -7,12 +7,14 @@
 //! so the admission rules are the very scripts production runs, not a second copy of them.
 //! It is a `redis::aio::ConnectionLike`, so every role talks to it through the same code it
 //! uses for Redis. Every write is journaled to SQLite before its answer is returned
-//! ([`journal`]); opening the engine replays the journal, then compacts it to one entry that
-//! rebuilds the state. Publishing reaches this process's
+//! ([`journal`]), the writes of commands that arrive together in one commit ([`commit`]);
+//! opening the engine replays the journal, then compacts it to one entry that rebuilds the
+//! state, and it is compacted again while serving. Publishing reaches this process's
 //! subscribers ([`Engine::subscribe`]): the gateway of `linkdrop all`.
 //!
 //! Commands run one at a time under one lock, as in Redis; a script runs whole.
 
+pub mod commit;
 pub mod journal;
 pub mod keyspace;
 pub mod lua;
@@ -25,6 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::{Mutex, Notify, broadcast};
 
+use crate::commit::{Committer, Pending, Task};
+pub use crate::journal::DataSync;
 use crate::journal::Journal;
 use crate::keyspace::{Args, CmdError, Ctx, Keyspace, Reply};
 use crate::lua::Scripts;
@@ -39,6 +43,24 @@ pub struct Message {
     pub payload: String,
 }
 
+/// How the engine journals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOptions {
+    pub sync: DataSync,
+    /// Entries appended since the last compaction that start the next one, at least (the
+    /// bound grows to twice the snapshot's length).
+    pub compact_after_entries: u64,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            sync: DataSync::Normal,
+            compact_after_entries: 100_000,
+        }
+    }
+}
+
 /// The engine; clones share it.
 #[derive(Clone)]
 pub struct Engine {
@@ -46,17 +68,20 @@ pub struct Engine {
 }
 
 struct Shared {
-    core: Mutex<Core>,
+    core: Arc<Mutex<Core>>,
     /// Commands run so far (a script is one), for tests and benchmarks.
     commands_run: AtomicU64,
-    journal: Option<Journal>,
+    /// Journals the writes; none for an engine in memory.
+    committer: Option<Committer>,
     published: broadcast::Sender<Message>,
-    stream_added: Notify,
+    stream_added: Arc<Notify>,
 }
 
-struct Core {
+pub(crate) struct Core {
     keyspace: Keyspace,
     scripts: Scripts,
+    /// The sequence number of the last command that wrote or published (0: none yet).
+    last_seq: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,30 +92,48 @@ pub enum OpenError {
 
 impl Engine {
     /// The engine journaled at `path`, with every write the journal holds replayed.
-    pub async fn open(path: &Path) -> Result<Self, OpenError> {
-        let journal = Journal::open(path).await?;
+    pub async fn open(path: &Path, options: JournalOptions) -> Result<Self, OpenError> {
+        let sync = options.sync;
+        let journal = Journal::open(path, sync).await?;
         let (mut keyspace, entries) = journal.replay(now_ms()).await?;
         journal.compact(&mut keyspace, now_ms()).await?;
-        tracing::info!(path = %path.display(), entries, "embedded engine replayed and compacted its journal");
-        Ok(Self::with(keyspace, Some(journal)))
+        tracing::info!(path = %path.display(), entries, sync = sync.as_str(), "embedded engine replayed and compacted its journal");
+        let core = Arc::new(Mutex::new(Core::new(keyspace)));
+        let published = broadcast::channel(SUBSCRIBER_BACKLOG).0;
+        let stream_added = Arc::new(Notify::new());
+        let committer = Committer::start(Task {
+            journal,
+            core: core.clone(),
+            published: published.clone(),
+            stream_added: stream_added.clone(),
+            compact_after_entries: options.compact_after_entries,
+        });
+        Ok(Self::with(core, Some(committer), published, stream_added))
     }
 
     /// An engine without a journal: its state ends with the process (tests).
     pub fn in_memory() -> Self {
-        Self::with(Keyspace::default(), None)
+        Self::with(
+            Arc::new(Mutex::new(Core::new(Keyspace::default()))),
+            None,
+            broadcast::channel(SUBSCRIBER_BACKLOG).0,
+            Arc::new(Notify::new()),
+        )
     }
 
-    fn with(keyspace: Keyspace, journal: Option<Journal>) -> Self {
+    fn with(
+        core: Arc<Mutex<Core>>,
+        committer: Option<Committer>,
+        published: broadcast::Sender<Message>,
+        stream_added: Arc<Notify>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                core: Mutex::new(Core {
-                    keyspace,
-                    scripts: Scripts::new(),
-                }),
+                core,
                 commands_run: AtomicU64::new(0),
-                journal,
-                published: broadcast::channel(SUBSCRIBER_BACKLOG).0,
-                stream_added: Notify::new(),
+                committer,
+                published,
+                stream_added,
             }),
         }
     }
@@ -103,6 +146,12 @@ impl Engine {
     /// How many commands were run (a script is one command, as in Redis's `calls`).
     pub fn commands_run(&self) -> u64 {
         self.shared.commands_run.load(Ordering::Relaxed)
+    }
+
+    /// How many journal transactions were committed since the engine opened (each holds
+    /// the writes of one or more commands); 0 in memory.
+    pub fn journal_commits(&self) -> u64 {
+        self.shared.committer.as_ref().map_or(0, Committer::commits)
     }
 
     /// Runs one command; waits when it is a blocking read with nothing to read yet.
@@ -169,42 +218,78 @@ impl Engine {
             .collect()
     }
 
-    /// Journals what the command wrote (still holding the lock, so nobody sees a write
-    /// before it is journaled), then publishes and wakes readers.
+    /// Hands what the command wrote and publishes to the committer (still holding the lock,
+    /// so the journal's order is the execution order) and waits until it is journaled —
+    /// or, for a command that wrote nothing, until every write it could have read is. An
+    /// engine in memory publishes at once.
     async fn finish(
         &self,
         mut core: tokio::sync::MutexGuard<'_, Core>,
         ctx: Ctx,
     ) -> RedisResult<()> {
-        if let (Some(journal), false) = (&self.shared.journal, ctx.effects.is_empty())
-            && let Err(e) = journal.append(&ctx.effects).await
-        {
-            tracing::error!(error = %e, "the engine journal refused a write; rebuilding from it");
-            match journal.replay(now_ms()).await {
-                Ok((keyspace, _)) => core.keyspace = keyspace,
-                Err(e) => tracing::error!(error = %e, "the engine journal cannot be read back"),
-            }
-            return Err(RedisError::from((
-                ErrorKind::IoError,
-                "the embedded engine could not journal a write",
-                e.to_string(),
-            )));
-        }
-        drop(core);
-        for (channel, payload) in ctx.published {
-            let _ = self.shared.published.send(Message {
-                channel: String::from_utf8_lossy(&channel).into_owned(),
-                payload: String::from_utf8_lossy(&payload).into_owned(),
+        let Some(committer) = &self.shared.committer else {
+            drop(core);
+            self.publish(ctx.published, ctx.stream_added);
+            return Ok(());
+        };
+        if !ctx.effects.is_empty() || !ctx.published.is_empty() || ctx.stream_added {
+            core.last_seq += 1;
+            committer.queue(Pending {
+                seq: core.last_seq,
+                effects: ctx.effects,
+                published: ctx.published,
+                stream_added: ctx.stream_added,
             });
         }
-        if ctx.stream_added {
-            self.shared.stream_added.notify_waiters();
+        let seq = core.last_seq;
+        drop(core);
+        if committer.settled(seq).await {
+            Ok(())
+        } else {
+            Err(RedisError::from((
+                ErrorKind::IoError,
+                "the embedded engine could not journal a write",
+            )))
         }
-        Ok(())
+    }
+
+    fn publish(&self, published: Vec<(Vec<u8>, Vec<u8>)>, stream_added: bool) {
+        deliver(
+            &self.shared.published,
+            &self.shared.stream_added,
+            published,
+            stream_added,
+        );
+    }
+}
+
+/// Sends a command's messages to the subscribers and wakes blocked stream readers.
+pub(crate) fn deliver(
+    subscribers: &broadcast::Sender<Message>,
+    stream_readers: &Notify,
+    published: Vec<(Vec<u8>, Vec<u8>)>,
+    stream_added: bool,
+) {
+    for (channel, payload) in published {
+        let _ = subscribers.send(Message {
+            channel: String::from_utf8_lossy(&channel).into_owned(),
+            payload: String::from_utf8_lossy(&payload).into_owned(),
+        });
+    }
+    if stream_added {
+        stream_readers.notify_waiters();
     }
 }
 
 impl Core {
+    fn new(keyspace: Keyspace) -> Self {
+        Self {
+            keyspace,
+            scripts: Scripts::new(),
+            last_seq: 0,
+        }
+    }
+
     /// One command: scripts here, the rest in the keyspace. The second value is the wait
     /// of a blocking read that found nothing.
     fn dispatch(&mut self, ctx: &mut Ctx, args: &[Vec<u8>]) -> (Reply, Option<i64>) {
@@ -265,7 +350,7 @@ fn to_redis_error(e: CmdError) -> RedisError {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use linkdrop_engine::Engine;
+use linkdrop_engine::{Engine, JournalOptions};
 use proptest::prelude::*;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
@@ -347,7 +347,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut redis = world().redis.clone();
     let journal =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("journal").replace(':', "_"));
-    let mut engine = Engine::open(&journal).await.unwrap();
+    let mut engine = Engine::open(&journal, JournalOptions::default())
+        .await
+        .unwrap();
     let prefix = unique("case");
     for op in &ops {
         let cmd = command(op, &prefix);
@@ -355,7 +357,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let got = comparable(&cmd, cmd.query_async(&mut engine).await);
         prop_assert_eq!(got, expected, "{:?}", op);
     }
-    let mut reopened = Engine::open(&journal).await.unwrap();
+    let mut reopened = Engine::open(&journal, JournalOptions::default())
+        .await
+        .unwrap();
     for probe in probes(&prefix) {
         let expected = comparable(&probe, probe.query_async(&mut redis).await);
         let before = comparable(&probe, probe.query_async(&mut engine).await);

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::{Listener as _, ListenerExt};
 use linkdrop_domain::keys::Keys;
-use linkdrop_engine::Engine;
+use linkdrop_engine::{Engine, JournalOptions};
 use linkdrop_infra::auth::{Auth, ShopperTokens};
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::backends::{self, Probe};
@@ -152,9 +152,15 @@ impl Backends {
                 dir.display()
             )
         })?;
-        let engine = Engine::open(&dir.join(ENGINE_FILE))
-            .await
-            .context("opening the embedded engine")?;
+        let engine = Engine::open(
+            &dir.join(ENGINE_FILE),
+            JournalOptions {
+                sync: config.embedded.data_sync,
+                ..JournalOptions::default()
+            },
+        )
+        .await
+        .context("opening the embedded engine")?;
         let records = db::open_sqlite(&dir.join(RECORDS_FILE))
             .await
             .context("opening the embedded records (SQLite)")?;

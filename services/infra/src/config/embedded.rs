@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use linkdrop_engine::DataSync;
+
 use super::ConfigError;
 use super::layers::Layers;
 
@@ -11,12 +13,15 @@ use super::layers::Layers;
 pub struct EmbeddedConfig {
     /// Where the embedded backend keeps its files (`data_dir`).
     pub data_dir: PathBuf,
+    /// How durable the engine's journal commits are (`data_sync`: `normal` or `full`).
+    pub data_sync: DataSync,
 }
 
 impl EmbeddedConfig {
     pub(super) fn read(layers: &Layers) -> Result<Self, ConfigError> {
         Ok(Self {
             data_dir: layers.value("data_dir", PathBuf::from("linkdrop-data"), parse_path)?,
+            data_sync: layers.value("data_sync", DataSync::Normal, parse_sync)?,
         })
     }
 }
@@ -26,4 +31,8 @@ fn parse_path(s: &str) -> Result<PathBuf, String> {
         return Err("must be a directory path".into());
     }
     Ok(PathBuf::from(s))
+}
+
+fn parse_sync(s: &str) -> Result<DataSync, String> {
+    DataSync::parse(s).ok_or_else(|| "must be normal or full".into())
 }

@@ -212,6 +212,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_journal_sync_is_normal_unless_set_to_full() {
+        use linkdrop_engine::DataSync;
+        assert_eq!(load_env(&[]).unwrap().embedded.data_sync, DataSync::Normal);
+        let full = load_env(&[("LINKDROP_DATA_SYNC", "full")]).unwrap();
+        assert_eq!(full.embedded.data_sync, DataSync::Full);
+        let err = load_env(&[("LINKDROP_DATA_SYNC", "always")]).unwrap_err();
+        assert_eq!(err.key, "LINKDROP_DATA_SYNC");
+        assert!(err.problem.contains("normal or full"), "{err}");
+    }
+
+    #[test]
     fn a_bad_environment_value_names_its_variable() {
         let err = load_env(&[("LINKDROP_HTTP_ADDR", "not-an-address")]).unwrap_err();
         assert_eq!(err.key, "LINKDROP_HTTP_ADDR");

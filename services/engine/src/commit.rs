@@ -1,0 +1,269 @@
+//! Group commit: the engine's writes reach the journal in groups, not one SQLite commit per
+//! command.
+//!
+//! A command runs under the engine's lock as before, then hands what it wrote (and what it
+//! publishes) to the committer with the next sequence number — still under the lock, so the
+//! queue is in execution order — and releases the lock. The committer takes everything
+//! queued while its previous commit was in flight and journals it in one transaction. Only
+//! then does it publish the group's messages (in order) and raise the durable watermark;
+//! a command answers once the watermark covers its sequence number. A command that wrote
+//! nothing answers once the watermark covers every write made before it ran, so no answer
+//! ever rests on a write that is not on disk.
+//!
+//! When a commit fails, the committer rebuilds the engine's state from the journal under the
+//! lock and fails every command queued so far: the writes of the failed group and of any
+//! command that ran on top of them are gone, and each of those commands gets an error.
+//!
+//! While serving, the committer also keeps the journal bounded: once enough entries were
+//! appended since the last compaction it takes a snapshot under the lock, commits what was
+//! queued before it, and replaces the journal with the snapshot in one transaction.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, Notify, broadcast, mpsc, watch};
+
+use crate::journal::Journal;
+use crate::keyspace::Args;
+use crate::{Core, Message, deliver, now_ms};
+
+/// The most commands journaled in one transaction.
+const MAX_GROUP: usize = 1024;
+
+/// What one command left for the committer.
+pub(crate) struct Pending {
+    pub seq: u64,
+    pub effects: Vec<Args>,
+    pub published: Vec<(Vec<u8>, Vec<u8>)>,
+    pub stream_added: bool,
+}
+
+/// How far the journal has come: every sequence number up to `committed` is on disk, except
+/// those in `failed` (ranges `(after, through]` of commands whose writes were lost);
+/// `commits` counts the transactions.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Durable {
+    committed: u64,
+    failed: Vec<(u64, u64)>,
+    commits: u64,
+}
+
+impl Durable {
+    fn failed(&self, seq: u64) -> bool {
+        self.failed
+            .iter()
+            .any(|&(after, through)| seq > after && seq <= through)
+    }
+
+    /// Whether `seq` is settled: `Some(true)` committed, `Some(false)` lost, `None` not yet.
+    fn outcome(&self, seq: u64) -> Option<bool> {
+        if self.failed(seq) {
+            Some(false)
+        } else if seq <= self.committed {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
+
+/// The engine's side of the committer: where commands queue their writes and wait.
+pub(crate) struct Committer {
+    queue: mpsc::UnboundedSender<Pending>,
+    durable: watch::Receiver<Durable>,
+}
+
+/// What the committer task owns.
+pub(crate) struct Task {
+    pub journal: Journal,
+    pub core: Arc<Mutex<Core>>,
+    pub published: broadcast::Sender<Message>,
+    pub stream_added: Arc<Notify>,
+    /// Entries appended since the last compaction that start the next one, at least; the
+    /// bound grows to twice the snapshot (compacting costs about as much as the snapshot is
+    /// large, so this keeps its cost per write constant).
+    pub compact_after_entries: u64,
+}
+
+impl Committer {
+    /// Starts the committer task; it ends when the engine (the queue's sender) is dropped.
+    pub fn start(task: Task) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
+        let (durable_tx, durable) = watch::channel(Durable::default());
+        tokio::spawn(task.run(pending, durable_tx));
+        Self { queue, durable }
+    }
+
+    /// Journal transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.durable.borrow().commits
+    }
+
+    /// Queues a command's writes; called under the engine's lock, in execution order.
+    pub fn queue(&self, pending: Pending) {
+        // The task ends only once this sender is dropped.
+        let _ = self.queue.send(pending);
+    }
+
+    /// Waits until `seq` is committed (true) or lost (false). Sequence 0 is nothing.
+    pub async fn settled(&self, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        let mut durable = self.durable.clone();
+        match durable.wait_for(|d| d.outcome(seq).is_some()).await {
+            Ok(d) => d.outcome(seq) == Some(true),
+            Err(_) => false,
+        }
+    }
+}
+
+impl Task {
+    async fn run(
+        self,
+        mut pending: mpsc::UnboundedReceiver<Pending>,
+        durable: watch::Sender<Durable>,
+    ) {
+        let mut since_compaction: u64 = 0;
+        let mut compact_after = self.compact_after_entries;
+        let mut carried = None;
+        loop {
+            let first = match carried.take() {
+                Some(first) => first,
+                None => match pending.recv().await {
+                    Some(first) => first,
+                    None => return,
+                },
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match pending.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let written = group.iter().filter(|p| !p.effects.is_empty()).count() as u64;
+            if !self.commit(group, &mut pending, &durable).await {
+                continue;
+            }
+            since_compaction += written;
+            if since_compaction >= compact_after {
+                let (snapshot_len, next) = self.compact(&mut pending, &durable).await;
+                if let Some(len) = snapshot_len {
+                    compact_after = self.compact_after_entries.max(2 * len);
+                }
+                carried = next;
+                since_compaction = 0;
+            }
+        }
+    }
+
+    /// Journals `group` in one transaction, then publishes and raises the watermark; on a
+    /// failure, rebuilds the state and fails everything queued. Whether it committed.
+    async fn commit(
+        &self,
+        group: Vec<Pending>,
+        pending: &mut mpsc::UnboundedReceiver<Pending>,
+        durable: &watch::Sender<Durable>,
+    ) -> bool {
+        let last = group.last().map_or(0, |p| p.seq);
+        let entries: Vec<&[Args]> = group
+            .iter()
+            .filter(|p| !p.effects.is_empty())
+            .map(|p| p.effects.as_slice())
+            .collect();
+        if let Err(e) = self.journal.append_group(&entries).await {
+            tracing::error!(error = %e, commands = group.len(), "the engine journal refused a group of writes; rebuilding from it");
+            self.rebuild(pending, durable).await;
+            return false;
+        }
+        for p in group {
+            deliver(
+                &self.published,
+                &self.stream_added,
+                p.published,
+                p.stream_added,
+            );
+        }
+        durable.send_modify(|d| {
+            d.committed = last;
+            d.commits += 1;
+        });
+        true
+    }
+
+    /// The state again from the journal, under the lock; every command queued so far (the
+    /// failed group's and those that ran on top of it) is lost.
+    async fn rebuild(
+        &self,
+        pending: &mut mpsc::UnboundedReceiver<Pending>,
+        durable: &watch::Sender<Durable>,
+    ) {
+        let mut core = self.core.lock().await;
+        match self.journal.replay(now_ms()).await {
+            Ok((keyspace, _)) => core.keyspace = keyspace,
+            Err(e) => tracing::error!(error = %e, "the engine journal cannot be read back"),
+        }
+        while pending.try_recv().is_ok() {}
+        let through = core.last_seq;
+        // The rebuilt state is the journal's: a command that reads it waits for nothing,
+        // so it gets a sequence number of its own that counts as committed.
+        core.last_seq += 1;
+        let rebuilt = core.last_seq;
+        durable.send_modify(|d| {
+            let after = d.committed;
+            d.failed.push((after, through));
+            d.committed = rebuilt;
+        });
+    }
+
+    /// Replaces the journal with a snapshot of the state. The snapshot is taken under the
+    /// lock, at the last queued sequence number; what was queued before it is committed
+    /// first, so the journal then holds exactly the snapshot's state. Returns the snapshot's
+    /// length (None when a commit failed on the way or the journal refused the snapshot) and
+    /// the first command queued after the snapshot, if it was taken off the queue.
+    async fn compact(
+        &self,
+        pending: &mut mpsc::UnboundedReceiver<Pending>,
+        durable: &watch::Sender<Durable>,
+    ) -> (Option<u64>, Option<Pending>) {
+        let (snapshot, at) = {
+            let mut core = self.core.lock().await;
+            (core.keyspace.snapshot(now_ms()), core.last_seq)
+        };
+        let mut after = None;
+        while durable.borrow().committed < at {
+            // Everything up to `at` was queued before the snapshot: it is all in the queue.
+            let mut group = Vec::new();
+            while group.len() < MAX_GROUP && after.is_none() {
+                match pending.try_recv() {
+                    Ok(next) if next.seq <= at => group.push(next),
+                    Ok(next) => after = Some(next),
+                    Err(_) => break,
+                }
+            }
+            if group.is_empty() {
+                return (None, after);
+            }
+            if !self.commit(group, pending, durable).await {
+                // `after` ran on the lost state too: it is lost with the rest.
+                return (None, None);
+            }
+        }
+        let started = std::time::Instant::now();
+        match self.journal.replace_with(&snapshot).await {
+            Ok(()) => {
+                tracing::info!(
+                    effects = snapshot.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "the engine compacted its journal while serving"
+                );
+                (Some(snapshot.len() as u64), after)
+            }
+            Err(e) => {
+                // The journal still holds every entry: nothing is lost, it is only longer.
+                tracing::error!(error = %e, "the engine could not compact its journal");
+                (None, after)
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The journal's group commit: commands that arrive together share one transaction, none is
+//! answered before its writes are on disk, a failed transaction loses exactly the commands
+//! that were waiting on it (and they are told), and the journal stays bounded while serving.
+
+use std::path::PathBuf;
+
+use futures::future::join_all;
+use linkdrop_engine::{Engine, JournalOptions};
+use redis::{RedisResult, Value};
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
+
+fn journal_path(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("group_commit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}-{}.sqlite", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+async fn run(engine: &Engine, args: &[&str]) -> RedisResult<Value> {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    let mut engine = engine.clone();
+    cmd.query_async(&mut engine).await
+}
+
+async fn get(engine: &Engine, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut engine.clone())
+        .await
+        .unwrap()
+}
+
+/// A second connection to the journal file, as an operator's `sqlite3` would open it.
+async fn beside(path: &PathBuf) -> SqliteConnection {
+    SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
+async fn entries(path: &PathBuf) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM engine_journal")
+        .fetch_one(&mut beside(path).await)
+        .await
+        .unwrap()
+}
+
+// One thread: the committer runs only once every command below has run and is waiting, so
+// all of them are queued for its first transaction.
+#[tokio::test(flavor = "current_thread")]
+async fn commands_that_arrive_together_share_one_commit_and_all_survive_a_restart() {
+    let path = journal_path("together");
+    let engine = Engine::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    let answers = join_all(keys.iter().map(|k| {
+        let engine = engine.clone();
+        async move { run(&engine, &["SET", k, "v"]).await }
+    }))
+    .await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(engine.journal_commits(), 1);
+    assert_eq!(entries(&path).await, 50);
+
+    let reopened = Engine::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    for k in &keys {
+        assert_eq!(get(&reopened, k).await.as_deref(), Some("v"), "{k}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_commit_fails_every_command_waiting_on_it_and_keeps_none_of_their_writes() {
+    let path = journal_path("refused");
+    let engine = Engine::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    run(&engine, &["SET", "a", "1"]).await.unwrap();
+
+    // The disk refuses the next transaction (as a full disk would).
+    let mut operator = beside(&path).await;
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON engine_journal
+         BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+    )
+    .execute(&mut operator)
+    .await
+    .unwrap();
+    let answers = join_all([
+        run(&engine, &["SET", "a", "2"]),
+        run(&engine, &["INCR", "b"]),
+        // A read that ran after those writes would answer from them: it fails with them.
+        run(&engine, &["GET", "a"]),
+    ])
+    .await;
+    assert!(answers.iter().all(Result::is_err), "{answers:?}");
+
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&mut operator)
+        .await
+        .unwrap();
+    assert_eq!(get(&engine, "a").await.as_deref(), Some("1"));
+    assert_eq!(get(&engine, "b").await, None);
+    run(&engine, &["SET", "c", "3"]).await.unwrap();
+
+    let reopened = Engine::open(&path, JournalOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(get(&reopened, "a").await.as_deref(), Some("1"));
+    assert_eq!(get(&reopened, "b").await, None);
+    assert_eq!(get(&reopened, "c").await.as_deref(), Some("3"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_journal_is_compacted_while_serving_and_still_rebuilds_the_state() {
+    let path = journal_path("bounded");
+    let options = JournalOptions {
+        compact_after_entries: 40,
+        ..JournalOptions::default()
+    };
+    let engine = Engine::open(&path, options).await.unwrap();
+    for i in 0..400 {
+        run(&engine, &["INCR", "counter"]).await.unwrap();
+        run(&engine, &["SET", &format!("key{}", i % 10), &i.to_string()])
+            .await
+            .unwrap();
+    }
+    // 800 writes; compaction keeps the snapshot and at most one round's worth of entries.
+    let journaled = entries(&path).await;
+    assert!(journaled <= 41, "{journaled} entries");
+
+    let reopened = Engine::open(&path, options).await.unwrap();
+    assert_eq!(get(&reopened, "counter").await.as_deref(), Some("400"));
+    for i in 390..400 {
+        assert_eq!(
+            get(&reopened, &format!("key{}", i % 10)).await,
+            Some(i.to_string())
+        );
+    }
+}
