@@ -2,7 +2,7 @@
 //! answered before its writes are on disk, a failed transaction loses exactly the commands
 //! that were waiting on it (and they are told), and the journal stays bounded while serving.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use futures::future::join_all;
 use linkdrop_engine::{Engine, JournalOptions};
@@ -38,13 +38,13 @@ async fn get(engine: &Engine, key: &str) -> Option<String> {
 }
 
 /// A second connection to the journal file, as an operator's `sqlite3` would open it.
-async fn beside(path: &PathBuf) -> SqliteConnection {
+async fn beside(path: &Path) -> SqliteConnection {
     SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap()
 }
 
-async fn entries(path: &PathBuf) -> i64 {
+async fn entries(path: &Path) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM engine_journal")
         .fetch_one(&mut beside(path).await)
         .await
