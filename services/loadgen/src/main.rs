@@ -4,6 +4,7 @@
 //! the fly, and audiences split over processes that stay under the open-file limit.
 
 mod audience;
+mod floor;
 mod http;
 mod limits;
 mod orders;
@@ -29,6 +30,11 @@ enum Command {
     Receiver(receiver::ReceiverArgs),
     /// POSTs to a URL as fast as it answers (the webhook benchmark's baseline).
     Posts(receiver::PostsArgs),
+    /// The fan-out benchmark's floor: a bare WebSocket server, one thread, that on
+    /// `POST /trigger` writes one pre-encoded `drop.countdown`-sized frame to every viewer
+    /// with non-blocking writes from one loop (and passes the trigger on to `--peers`).
+    /// Speaks enough of linkdrop's WebSocket for `audience --target linkdrop`.
+    FloorServer(floor::FloorArgs),
     /// One process of an audience (started by `audience`).
     #[command(hide = true)]
     AudienceWorker(audience::WorkerArgs),
@@ -36,6 +42,13 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::FloorServer(args) = cli.command {
+        // One thread: the floor is one loop over the sockets.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(floor::run(args));
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Orders(args) => {
@@ -54,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             let report = runtime.block_on(receiver::post_many(args))?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::FloorServer(_) => unreachable!("run above"),
     }
     Ok(())
 }
