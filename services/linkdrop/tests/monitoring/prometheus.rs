@@ -86,7 +86,9 @@ impl Prometheus {
     }
 
     /// Asks again (every 100 ms, within [`support::PATIENCE`]) until `done` holds for the
-    /// answer to `path`; that answer.
+    /// answer to `path`; that answer. Prometheus scrapes and evaluates on its own clock and
+    /// has no way to tell a client when it did, so its HTTP API is polled: the wait ends on
+    /// the answer, never on the time slept.
     async fn until(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + support::PATIENCE;
         loop {
