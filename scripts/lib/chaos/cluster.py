@@ -13,7 +13,7 @@ APPS = ["gateway-1", "gateway-2", "gateway-3", "orders-1", "orders-2", "settle-1
         "relay-1", "webhooks-1", "control-1"]
 COMPONENTS = REDIS + KAFKA + ["postgres"] + APPS
 
-# Settings of every linkdrop process of a chaos run (README "Configuration").
+# Settings of every linkdrop process of a chaos run (docs/configuration.md).
 RUN_SETTINGS = {
     "LINKDROP_WEBHOOK_TIMEOUT_MS": "2000",
     "LINKDROP_WEBHOOK_POLL_MS": "100",

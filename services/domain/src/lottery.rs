@@ -1,4 +1,4 @@
-//! Lottery draws, the mathematics (ARCHITECTURE "Fairness"; README "Fairness").
+//! Lottery draws, the mathematics (docs/fairness.md).
 //!
 //! At launch a 32-byte seed is drawn and only `seed_hash = hex(SHA-256(seed))` published.
 //! Every entry's rank is `hex(HMAC-SHA256(key = seed, message = user id))`; the winners are

@@ -56,7 +56,7 @@ pub struct Room {
     pub created_at_ms: i64,
 }
 
-/// How buyers contend for a drop's stock (ARCHITECTURE.md, "Fairness").
+/// How buyers contend for a drop's stock (docs/fairness.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "policy", rename_all = "lowercase")]
 pub enum Fairness {

@@ -86,7 +86,8 @@ pub struct GatewayDeps {
 }
 
 /// Declares the gateway's metrics, at zero, so that they are exported from the start
-/// (README, "What to watch in `/metrics`"; the rules and dashboard in deploy/monitoring).
+/// (docs/operating.md, "What to watch in `/metrics`"; the rules and dashboard in
+/// deploy/monitoring).
 pub fn register_metrics() {
     use linkdrop_infra::telemetry::{declare_counter, declare_gauge, declare_seconds};
     declare_gauge(

@@ -1,4 +1,5 @@
-//! `linkdrop`: every role of the flash-sale backend, one subcommand each (README.md).
+//! `linkdrop`: every role of the flash-sale backend, one subcommand each
+//! (docs/architecture.md, "Roles").
 
 use std::path::PathBuf;
 use std::process::ExitCode;

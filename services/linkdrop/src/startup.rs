@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 /// How long roles may take to finish their work after shutdown was signalled.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A role of the binary (ARCHITECTURE.md, "Processes and data flow").
+/// A role of the binary (docs/architecture.md, "Roles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Gateway,

@@ -124,7 +124,7 @@ impl<'a> Layers<'a> {
         ) {
             (Some(key), Some(path)) => Err(ConfigError {
                 key: format!("{key} in {}", path.display()),
-                problem: "unknown setting (see the configuration table in README.md)".into(),
+                problem: "unknown setting (see the table in docs/configuration.md)".into(),
             }),
             _ => Ok(()),
         }

@@ -3,8 +3,8 @@
 //! Layers, later ones winning: built-in defaults, then an optional `linkdrop.toml`, then
 //! `LINKDROP_*` environment variables (`http_addr` in the file is `LINKDROP_HTTP_ADDR` in
 //! the environment; [`layers`]). The keys are flat — `orders_batch_max`, not a table — as
-//! the README's table lists them; each section reads its own keys, with its defaults and
-//! checks, in its own file:
+//! the table in docs/configuration.md lists them; each section reads its own keys, with its
+//! defaults and checks, in its own file:
 //!
 //! | section | keys | used by |
 //! |---|---|---|
@@ -262,19 +262,19 @@ pub(crate) mod tests {
         assert_eq!(config.kafka.partitions, 8);
     }
 
-    /// Every key in the README's configuration table is read by some section: set alone
+    /// Every key in the table of docs/configuration.md is read by some section: set alone
     /// in a file it is parsed (accepted, or refused for its value), never refused as an
     /// unknown setting. A key renamed or lost in a section fails here.
     #[test]
     fn every_documented_key_is_read_by_a_section() {
-        let readme = include_str!("../../../../README.md");
-        let keys: Vec<String> = readme
+        let reference = include_str!("../../../../docs/configuration.md");
+        let keys: Vec<String> = reference
             .lines()
             .filter_map(|line| line.strip_prefix("| `LINKDROP_"))
             .filter_map(|rest| rest.split_once('`'))
             .map(|(name, _)| name.to_ascii_lowercase())
             .collect();
-        assert!(keys.len() >= 40, "the README's table: {keys:?}");
+        assert!(keys.len() >= 40, "docs/configuration.md's table: {keys:?}");
         let path = Path::new("linkdrop.toml");
         for key in &keys {
             let file = format!("{key} = \"\"\n");

@@ -1,5 +1,5 @@
 //! `orders`: the orders role — its rate limits and load shedding, edge answers, batched
-//! admission and the expiry of unpaid orders (README, "The rush").
+//! admission and the expiry of unpaid orders (docs/rush.md).
 
 use super::ConfigError;
 use super::layers::{Layers, parse_bool, parse_in_range};
