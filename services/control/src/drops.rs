@@ -13,6 +13,7 @@ use linkdrop_infra::auth::Principal;
 use linkdrop_infra::drop_meta::DropMeta;
 use linkdrop_infra::failpoint;
 use linkdrop_infra::json::ApiJson;
+use linkdrop_infra::trace::{RequestTrace, SpanKind};
 use linkdrop_records::drops::{self, DropRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -85,6 +86,7 @@ pub struct LaunchRequest {
 pub async fn launch(
     State(state): State<ControlState>,
     principal: Principal,
+    RequestTrace(traced): RequestTrace,
     Path(drop_id): Path<String>,
     ApiJson(body): ApiJson<LaunchRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -128,10 +130,19 @@ pub async fn launch(
         seed_hash: seed_hash.clone(),
     };
     // Published once, and kept for viewers who join later (their `resync`).
+    let publishing = traced.map(|t| t.child("room_bus publish", SpanKind::Producer));
     let published = state
         .bus
-        .publish_drop_once(&row.room_id, &row.id, &event)
+        .publish_drop_once(&row.room_id, &row.id, &event, publishing.as_ref())
         .await?;
+    if let Some(span) = publishing {
+        span.set("linkdrop.room_id", row.room_id.clone());
+        span.set("linkdrop.drop_id", row.id.clone());
+        if let Some(published) = &published {
+            span.set("linkdrop.seq", published.seq as i64);
+        }
+        span.end();
+    }
     if !launched_now && recorded_before && published.is_none() {
         return Err(ApiError::AlreadyLaunched);
     }

@@ -11,7 +11,8 @@
 use axum::extract::ws::Utf8Bytes;
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::bus_listener::{BusSource, Heard, listen};
-use linkdrop_infra::room_bus::{RoomBus, frame_seq};
+use linkdrop_infra::room_bus::{RoomBus, frame_seq, split_trace};
+use linkdrop_infra::trace::{SpanKind, Trace};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -56,13 +57,20 @@ pub async fn run(
 
 /// Sends one bus message to the local connections it is for: a shopper's, or a room's
 /// (after any events this node missed before it).
-async fn deliver(keys: &Keys, history: &RoomBus, fanout: &FanOut, channel: &str, frame: String) {
+async fn deliver(keys: &Keys, history: &RoomBus, fanout: &FanOut, channel: &str, message: String) {
     if let Some(user_id) = keys.user_of_channel(channel) {
-        fanout.send_to_user(user_id, &Utf8Bytes::from(frame));
+        fanout.send_to_user(user_id, &Utf8Bytes::from(message));
         return;
     }
     let Some(room_id) = keys.room_of_channel(channel) else {
         return;
+    };
+    let (span, frame) = match split_trace(&message) {
+        (None, _) => (None, message),
+        (Some(parent), frame) => (
+            Trace::continue_from("room fanout", SpanKind::Consumer, Some(parent)),
+            frame.to_string(),
+        ),
     };
     let seq = frame_seq(&frame);
     if let Some(seq) = seq {
@@ -73,6 +81,12 @@ async fn deliver(keys: &Keys, history: &RoomBus, fanout: &FanOut, channel: &str,
     metrics::histogram!("linkdrop_gateway_broadcast_seconds")
         .record(started.elapsed().as_secs_f64());
     tracing::debug!(%room_id, ?seq, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
+    if let Some(span) = span {
+        span.set("linkdrop.room_id", room_id.to_string());
+        span.set("linkdrop.viewers_queued", delivery.queued as i64);
+        span.set("linkdrop.viewers_slow", delivery.slow as i64);
+        span.end();
+    }
 }
 
 /// Delivers from the room's history the events before `seq` that this node never heard

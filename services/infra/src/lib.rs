@@ -27,6 +27,7 @@ pub mod problem;
 pub mod role;
 pub mod room_bus;
 pub mod telemetry;
+pub mod trace;
 pub mod viewers;
 
 pub use problem::ApiError;

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::backends::RedisConn;
+use crate::trace::Trace;
 
 use linkdrop_domain::events::RoomEvent;
 use linkdrop_domain::keys::Keys;
@@ -54,6 +55,7 @@ impl RoomBus {
             .arg(self.keys.room_channel(room_id))
             .arg(body)
             .arg(HISTORY_CAP)
+            .arg("")
             .invoke_async(&mut self.redis.clone())
             .await?;
         metrics::counter!("linkdrop_room_events_published_total").increment(1);
@@ -63,12 +65,14 @@ impl RoomBus {
     /// Publishes `event` as [`RoomBus::publish`] does, and keeps it in the room's drops hash
     /// under `drop_id` (what viewers joining later are shown) — unless it is there already:
     /// then nothing is published (`None`). A launch retried after a failure calls this
-    /// again; viewers get one countdown.
+    /// again; viewers get one countdown. With `trace`, the gateways' fan-out of it joins
+    /// that trace.
     pub async fn publish_drop_once(
         &self,
         room_id: &str,
         drop_id: &str,
         event: &RoomEvent,
+        trace: Option<&Trace>,
     ) -> Result<Option<Published>, redis::RedisError> {
         let body = serde_json::to_string(event).expect("room events always serialize");
         let (seq, frame): (u64, String) = self
@@ -79,6 +83,7 @@ impl RoomBus {
             .arg(self.keys.room_channel(room_id))
             .arg(body)
             .arg(HISTORY_CAP)
+            .arg(trace.map(Trace::traceparent).unwrap_or_default())
             .arg(drop_id)
             .invoke_async(&mut self.redis.clone())
             .await?;
@@ -130,6 +135,18 @@ impl RoomBus {
     }
 }
 
+/// A message heard on a room channel: the publisher's trace context, when it sent one,
+/// and the frame (see `publish_event.lua`).
+pub fn split_trace(message: &str) -> (Option<&str>, &str) {
+    match message
+        .strip_prefix("tp:")
+        .and_then(|rest| rest.split_once('\n'))
+    {
+        Some((traceparent, frame)) => (Some(traceparent), frame),
+        None => (None, message),
+    }
+}
+
 /// The `seq` at the start of a frame made by the publish script (`{"seq":N,...`).
 pub fn frame_seq(frame: &str) -> Option<u64> {
     let rest = frame.strip_prefix("{\"seq\":")?;
@@ -146,5 +163,13 @@ mod tests {
         assert_eq!(frame_seq(r#"{"seq":42,"ts_ms":1,"type":"x"}"#), Some(42));
         assert_eq!(frame_seq(r#"{"type":"hello"}"#), None);
         assert_eq!(frame_seq(r#"{"seq":}"#), None);
+    }
+
+    #[test]
+    fn a_traced_message_splits_into_context_and_frame() {
+        let frame = r#"{"seq":1,"type":"x"}"#;
+        assert_eq!(split_trace(frame), (None, frame));
+        let traced = format!("tp:00-aa-bb-01\n{frame}");
+        assert_eq!(split_trace(&traced), (Some("00-aa-bb-01"), frame));
     }
 }

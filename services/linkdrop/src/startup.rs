@@ -22,6 +22,7 @@ use linkdrop_infra::problem::{method_not_allowed, no_route};
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_infra::telemetry;
+use linkdrop_infra::trace;
 use linkdrop_records::db::{self, Db};
 use linkdrop_webhooks::guard::Guard;
 use tokio_util::sync::CancellationToken;
@@ -360,6 +361,8 @@ impl Application {
         // starts; each role declares its own as it starts (`start_role`).
         telemetry::register_metrics();
         crate::listener::register_metrics();
+        let role_list: Vec<&str> = roles.iter().map(Role::name).collect();
+        trace::init(&config.telemetry, &role_list.join(",")).map_err(anyhow::Error::msg)?;
         let listener = Listener::bind(config.http.addr, config.http.reuse_port)
             .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http.addr))?;
         let public_url = config.http.public_url_for(listener.local_addr()?);
@@ -401,7 +404,8 @@ impl Application {
         let router = router
             .fallback(no_route)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(config.http.body_limit_bytes));
+            .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
+            .layer(axum::middleware::from_fn(trace::http_span));
         tracing::info!(
             addr = %listener.local_addr()?,
             roles = ?roles.iter().map(Role::name).collect::<Vec<_>>(),
@@ -456,6 +460,7 @@ impl Application {
         if drained.is_err() {
             tracing::warn!("some roles did not finish within the drain timeout");
         }
+        trace::flush();
         tracing::info!("linkdrop stopped");
         Ok(())
     }

@@ -22,10 +22,12 @@
 -- KEYS[7]  deadlines sorted set: reserved order ids scored by pay_by_ms
 -- ARGV[1]  drop news channel
 -- ARGV[2]  drop id
--- ARGV[3..] five per request, in arrival order:
+-- ARGV[3..] six per request, in arrival order:
 --          user id (visible ASCII, no spaces), Idempotency-Key (visible ASCII, no spaces),
 --          fingerprint of the request body (same key + other fingerprint = conflict),
---          qty requested (>= 1), order id to use if the order is accepted
+--          qty requested (>= 1), order id to use if the order is accepted, the request's
+--          trace context (a W3C traceparent, kept in the outbox entry as `tp`; "" when
+--          the request is not traced)
 --
 -- Returns { news, reply, reply, ... }: news is the line published when the batch changed
 -- the drop (units taken, answers recorded), "" otherwise; one reply per request:
@@ -39,9 +41,19 @@
 -- where answer is "reserved\t<order id>\t<qty>\t<pay_by_ms>",
 -- "entered\t<order id>\t<qty>\t<draw_at_ms>" or "limit_reached\t<max>".
 
-local n = (#ARGV - 2) / 5
+local n = (#ARGV - 2) / 6
 local function arg(i, k)
-  return ARGV[2 + (i - 1) * 5 + k]
+  return ARGV[2 + (i - 1) * 6 + k]
+end
+-- Appends request i's accepted order (its field-value list) to the outbox, with its trace
+-- context when it has one.
+local function outbox_order(i, entry)
+  local tp = arg(i, 6)
+  if tp ~= '' then
+    entry[#entry + 1] = 'tp'
+    entry[#entry + 1] = tp
+  end
+  redis.call('XADD', KEYS[4], '*', unpack(entry))
 end
 local replies = { '' }
 
@@ -121,9 +133,9 @@ local function enter(i)
     entry_pairs[#entry_pairs + 1] = entry
     order_pairs[#order_pairs + 1] = order_id
     order_pairs[#order_pairs + 1] = 'entered\t' .. user .. '\t' .. qty .. '\t0'
-    redis.call('XADD', KEYS[4], '*', 'kind', 'accepted', 'status', 'entered',
+    outbox_order(i, { 'kind', 'accepted', 'status', 'entered',
       'order_id', order_id, 'user_id', user, 'qty', qty,
-      'at_ms', at_ms, 'idempotency_key', arg(i, 2))
+      'at_ms', at_ms, 'idempotency_key', arg(i, 2) })
   end
   local tab = string.find(entry, '\t', 1, true)
   local answer = 'entered\t' .. string.sub(entry, 1, tab - 1) .. '\t' .. string.sub(entry, tab + 1)
@@ -154,9 +166,9 @@ local function reserve(i)
   order_pairs[#order_pairs + 1] = 'reserved\t' .. user .. '\t' .. qty .. '\t' .. pay_by_ms
   deadline_pairs[#deadline_pairs + 1] = pay_by_ms
   deadline_pairs[#deadline_pairs + 1] = order_id
-  redis.call('XADD', KEYS[4], '*', 'kind', 'accepted', 'status', 'reserved',
+  outbox_order(i, { 'kind', 'accepted', 'status', 'reserved',
     'order_id', order_id, 'user_id', user, 'qty', qty,
-    'at_ms', at_ms, 'pay_by_ms', pay_by_ms, 'idempotency_key', arg(i, 2))
+    'at_ms', at_ms, 'pay_by_ms', pay_by_ms, 'idempotency_key', arg(i, 2) })
   local sold_out = 0
   if stock_left == 0 then
     redis.call('XADD', KEYS[4], '*', 'kind', 'sold_out', 'at_ms', at_ms)

@@ -11,7 +11,7 @@ use linkdrop_domain::model::{IdempotencyKey, Quantity};
 use linkdrop_infra::backends::RedisConn;
 use redis::Value;
 
-/// Most requests one script call decides (the script unpacks two values per request).
+/// Most requests one script call decides (the script takes six values per request).
 pub const MAX_BATCH: usize = 1000;
 
 /// A final answer to an order request, recorded under its Idempotency-Key.
@@ -84,6 +84,9 @@ pub struct OrderRequest {
     pub user_id: String,
     pub key: IdempotencyKey,
     pub qty: Quantity,
+    /// The trace context (`traceparent`) the order carries on to settlement; None when
+    /// the request is not traced.
+    pub trace: Option<String>,
 }
 
 /// What one script call decided: a decision per request, in their order, and the drop's
@@ -123,6 +126,7 @@ impl Admission {
             user_id: user_id.to_string(),
             key: key.clone(),
             qty,
+            trace: None,
         };
         let mut decided = self
             .admit_batch(drop_id, std::slice::from_ref(&request))
@@ -158,7 +162,8 @@ impl Admission {
                 .arg(request.key.as_str())
                 .arg(fingerprint(request.qty))
                 .arg(request.qty.get())
-                .arg(new_order_id(drop_id));
+                .arg(new_order_id(drop_id))
+                .arg(request.trace.as_deref().unwrap_or(""));
         }
         let reply: Vec<Value> = invocation.invoke_async(&mut self.redis.clone()).await?;
         let decided = parse_batch(&reply)?;

@@ -15,12 +15,13 @@ use linkdrop_infra::ApiError;
 use linkdrop_infra::auth::{Auth, Shopper};
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::json::ApiJson;
+use linkdrop_infra::trace::{SpanKind, Trace};
 use linkdrop_records::db::Db;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::admission::{AdmissionError, Answer, Decision, OrderRequest, Rejection};
-use crate::admission_queue::AdmissionQueue;
+use crate::admission_queue::{AdmissionQueue, Admitted};
 use crate::edge::{Edge, Refusal};
 use crate::lifecycle::{Lifecycle, LifecycleError, Payment};
 use crate::lottery::Drawer;
@@ -96,6 +97,7 @@ async fn place_order(
 ) -> Result<Response, ApiError> {
     state.protection.check_ip(peer.ip())?;
     let (mut parts, body) = request.into_parts();
+    let traced = parts.extensions.get::<Trace>().cloned();
     let shopper = Shopper::from_request_parts(&mut parts, &state).await?;
     state.protection.check_user(&shopper.user_id)?;
     let _in_flight = state.protection.enter()?;
@@ -115,19 +117,21 @@ async fn place_order(
         return Err(refusal_error(refusal));
     }
     let started = std::time::Instant::now();
+    let admission = traced.map(|t| t.child("admission", SpanKind::Internal));
     let request = OrderRequest {
         user_id: shopper.user_id,
         key,
         qty,
+        trace: admission.as_ref().map(Trace::traceparent),
     };
-    let decision = state
-        .admission
-        .admit(&drop_id, request)
-        .await
-        .map_err(|e| match e.as_ref() {
-            AdmissionError::Redis(e) => ApiError::from(e),
-            other => ApiError::internal(other),
-        })?;
+    let decided = state.admission.admit(&drop_id, request).await;
+    if let Some(span) = admission {
+        trace_admission(span, &drop_id, &decided);
+    }
+    let decision = decided.map_err(|e| match e.as_ref() {
+        AdmissionError::Redis(e) => ApiError::from(e),
+        other => ApiError::internal(other),
+    })?;
     metrics::histogram!("linkdrop_admission_seconds").record(started.elapsed().as_secs_f64());
     match decision {
         Decision::Fresh {
@@ -171,6 +175,32 @@ async fn place_order(
             }
             Err(rejection_error(rejection))
         }
+    }
+}
+
+/// Ends the admission span with what was decided (and the order, when one was made).
+fn trace_admission(span: Trace, drop_id: &str, decided: &Admitted) {
+    span.set("linkdrop.drop_id", drop_id.to_string());
+    let (decision, order_id) = match decided {
+        Ok(Decision::Fresh { answer, .. }) => ("fresh", answer_order_id(answer)),
+        Ok(Decision::Replay(answer)) => ("replay", answer_order_id(answer)),
+        Ok(Decision::Reject(_)) => ("reject", None),
+        Err(e) => {
+            span.fail(e);
+            ("error", None)
+        }
+    };
+    span.set("linkdrop.decision", decision);
+    if let Some(order_id) = order_id {
+        span.set("linkdrop.order_id", order_id.to_string());
+    }
+    span.end();
+}
+
+fn answer_order_id(answer: &Answer) -> Option<&str> {
+    match answer {
+        Answer::Reserved { order_id, .. } | Answer::Entered { order_id, .. } => Some(order_id),
+        Answer::LimitReached { .. } => None,
     }
 }
 

@@ -426,6 +426,9 @@ async fn order_batch(
             user_id: format!("user-{user}"),
             key: IdempotencyKey::parse(Some(&format!("key-{key}"))).unwrap(),
             qty: Quantity::parse(i64::from(*qty)).unwrap(),
+            // Half the requests traced: both ways of writing the outbox entry are taken.
+            trace: (user % 2 == 0)
+                .then(|| "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string()),
         })
         .collect();
     admission

@@ -73,6 +73,7 @@ fn request(user: &str, key: &str) -> OrderRequest {
         user_id: user.to_string(),
         key: IdempotencyKey::parse(Some(key)).unwrap(),
         qty: Quantity::parse(1).unwrap(),
+        trace: None,
     }
 }
 

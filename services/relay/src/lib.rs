@@ -30,8 +30,10 @@ use linkdrop_infra::backends::{BackendError, TopicLayout, ensure_topic, kafka_co
 use linkdrop_infra::config::RelayConfig;
 use linkdrop_infra::failpoint;
 use linkdrop_infra::role::RoleHandle;
+use linkdrop_infra::trace::{Settling, SpanKind, Trace};
 use linkdrop_records::db::Db;
-use linkdrop_records::settlement::settle_batch;
+use linkdrop_records::settlement::settle_traced_batch;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
@@ -87,28 +89,19 @@ impl Sink {
     async fn deliver(&self, entries: &[Entry]) -> Vec<Result<(), String>> {
         match self {
             Sink::Kafka { producer, topic } => {
-                let deliveries = entries.iter().map(|entry| {
-                    let payload =
-                        serde_json::to_string(&entry.event).expect("order events serialize");
-                    async move {
-                        let record = FutureRecord::to(topic)
-                            .key(entry.event.drop_id())
-                            .payload(&payload);
-                        producer
-                            .send(record, Duration::from_secs(5))
-                            .await
-                            .map(drop)
-                            .map_err(|(e, _)| e.to_string())
-                    }
-                });
+                let deliveries = entries.iter().map(|entry| produce(producer, topic, entry));
                 futures::future::join_all(deliveries).await
             }
             Sink::Settle(db) => {
                 let events: Vec<_> = entries.iter().map(|e| e.event.clone()).collect();
-                let result = settle_batch(db, &events, || failpoint::hit("settle.before_commit"))
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string());
+                let settling = Settling::start(traced(entries), entries.len());
+                let result = settle_traced_batch(db, &events, &settling.traces, || {
+                    failpoint::hit("settle.before_commit")
+                })
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string());
+                settling.end(result.as_ref().err().map(String::as_str));
                 vec![result; entries.len()]
             }
         }
@@ -121,6 +114,52 @@ impl Sink {
             tracing::warn!(error = %e, "relay could not flush the producer on shutdown");
         }
     }
+}
+
+/// Sends one entry to the orders topic, keyed by its drop. A traced order gets a producer
+/// span, and its context travels on in the message's `traceparent` header.
+async fn produce(producer: &FutureProducer, topic: &str, entry: &Entry) -> Result<(), String> {
+    let payload = serde_json::to_string(&entry.event).expect("order events serialize");
+    let span = entry.trace.as_deref().and_then(|parent| {
+        Trace::continue_from(format!("{topic} publish"), SpanKind::Producer, Some(parent))
+    });
+    let traceparent = span
+        .as_ref()
+        .map(Trace::traceparent)
+        .or(entry.trace.clone());
+    let mut record = FutureRecord::to(topic)
+        .key(entry.event.drop_id())
+        .payload(&payload);
+    if let Some(traceparent) = &traceparent {
+        record = record.headers(OwnedHeaders::new().insert(Header {
+            key: "traceparent",
+            value: Some(traceparent.as_bytes()),
+        }));
+    }
+    let sent = producer
+        .send(record, Duration::from_secs(5))
+        .await
+        .map(drop)
+        .map_err(|(e, _)| e.to_string());
+    if let Some(span) = span {
+        span.set("messaging.system", "kafka");
+        span.set("messaging.destination.name", topic.to_string());
+        if let Some(order_id) = entry.event.order_id() {
+            span.set("linkdrop.order_id", order_id.to_string());
+        }
+        if let Err(e) = &sent {
+            span.fail(e);
+        }
+        span.end();
+    }
+    sent
+}
+
+/// The entries that carry a trace context, as (order id, `traceparent`).
+fn traced(entries: &[Entry]) -> impl Iterator<Item = (&str, &str)> {
+    entries
+        .iter()
+        .filter_map(|e| Some((e.event.order_id()?, e.trace.as_deref()?)))
 }
 
 /// Settings of one relay.

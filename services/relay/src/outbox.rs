@@ -26,6 +26,8 @@ pub struct Entry {
     pub stream: String,
     pub id: String,
     pub event: OrderEvent,
+    /// The order's trace context (`traceparent`) when its request was traced.
+    pub trace: Option<String>,
 }
 
 /// An entry whose fields do not make an order (never written by our script).
@@ -240,6 +242,7 @@ fn push_entry(
             stream: stream.to_string(),
             id: entry.id.clone(),
             event,
+            trace: entry.get("tp"),
         }),
         None => batch.1.push(Malformed {
             stream: stream.to_string(),

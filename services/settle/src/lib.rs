@@ -20,12 +20,13 @@ use linkdrop_infra::role::RoleHandle;
 use linkdrop_records::db::Db;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use linkdrop_records::settlement::{self, settle_batch};
+use linkdrop_infra::trace::Settling;
+use linkdrop_records::settlement::{self, settle_traced_batch};
 
 /// While idle, settlement re-enters `recv` this often: librdkafka counts only calls into
 /// it as polls, and a consumer that does not poll for `max.poll.interval.ms` (5 minutes)
@@ -173,19 +174,31 @@ impl Worker {
     /// Writes the batch, retrying until it is written or the worker stops; then commits
     /// the offsets after it.
     async fn settle_until_done(&self, batch: &[BorrowedMessage<'_>], shutdown: &CancellationToken) {
-        let events = decode(batch);
+        let (events, traced) = decode(batch);
+        let settling = Settling::start(
+            traced.iter().map(|(o, t)| (o.as_str(), t.as_str())),
+            events.len(),
+        );
         loop {
             let started = std::time::Instant::now();
-            match settle_batch(&self.db, &events, || failpoint::hit("settle.before_commit")).await {
+            let settled = settle_traced_batch(&self.db, &events, &settling.traces, || {
+                failpoint::hit("settle.before_commit")
+            })
+            .await;
+            match settled {
                 Ok(settled) => {
                     record_batch(&events, settled, started.elapsed());
+                    settling.end(None);
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, events = events.len(), "settlement batch failed; retrying");
                     tokio::select! {
                         // Uncommitted: the next member of the group settles it.
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => {
+                            settling.end(Some("stopped before the batch was settled"));
+                            return;
+                        }
                         _ = tokio::time::sleep(RETRY_PAUSE) => {}
                     }
                 }
@@ -202,13 +215,23 @@ impl Worker {
     }
 }
 
-fn decode(batch: &[BorrowedMessage<'_>]) -> Vec<OrderEvent> {
-    batch
+/// The order events of a batch, and (order id, `traceparent`) of those that carry a trace
+/// context in their message's header.
+fn decode(batch: &[BorrowedMessage<'_>]) -> (Vec<OrderEvent>, Vec<(String, String)>) {
+    let mut traced = Vec::new();
+    let events = batch
         .iter()
         .filter_map(|message| {
             let parsed = message.payload().map(serde_json::from_slice::<OrderEvent>);
             match parsed {
-                Some(Ok(order)) => Some(order),
+                Some(Ok(order)) => {
+                    if let (Some(order_id), Some(traceparent)) =
+                        (order.order_id(), traceparent_of(message))
+                    {
+                        traced.push((order_id.to_string(), traceparent));
+                    }
+                    Some(order)
+                }
                 other => {
                     tracing::error!(
                         partition = message.partition(),
@@ -221,7 +244,18 @@ fn decode(batch: &[BorrowedMessage<'_>]) -> Vec<OrderEvent> {
                 }
             }
         })
-        .collect()
+        .collect();
+    (events, traced)
+}
+
+/// The message's `traceparent` header, when it has one.
+fn traceparent_of(message: &BorrowedMessage<'_>) -> Option<String> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == "traceparent")
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+        .map(str::to_string)
 }
 
 /// For every partition in the batch, the offset after its last message.

@@ -10,6 +10,7 @@
 //!   API, shopper tokens.
 //! - [`ws`]: WebSocket clients of a room.
 //! - [`webhooks`]: a webhook receiver and the reference verifier.
+//! - [`otlp`]: a trace receiver (OTLP over HTTP) that keeps the spans sent to it.
 //! - [`processes`], [`rush`]: real linkdrop processes and a private stack for the crash
 //!   tests, and a rush of shoppers through a crash.
 
@@ -17,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod fixtures;
 pub mod http;
+pub mod otlp;
 pub mod processes;
 pub mod rush;
 pub mod tokens;

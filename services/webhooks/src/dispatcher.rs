@@ -19,6 +19,7 @@ use linkdrop_domain::webhook_secrets::SealingKey;
 use linkdrop_domain::webhook_signature::sign;
 use linkdrop_infra::config::WebhooksConfig;
 use linkdrop_infra::failpoint;
+use linkdrop_infra::trace::{SpanKind, Trace};
 use linkdrop_records::db::{Db, Listener, Tx};
 use linkdrop_records::webhooks::deliveries::{self, Claimed, Moved, NewAttempt};
 use linkdrop_records::webhooks::{health, outbox, retention};
@@ -72,6 +73,25 @@ impl Settings {
             sealing,
         }
     }
+}
+
+/// Ends an attempt's span with what the attempt came to.
+fn trace_attempt(span: Trace, delivery: &Claimed, attempt: &Attempt) {
+    span.set("linkdrop.message_id", delivery.message_id.clone());
+    span.set("linkdrop.endpoint_id", delivery.endpoint_id.clone());
+    span.set("linkdrop.attempt", i64::from(delivery.attempts) + 1);
+    if let Some(status) = attempt.status_code {
+        span.set("http.response.status_code", i64::from(status));
+    }
+    if !attempt.succeeded() {
+        span.fail(
+            attempt
+                .error
+                .as_deref()
+                .unwrap_or("the endpoint did not answer 2xx"),
+        );
+    }
+    span.end();
 }
 
 /// What one attempt came to.
@@ -233,10 +253,14 @@ impl Dispatcher {
         deliveries::claim(&self.db, self.clock.now_ms(), CLAIM_BATCH, self.lock_ms()).await
     }
 
-    /// One signed POST of the message to the endpoint.
+    /// One signed POST of the message to the endpoint; a client span in the trace of
+    /// what the message reports, when that was traced.
     async fn attempt(&self, delivery: &Claimed) -> Attempt {
+        let span = delivery.traceparent.as_deref().and_then(|parent| {
+            Trace::continue_from("webhook deliver", SpanKind::Client, Some(parent))
+        });
         let started = Instant::now();
-        let outcome = self.send(delivery).await;
+        let outcome = self.send(delivery, span.as_ref()).await;
         let duration_ms = started.elapsed().as_millis() as i64;
         let attempt = match outcome {
             Ok((status, retry_after_ms, body)) => Attempt {
@@ -260,10 +284,17 @@ impl Dispatcher {
             "failed"
         };
         metrics::counter!("linkdrop_webhook_attempts_total", "result" => result).increment(1);
+        if let Some(span) = span {
+            trace_attempt(span, delivery, &attempt);
+        }
         attempt
     }
 
-    async fn send(&self, delivery: &Claimed) -> Result<(u16, Option<i64>, String), String> {
+    async fn send(
+        &self,
+        delivery: &Claimed,
+        span: Option<&Trace>,
+    ) -> Result<(u16, Option<i64>, String), String> {
         let url = Url::parse(&delivery.url).map_err(|_| "stored URL does not parse".to_string())?;
         // Addresses written in the URL skip DNS, so the resolver cannot check them.
         if let Some(ip) = url
@@ -282,13 +313,18 @@ impl Dispatcher {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?
             .join(" ");
-        let response = self
+        let mut request = self
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/json")
             .header("webhook-id", &delivery.message_id)
             .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
+            .header("webhook-signature", signature);
+        if let Some(span) = span {
+            // The merchant's server may continue the trace.
+            request = request.header("traceparent", span.traceparent());
+        }
+        let response = request
             .body(delivery.body.clone())
             .send()
             .await
@@ -486,6 +522,7 @@ mod tests {
             secret: String::new(),
             previous_secret: None,
             previous_secret_until_ms: None,
+            traceparent: None,
         };
         let attempt = Attempt {
             status_code: Some(status),

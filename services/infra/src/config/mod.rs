@@ -21,7 +21,7 @@
 //! | [`relay`](RelayConfig) | `relay_*` | the relay role |
 //! | [`settle`](SettleConfig) | `settle_*` | the settlement role |
 //! | [`webhooks`](WebhooksConfig) | `webhook_*` but the secret key | the webhooks role |
-//! | [`telemetry`](TelemetryConfig) | `log`, `log_format` | logs |
+//! | [`telemetry`](TelemetryConfig) | `log`, `log_format`, `otlp_endpoint`, `trace_sample_ratio` | logs, traces |
 //!
 //! Every value is parsed and checked at start; a bad one becomes a [`ConfigError`] that
 //! names the key and says what is wrong, never the secret value itself. Which backends a

@@ -67,6 +67,17 @@ pub async fn settle_batch(
     events: &[OrderEvent],
     before_commit: impl FnOnce(),
 ) -> Result<Settled, SettleError> {
+    settle_traced_batch(db, events, &HashMap::new(), before_commit).await
+}
+
+/// [`settle_batch`], where `traces` gives, by order id, the trace context
+/// (`traceparent`) that an order's `order.created` event carries to its deliveries.
+pub async fn settle_traced_batch(
+    db: &Db,
+    events: &[OrderEvent],
+    traces: &HashMap<String, String>,
+    before_commit: impl FnOnce(),
+) -> Result<Settled, SettleError> {
     let accepted: Vec<&OrderAccepted> = events
         .iter()
         .filter_map(|e| match e {
@@ -122,7 +133,10 @@ pub async fn settle_batch(
     created.extend(winners);
     let mut events_now: Vec<MerchantEvent> = created
         .iter()
-        .map(|order| created_event(order, &merchants[&order.drop_id], now))
+        .map(|order| {
+            created_event(order, &merchants[&order.drop_id], now)
+                .traced(traces.get(&order.order_id))
+        })
         .collect();
     let paid_now = apply_paid(&mut tx, &paid, &merchants, now, &mut events_now).await?;
     let expired_now = apply_expired(&mut tx, &expired, &merchants, now, &mut events_now).await?;

@@ -68,6 +68,8 @@ pub struct Claimed {
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_until_ms: Option<i64>,
+    /// The trace the attempt joins (`traceparent`), when the event was traced.
+    pub traceparent: Option<String>,
 }
 
 /// Where one delivery goes after an attempt.

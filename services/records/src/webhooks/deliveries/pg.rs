@@ -87,7 +87,7 @@ pub(super) async fn claim(
                )
                SELECT c.message_id AS "message_id!", c.endpoint_id AS "endpoint_id!",
                       c.attempts AS "attempts!", m.body, e.url, e.secret,
-                      e.previous_secret, e.previous_secret_until_ms
+                      e.previous_secret, e.previous_secret_until_ms, m.traceparent
                FROM claimed c
                JOIN webhook_messages m ON m.id = c.message_id
                JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,

@@ -72,7 +72,7 @@ pub(super) async fn claim(
     let due = sqlx::query_as!(
         Claimed,
         r#"SELECT d.message_id, d.endpoint_id, d.attempts AS "attempts: i32", m.body, e.url,
-                  e.secret, e.previous_secret, e.previous_secret_until_ms
+                  e.secret, e.previous_secret, e.previous_secret_until_ms, m.traceparent
            FROM webhook_deliveries d
            JOIN webhook_endpoints e ON e.id = d.endpoint_id
            JOIN webhook_messages m ON m.id = d.message_id

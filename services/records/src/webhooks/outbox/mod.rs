@@ -24,6 +24,9 @@ pub struct MerchantEvent {
     pub event_type: &'static str,
     /// The exact text that is signed and sent.
     pub body: String,
+    /// The trace its delivery attempts join (`traceparent`), when what it reports was
+    /// traced.
+    pub traceparent: Option<String>,
 }
 
 impl MerchantEvent {
@@ -40,6 +43,15 @@ impl MerchantEvent {
             merchant_id: merchant_id.to_string(),
             event_type,
             body: merchant_event_body(event_type, data, at_ms),
+            traceparent: None,
+        }
+    }
+
+    /// The same event, joining the trace `traceparent` names.
+    pub fn traced(self, traceparent: Option<&String>) -> Self {
+        Self {
+            traceparent: traceparent.cloned(),
+            ..self
         }
     }
 }

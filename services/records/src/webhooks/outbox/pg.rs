@@ -13,17 +13,20 @@ pub(super) async fn enqueue(
     let merchants: Vec<String> = events.iter().map(|e| e.merchant_id.clone()).collect();
     let types: Vec<String> = events.iter().map(|e| e.event_type.to_string()).collect();
     let bodies: Vec<String> = events.iter().map(|e| e.body.clone()).collect();
+    let traces: Vec<Option<String>> = events.iter().map(|e| e.traceparent.clone()).collect();
     sqlx::query!(
-        "INSERT INTO webhook_messages (id, merchant_id, event_type, body, created_at_ms)
-         SELECT m.id, m.merchant_id, m.event_type, m.body, $5
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
-              AS m(id, merchant_id, event_type, body)
+        "INSERT INTO webhook_messages (id, merchant_id, event_type, body, created_at_ms,
+                                       traceparent)
+         SELECT m.id, m.merchant_id, m.event_type, m.body, $5, m.traceparent
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::text[])
+              AS m(id, merchant_id, event_type, body, traceparent)
          ON CONFLICT (id) DO NOTHING",
         &ids,
         &merchants,
         &types,
         &bodies,
-        now_ms
+        now_ms,
+        &traces as &[Option<String>]
     )
     .execute(&mut *tx)
     .await?;

@@ -12,13 +12,15 @@ pub(super) async fn enqueue(
 ) -> Result<(), sqlx::Error> {
     for event in events {
         sqlx::query!(
-            "INSERT INTO webhook_messages (id, merchant_id, event_type, body, created_at_ms)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO webhook_messages (id, merchant_id, event_type, body, created_at_ms,
+                                           traceparent)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             event.id,
             event.merchant_id,
             event.event_type,
             event.body,
-            now_ms
+            now_ms,
+            event.traceparent
         )
         .execute(&mut *tx)
         .await?;
