@@ -82,6 +82,8 @@ pub(crate) struct Task {
     /// bound grows to twice the snapshot (compacting costs about as much as the snapshot is
     /// large, so this keeps its cost per write constant).
     pub compact_after_entries: u64,
+    /// Entries in the journal beyond its last snapshot when the committer starts.
+    pub since_compaction: u64,
 }
 
 impl Committer {
@@ -123,7 +125,7 @@ impl Task {
         mut pending: mpsc::UnboundedReceiver<Pending>,
         durable: watch::Sender<Durable>,
     ) {
-        let mut since_compaction: u64 = 0;
+        let mut since_compaction = self.since_compaction;
         let mut compact_after = self.compact_after_entries;
         let mut carried = None;
         loop {

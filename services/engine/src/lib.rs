@@ -91,13 +91,29 @@ pub enum OpenError {
 }
 
 impl Engine {
-    /// The engine journaled at `path`, with every write the journal holds replayed.
+    /// The engine journaled at `path`, with every write the journal holds replayed. The
+    /// journal is compacted now only when it is longer than serving would have let it grow
+    /// (a journal left by a crash in the middle of a compaction, or by an older linkdrop):
+    /// otherwise it already is a snapshot and fewer than `compact_after_entries` entries,
+    /// and the committer goes on counting from there.
     pub async fn open(path: &Path, options: JournalOptions) -> Result<Self, OpenError> {
         let sync = options.sync;
         let journal = Journal::open(path, sync).await?;
+        let started = std::time::Instant::now();
         let (mut keyspace, entries) = journal.replay(now_ms()).await?;
-        journal.compact(&mut keyspace, now_ms()).await?;
-        tracing::info!(path = %path.display(), entries, sync = sync.as_str(), "embedded engine replayed and compacted its journal");
+        let replay_ms = started.elapsed().as_millis() as u64;
+        let mut since_compaction = entries;
+        if entries > options.compact_after_entries {
+            let started = std::time::Instant::now();
+            journal.compact(&mut keyspace, now_ms()).await?;
+            since_compaction = 0;
+            tracing::info!(
+                entries,
+                ms = started.elapsed().as_millis() as u64,
+                "embedded engine compacted its journal at start"
+            );
+        }
+        tracing::info!(path = %path.display(), entries, replay_ms, sync = sync.as_str(), "embedded engine replayed its journal");
         let core = Arc::new(Mutex::new(Core::new(keyspace)));
         let published = broadcast::channel(SUBSCRIBER_BACKLOG).0;
         let stream_added = Arc::new(Notify::new());
@@ -107,6 +123,7 @@ impl Engine {
             published: published.clone(),
             stream_added: stream_added.clone(),
             compact_after_entries: options.compact_after_entries,
+            since_compaction,
         });
         Ok(Self::with(core, Some(committer), published, stream_added))
     }

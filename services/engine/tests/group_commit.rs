@@ -146,3 +146,49 @@ async fn the_journal_is_compacted_while_serving_and_still_rebuilds_the_state() {
         );
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_start_compacts_only_a_journal_longer_than_serving_lets_it_grow() {
+    let path = journal_path("start");
+    let roomy = JournalOptions {
+        compact_after_entries: 1000,
+        ..JournalOptions::default()
+    };
+    let engine = Engine::open(&path, roomy).await.unwrap();
+    for i in 0..30 {
+        run(&engine, &["SET", "k", &i.to_string()]).await.unwrap();
+    }
+    drop(engine);
+    assert_eq!(entries(&path).await, 30);
+
+    // Within the bound: the start replays and leaves the journal as it is.
+    let engine = Engine::open(&path, roomy).await.unwrap();
+    assert_eq!(entries(&path).await, 30);
+    assert_eq!(get(&engine, "k").await.as_deref(), Some("29"));
+    drop(engine);
+
+    // Beyond it: compacted at start, to the snapshot alone.
+    let tight = JournalOptions {
+        compact_after_entries: 20,
+        ..JournalOptions::default()
+    };
+    let engine = Engine::open(&path, tight).await.unwrap();
+    assert_eq!(entries(&path).await, 1);
+    assert_eq!(get(&engine, "k").await.as_deref(), Some("29"));
+    drop(engine);
+
+    // The committer counts from the entries it found: 15 found, so the 20th write starts a
+    // compaction, which the next write's commit follows.
+    let path = journal_path("counting");
+    let engine = Engine::open(&path, roomy).await.unwrap();
+    for i in 0..15 {
+        run(&engine, &["SET", "k", &i.to_string()]).await.unwrap();
+    }
+    drop(engine);
+    let engine = Engine::open(&path, tight).await.unwrap();
+    for i in 15..21 {
+        run(&engine, &["SET", "k", &i.to_string()]).await.unwrap();
+    }
+    assert_eq!(entries(&path).await, 2, "the snapshot and the 21st write");
+    assert_eq!(get(&engine, "k").await.as_deref(), Some("20"));
+}
