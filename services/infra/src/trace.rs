@@ -55,9 +55,7 @@ pub fn init(config: &TelemetryConfig, roles: &str) -> Result<(), String> {
     if TRACING.get().is_some() {
         return Ok(());
     }
-    let url = endpoint
-        .join("v1/traces")
-        .map_err(|e| format!("LINKDROP_OTLP_ENDPOINT: {e}"))?;
+    let url = traces_url(endpoint);
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpJson)
@@ -88,6 +86,12 @@ pub fn init(config: &TelemetryConfig, roles: &str) -> Result<(), String> {
     let _ = TRACING.set(Tracing { provider, tracer });
     tracing::info!(%url, ratio = config.trace_sample_ratio, "sending traces");
     Ok(())
+}
+
+/// Where spans go: the receiver's base URL with `/v1/traces` appended, as OTLP/HTTP asks
+/// (a base path such as `http://collector/otel` is kept).
+fn traces_url(endpoint: &reqwest::Url) -> String {
+    format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/'))
 }
 
 /// Whether this process records traces.
@@ -284,6 +288,23 @@ mod tests {
         );
         assert_eq!(context.span_id().to_string(), "b7ad6b7169203331");
         assert!(!parse("00-not-a-trace").span().span_context().is_valid());
+    }
+
+    #[test]
+    fn spans_go_to_v1_traces_under_the_receivers_base_url() {
+        let url = |s: &str| traces_url(&reqwest::Url::parse(s).unwrap());
+        assert_eq!(
+            url("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(
+            url("http://collector/otel/"),
+            "http://collector/otel/v1/traces"
+        );
+        assert_eq!(
+            url("http://collector/otel"),
+            "http://collector/otel/v1/traces"
+        );
     }
 
     #[test]
