@@ -122,6 +122,9 @@ pub async fn launch(
     let recorded_before = row.opens_at_ms.is_some();
     drops::record_launch(&state.db, &row.id, opens_at_ms, seed_hash.as_deref()).await?;
     failpoint::hit("control.launch.after_record");
+    if state.analytics {
+        crate::report::record_launch(&state, &row).await;
+    }
     let spec = row.spec();
     let event = RoomEvent::Countdown {
         drop: DropCard::new(&row.id, &spec),

@@ -1,5 +1,5 @@
 //! The control role: what hosts and the admin use to run a sale — API keys, rooms, drops,
-//! launch and close, and a drop's live figures.
+//! launch and close, a drop's live figures, and the room's post-live report.
 //!
 //! The system of record (PostgreSQL, or SQLite when embedded) keeps every room and drop;
 //! Redis keeps what admission reads (phase, opening time, stock). A launch is decided in Redis (one script, so a drop
@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod drops;
 pub mod live;
 pub mod panel;
+pub mod report;
 pub mod rooms;
 pub mod view;
 
@@ -32,6 +33,8 @@ pub struct ControlState {
     pub auth: Auth,
     /// Base URL of the public API, for the `order_url` pushed with a countdown.
     pub public_url: String,
+    /// Whether launches record the room's viewers for the host's analytics.
+    pub analytics: bool,
 }
 
 impl FromRef<ControlState> for Auth {
@@ -50,6 +53,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/api-keys", post(api_keys::create))
         .route("/v1/rooms", post(rooms::create).get(rooms::list))
         .route("/v1/rooms/{room_id}", get(rooms::get))
+        .route("/v1/rooms/{room_id}/report", get(report::get))
         .route(
             "/v1/rooms/{room_id}/drops",
             post(drops::create).get(drops::list),

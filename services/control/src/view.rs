@@ -80,6 +80,24 @@ fn recorded_phase(row: &DropRecord) -> Result<LivePhase, BadStoredValue> {
     })
 }
 
+/// When a drop opened, sold out and closed, as its live state (or its record) knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Milestones {
+    pub opens_at_ms: Option<i64>,
+    pub sold_out_at_ms: Option<i64>,
+    pub closed_at_ms: Option<i64>,
+}
+
+pub async fn milestones(state: &ControlState, row: &DropRecord) -> Result<Milestones, ApiError> {
+    let live = DropMeta::read(&state.redis, &state.keys, &row.id, LIVE_FIELDS).await?;
+    let live = LiveFigures::of(row, &live)?;
+    Ok(Milestones {
+        opens_at_ms: live.opens_at_ms,
+        sold_out_at_ms: live.sold_out_at_ms,
+        closed_at_ms: live.closed_at_ms,
+    })
+}
+
 /// The drop as `GET /v1/drops/{id}` shows it: record plus live figures.
 pub async fn drop_view(state: &ControlState, row: &DropRecord) -> Result<Value, ApiError> {
     let live = DropMeta::read(&state.redis, &state.keys, &row.id, LIVE_FIELDS).await?;

@@ -1,6 +1,7 @@
 //! The domain of linkdrop: what every role must agree on, with no web, database, Redis or
 //! Kafka in it.
 //!
+//! - [`analytics`]: the host's figures: audience curve, drop funnels, retention, advice;
 //! - [`model`]: rooms, drops, orders, their validation ([`model::InputError`]);
 //! - [`ids`]: identifiers and their shapes;
 //! - [`events`]: every message that crosses a process boundary — WebSocket frames, the
@@ -19,6 +20,7 @@
 //! errors, credentials, telemetry) is `linkdrop-infra`; the records (PostgreSQL and SQLite)
 //! are `linkdrop-records`.
 
+pub mod analytics;
 pub mod clock;
 pub mod drop_meta;
 pub mod drop_news;

@@ -9,7 +9,9 @@
 //! in-process publishing, the same frames through the same path.
 
 use axum::extract::ws::Utf8Bytes;
+use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::keys::Keys;
+use linkdrop_infra::analytics::Analytics;
 use linkdrop_infra::bus_listener::{BusSource, Heard, listen};
 use linkdrop_infra::room_bus::{RoomBus, frame_seq, split_trace};
 use linkdrop_infra::trace::{SpanKind, Trace};
@@ -26,16 +28,23 @@ pub async fn run(
     keys: Keys,
     history: RoomBus,
     fanout: Arc<FanOut>,
+    analytics: Analytics,
     shutdown: CancellationToken,
     subscribed: oneshot::Sender<()>,
 ) {
     let patterns = vec![keys.room_channel_pattern(), keys.user_channel_pattern()];
     let on = move |heard| {
         let (keys, history, fanout) = (keys.clone(), history.clone(), fanout.clone());
+        let analytics = analytics.clone();
         async move {
             match heard {
                 Heard::Message { channel, payload } => {
-                    deliver(&keys, &history, &fanout, &channel, payload).await
+                    let local = Local {
+                        history: &history,
+                        fanout: &fanout,
+                        analytics: &analytics,
+                    };
+                    deliver(&keys, local, &channel, payload).await
                 }
                 Heard::Lost { error } => {
                     metrics::counter!("linkdrop_gateway_bus_reconnects_total").increment(1);
@@ -55,9 +64,22 @@ pub async fn run(
     listen(source, patterns, shutdown, subscribed, on).await
 }
 
+/// What a bus message is delivered to on this node.
+#[derive(Clone, Copy)]
+struct Local<'a> {
+    history: &'a RoomBus,
+    fanout: &'a FanOut,
+    analytics: &'a Analytics,
+}
+
 /// Sends one bus message to the local connections it is for: a shopper's, or a room's
 /// (after any events this node missed before it).
-async fn deliver(keys: &Keys, history: &RoomBus, fanout: &FanOut, channel: &str, message: String) {
+async fn deliver(keys: &Keys, local: Local<'_>, channel: &str, message: String) {
+    let Local {
+        history,
+        fanout,
+        analytics,
+    } = local;
     if let Some(user_id) = keys.user_of_channel(channel) {
         fanout.send_to_user(user_id, &Utf8Bytes::from(message));
         return;
@@ -76,17 +98,47 @@ async fn deliver(keys: &Keys, history: &RoomBus, fanout: &FanOut, channel: &str,
     if let Some(seq) = seq {
         fill_gap(history, fanout, room_id, seq).await;
     }
+    let countdown = countdown_of(analytics, &frame);
     let started = std::time::Instant::now();
     let delivery = fanout.broadcast(room_id, seq, &Utf8Bytes::from(frame));
     metrics::histogram!("linkdrop_gateway_broadcast_seconds")
         .record(started.elapsed().as_secs_f64());
     tracing::debug!(%room_id, ?seq, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
+    if let Some(countdown) = countdown
+        && now_ms() < countdown.opens_at_ms
+    {
+        analytics.countdown_reached(&countdown.drop.id, delivery.queued as u64);
+    }
     if let Some(span) = span {
         span.set("linkdrop.room_id", room_id.to_string());
         span.set("linkdrop.viewers_queued", delivery.queued as i64);
         span.set("linkdrop.viewers_slow", delivery.slow as i64);
         span.end();
     }
+}
+
+/// A drop's countdown, as far as the host's analytics read it.
+#[derive(serde::Deserialize)]
+struct Countdown {
+    drop: CountdownDrop,
+    opens_at_ms: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct CountdownDrop {
+    id: String,
+}
+
+/// The drop and opening of a `drop.countdown` frame, when the analytics count its reach.
+fn countdown_of(analytics: &Analytics, frame: &str) -> Option<Countdown> {
+    if !analytics.is_on() || !frame.contains(r#""type":"drop.countdown""#) {
+        return None;
+    }
+    serde_json::from_str(frame)
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "a drop.countdown the analytics could not read"),
+        )
+        .ok()
 }
 
 /// Delivers from the room's history the events before `seq` that this node never heard

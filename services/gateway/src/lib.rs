@@ -27,6 +27,7 @@ use linkdrop_domain::events::{Frame, RoomViewers, ViewersType};
 use linkdrop_domain::ids::{self, new_id};
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::ApiError;
+use linkdrop_infra::analytics::Analytics;
 use linkdrop_infra::auth::Auth;
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::config::GatewayConfig;
@@ -72,6 +73,9 @@ pub struct Shared {
     node_id: String,
     /// Rooms known to exist, so that only a room's first viewer costs a Redis lookup.
     known_rooms: Arc<Mutex<HashSet<String>>>,
+    /// The host's figures this node counts: joins, leaves, viewers per second, countdown
+    /// reach.
+    pub(crate) analytics: Analytics,
 }
 
 /// Everything a gateway needs to start.
@@ -83,6 +87,8 @@ pub struct GatewayDeps {
     pub auth: Auth,
     /// Its section of the configuration (`LINKDROP_WS_CONNECTS_PER_IP_PER_S`).
     pub config: GatewayConfig,
+    /// Where this node counts the host's figures (written by the caller's flusher).
+    pub analytics: Analytics,
 }
 
 /// Declares the gateway's metrics, at zero, so that they are exported from the start
@@ -144,6 +150,7 @@ pub async fn start(
             .map(|n| Arc::new(RateLimiter::keyed(Quota::per_second(n)))),
         node_id: new_id("gw"),
         known_rooms: Arc::default(),
+        analytics: deps.analytics.clone(),
     }));
     let (subscribed_tx, subscribed) = oneshot::channel();
     let bus_task = tokio::spawn(bus::run(
@@ -151,6 +158,7 @@ pub async fn start(
         deps.keys,
         state.bus.clone(),
         state.fanout.clone(),
+        deps.analytics,
         shutdown.clone(),
         subscribed_tx,
     ));
@@ -274,6 +282,7 @@ async fn report_room(
     room_id: &str,
     room: &fanout::RoomMembers,
 ) -> Result<(), redis::RedisError> {
+    state.analytics.sampled(room_id, room.len());
     viewers::report(
         &state.redis,
         &state.keys,

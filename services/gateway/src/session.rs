@@ -56,6 +56,7 @@ pub async fn run(
     let member = mailbox.clone();
     let joined = state.fanout.join(&room, member.clone(), viewer.since);
     state.fanout.join_user(&viewer.user_id, joined.id, member);
+    state.analytics.joined(&viewer.room_id, &viewer.user_id);
     let mut opening = vec![hello(&viewer, &room, joined.seq)];
     // Boxed: the catch-up reads Redis, and its large future would otherwise be part of
     // every session's task for the session's whole life.
@@ -123,6 +124,9 @@ fn hello(viewer: &Viewer, room: &RoomMembers, seq: u64) -> Utf8Bytes {
 
 fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64, mailbox: &Mailbox) {
     mailbox.close();
+    // Counted before the viewer leaves the room, so that a viewer count without it comes
+    // after its leave is counted.
+    state.analytics.left(&viewer.room_id);
     state.fanout.leave(room, id);
     state.fanout.leave_user(&viewer.user_id, id);
 }

@@ -8,12 +8,14 @@
 //!   listening to published messages, viewer counts, reading a drop's live state;
 //! - [`problem`], [`json`], [`auth`]: the HTTP boundary — problem+json errors, the JSON
 //!   extractor, credentials (shopper tokens and API keys) as extractors;
+//! - [`analytics`]: the host's figures each process counts in memory and writes in batches;
 //! - [`ops`], [`role`], [`telemetry`], [`failpoint`]: `/healthz` `/readyz` `/metrics`, what a
 //!   started role yields, logs and metrics, fault injection for tests.
 //!
 //! It must never hold role logic: admission lives in `linkdrop-orders`, fan-out in
 //! `linkdrop-gateway`, and so on.
 
+pub mod analytics;
 pub mod auth;
 pub mod backends;
 pub mod bus_listener;

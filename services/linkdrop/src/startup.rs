@@ -12,6 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::serve::{Listener as _, ListenerExt};
 use linkdrop_domain::keys::Keys;
 use linkdrop_engine::{Engine, JournalOptions};
+use linkdrop_infra::analytics::Analytics;
 use linkdrop_infra::auth::{Auth, ShopperTokens};
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::backends::{self, Probe};
@@ -80,6 +81,11 @@ impl Role {
         )
     }
 
+    /// Whether the role counts the host's figures (viewers, taps) in memory.
+    fn counts_analytics(&self) -> bool {
+        matches!(self, Self::Gateway | Self::Orders)
+    }
+
     fn needs_kafka(&self) -> bool {
         matches!(self, Self::Relay | Self::Settle)
     }
@@ -99,6 +105,11 @@ pub struct Backends {
     engine: Option<Engine>,
     db: Option<Db>,
     kafka: Option<String>,
+    /// This process's collector of the host's figures (off without records), and where it
+    /// writes them: the records, or for a gateway alone a connection of their own (not one
+    /// of its readiness probes: a gateway serves viewers without PostgreSQL).
+    analytics: Analytics,
+    analytics_db: Option<Db>,
 }
 
 impl Backends {
@@ -112,6 +123,8 @@ impl Backends {
             engine: None,
             db: None,
             kafka: None,
+            analytics: Analytics::off(),
+            analytics_db: None,
         };
         if roles.iter().any(Role::needs_redis) {
             let target = config.redis.require()?;
@@ -135,6 +148,14 @@ impl Backends {
         if roles.iter().any(Role::needs_kafka) {
             backends.kafka = Some(config.kafka.require()?.to_string());
         }
+        backends.analytics_db = match &backends.db {
+            Some(db) => Some(db.clone()),
+            None if roles.iter().any(Role::counts_analytics) && config.analytics.enabled => {
+                analytics_records(config).await?
+            }
+            None => None,
+        };
+        backends.analytics = collector(config, roles, &backends.analytics_db);
         Ok(backends)
     }
 
@@ -170,6 +191,8 @@ impl Backends {
             redis_target: None,
             redis: Some(RedisConn::Embedded(engine.clone())),
             engine: Some(engine),
+            analytics: collector(config, roles, &Some(Db::Sqlite(records.clone()))),
+            analytics_db: Some(Db::Sqlite(records.clone())),
             db: Some(Db::Sqlite(records)),
             kafka: None,
         })
@@ -196,6 +219,14 @@ impl Backends {
             probes.push(Probe::Kafka(brokers.clone()));
         }
         probes
+    }
+
+    /// Writes what this process counted for the analytics now, rather than at the next
+    /// batch (tests, which must not wait for a timer).
+    pub async fn flush_analytics(&self) {
+        if let Some(db) = &self.analytics_db {
+            self.analytics.flush(db).await;
+        }
     }
 
     fn redis(&self) -> RedisConn {
@@ -243,6 +274,32 @@ impl Backends {
         self.kafka
             .clone()
             .expect("configured for roles that need Kafka")
+    }
+}
+
+/// The records for a gateway's analytics, which needs no records otherwise: connected when
+/// `LINKDROP_DATABASE_URL` is set (the control role migrates them), else None and the
+/// gateway counts nothing.
+async fn analytics_records(config: &Config) -> anyhow::Result<Option<Db>> {
+    let Some(url) = config.database.url.as_ref() else {
+        tracing::info!(
+            "no LINKDROP_DATABASE_URL: this gateway does not write the host's analytics"
+        );
+        return Ok(None);
+    };
+    let pool = backends::connect_db(url, config.database.max_connections)
+        .await
+        .context("connecting to PostgreSQL (for the analytics)")?;
+    Ok(Some(Db::Postgres(pool)))
+}
+
+/// A collector that counts when the analytics are on, a role counts them, and there are
+/// records to write them to.
+fn collector(config: &Config, roles: &[Role], db: &Option<Db>) -> Analytics {
+    if config.analytics.enabled && db.is_some() && roles.iter().any(Role::counts_analytics) {
+        Analytics::on()
+    } else {
+        Analytics::off()
     }
 }
 
@@ -366,9 +423,9 @@ impl Application {
         let listener = Listener::bind(config.http.addr, config.http.reuse_port)
             .with_context(|| format!("binding LINKDROP_HTTP_ADDR {}", config.http.addr))?;
         let public_url = config.http.public_url_for(listener.local_addr()?);
-        let backends = match backends {
-            Some(backends) => backends,
-            None => Backends::connect(&config, roles).await?,
+        let (backends, own_backends) = match backends {
+            Some(backends) => (backends, false),
+            None => (Backends::connect(&config, roles).await?, true),
         };
         let keys = Keys::new(&config.namespace);
         let auth = Auth::new(
@@ -391,6 +448,16 @@ impl Application {
             .await
             .with_context(|| format!("starting the {} role", role.name()))?;
             handles.push(handle);
+        }
+        if own_backends
+            && let Some(db) = &backends.analytics_db
+            && let Some(flusher) = backends.analytics.start_flushing(
+                db.clone(),
+                Duration::from_millis(config.analytics.flush_ms),
+                shutdown.clone(),
+            )
+        {
+            handles.push(RoleHandle::new("analytics").with_task(flusher));
         }
         let backend = backends.kind();
         tracing::info!(backend, "backends");
@@ -490,6 +557,7 @@ async fn start_role(
                 keys: keys.clone(),
                 auth: auth.clone(),
                 config: config.gateway.clone(),
+                analytics: backends.analytics.clone(),
             };
             linkdrop_gateway::start(deps, shutdown.clone()).await?
         }
@@ -501,6 +569,7 @@ async fn start_role(
                 auth: auth.clone(),
                 db: backends.db(),
                 config: config.orders.clone(),
+                analytics: backends.analytics.clone(),
             };
             linkdrop_orders::start(deps, shutdown.clone())
         }
@@ -560,6 +629,7 @@ async fn start_role(
                 keys: keys.clone(),
                 auth: auth.clone(),
                 public_url: public_url.to_string(),
+                analytics: config.analytics.enabled,
             };
             let endpoints = linkdrop_webhooks::WebhooksState {
                 db: backends.db(),
@@ -569,7 +639,14 @@ async fn start_role(
             };
             let router = linkdrop_control::router(state)
                 .merge(linkdrop_webhooks::endpoints_router(endpoints));
-            RoleHandle::new("control").with_router(router)
+            let sweep = linkdrop_control::report::sweep_old_figures(
+                backends.db(),
+                config.analytics.retention_days,
+                shutdown.clone(),
+            );
+            RoleHandle::new("control")
+                .with_router(router)
+                .with_task(tokio::spawn(sweep))
         }
     })
 }

@@ -12,6 +12,7 @@ use linkdrop_domain::ids;
 use linkdrop_domain::keys::Keys;
 use linkdrop_domain::model::{IdempotencyKey, Quantity};
 use linkdrop_infra::ApiError;
+use linkdrop_infra::analytics::Analytics;
 use linkdrop_infra::auth::{Auth, Shopper};
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::json::ApiJson;
@@ -64,6 +65,8 @@ pub struct OrdersParts {
     pub auth: Auth,
     /// The system of record, for order queries.
     pub db: Db,
+    /// Counts the taps of each drop for the host's analytics.
+    pub analytics: Analytics,
 }
 
 impl FromRef<OrdersState> for Auth {
@@ -99,6 +102,9 @@ async fn place_order(
     let (mut parts, body) = request.into_parts();
     let traced = parts.extensions.get::<Trace>().cloned();
     let shopper = Shopper::from_request_parts(&mut parts, &state).await?;
+    if ids::is_well_formed(&drop_id) {
+        state.analytics.tapped(&drop_id);
+    }
     state.protection.check_user(&shopper.user_id)?;
     let _in_flight = state.protection.enter()?;
     let headers = parts.headers.clone();

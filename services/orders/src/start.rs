@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use linkdrop_domain::keys::Keys;
+use linkdrop_infra::analytics::Analytics;
 use linkdrop_infra::auth::Auth;
 use linkdrop_infra::backends::RedisConn;
 use linkdrop_infra::bus_listener::BusSource;
@@ -33,6 +34,8 @@ pub struct OrdersDeps {
     pub db: Db,
     /// Limits, edge answers, batches, expiry (`LINKDROP_ORDERS_*`, `LINKDROP_EXPIRY_POLL_MS`).
     pub config: OrdersConfig,
+    /// Where this process counts taps (written by the caller's flusher).
+    pub analytics: Analytics,
 }
 
 /// Starts the orders role.
@@ -91,6 +94,7 @@ pub fn start(deps: OrdersDeps, shutdown: CancellationToken) -> RoleHandle {
         stock,
         auth: deps.auth,
         db: deps.db,
+        analytics: deps.analytics,
     });
     handle.with_router(router(state))
 }

@@ -6,6 +6,8 @@
 //! time against `.sqlx/` (scripts/sqlx-prepare). The dialect is chosen in one place,
 //! [`db::dispatch!`](crate::db).
 //!
+//! - [`analytics`]: the host's figures (viewers per second, taps, countdown reach) added
+//!   in batches, and the reads of the post-live report;
 //! - [`db`]: the connection, transactions and the wake-ups they send once committed;
 //! - [`api_keys`], [`rooms`], [`drops`]: hosts' and merchants' keys, rooms, drops;
 //! - [`orders`]: settled orders as the orders API reads them, and lottery draw figures;
@@ -20,6 +22,7 @@
 
 #![cfg_attr(not(all(postgres, sqlite)), allow(dead_code, unused_imports))]
 
+pub mod analytics;
 pub mod api_keys;
 pub mod db;
 pub mod drops;

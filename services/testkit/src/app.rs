@@ -224,6 +224,16 @@ impl TestApp {
         }
     }
 
+    /// Writes the analytics this process counted so far (instead of waiting for the next
+    /// batch).
+    pub async fn flush_analytics(&self) {
+        self.backends
+            .as_ref()
+            .expect("an application of this process")
+            .flush_analytics()
+            .await;
+    }
+
     /// Stops it as SIGTERM would.
     pub fn shut_down(&self) {
         self.shutdown.cancel();

@@ -21,6 +21,7 @@
 //! | [`relay`](RelayConfig) | `relay_*` | the relay role |
 //! | [`settle`](SettleConfig) | `settle_*` | the settlement role |
 //! | [`webhooks`](WebhooksConfig) | `webhook_*` but the secret key | the webhooks role |
+//! | [`analytics`](AnalyticsConfig) | `analytics`, `analytics_*` | the host's figures |
 //! | [`telemetry`](TelemetryConfig) | `log`, `log_format`, `otlp_endpoint`, `trace_sample_ratio` | logs, traces |
 //!
 //! Every value is parsed and checked at start; a bad one becomes a [`ConfigError`] that
@@ -28,6 +29,7 @@
 //! command needs is checked by the sections' `require*` methods, so `linkdrop token` runs
 //! without a database while `linkdrop settle` refuses to start without one.
 
+mod analytics;
 mod database;
 mod embedded;
 mod gateway;
@@ -46,6 +48,7 @@ mod webhooks;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use analytics::AnalyticsConfig;
 pub use database::DatabaseConfig;
 pub use embedded::EmbeddedConfig;
 pub use gateway::GatewayConfig;
@@ -93,6 +96,7 @@ pub struct Config {
     pub settle: SettleConfig,
     pub webhooks: WebhooksConfig,
     pub telemetry: TelemetryConfig,
+    pub analytics: AnalyticsConfig,
 }
 
 impl Config {
@@ -144,6 +148,7 @@ impl Config {
             settle: SettleConfig::read(&layers)?,
             webhooks: WebhooksConfig::read(&layers)?,
             telemetry: TelemetryConfig::read(&layers)?,
+            analytics: AnalyticsConfig::read(&layers)?,
         };
         layers.reject_unknown_file_keys()?;
         Ok(config)
