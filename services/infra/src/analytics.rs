@@ -27,7 +27,8 @@ pub struct Analytics(Option<Arc<Mutex<Pending>>>);
 
 #[derive(Default)]
 struct Pending {
-    seconds: BTreeMap<(String, i64), Counts>,
+    /// Per room, per second.
+    seconds: HashMap<String, BTreeMap<i64, Counts>>,
     /// The last second sampled per room, and its viewers.
     sampled: HashMap<String, (i64, i64)>,
     drops: HashMap<String, DropTally>,
@@ -111,12 +112,14 @@ impl Analytics {
         self.with(|p| {
             batch.seconds = std::mem::take(&mut p.seconds)
                 .into_iter()
-                .map(|((room_id, at_s), c)| RoomSecond {
-                    room_id,
-                    at_s,
-                    viewers: c.viewers,
-                    joins: c.joins,
-                    leaves: c.leaves,
+                .flat_map(|(room_id, seconds)| {
+                    seconds.into_iter().map(move |(at_s, c)| RoomSecond {
+                        room_id: room_id.clone(),
+                        at_s,
+                        viewers: c.viewers,
+                        joins: c.joins,
+                        leaves: c.leaves,
+                    })
                 })
                 .collect();
             batch.viewers = std::mem::take(&mut p.viewers);
@@ -203,17 +206,25 @@ impl Pending {
     }
 
     fn counts(&mut self, room_id: &str, at_s: i64) -> &mut Counts {
-        self.seconds.entry((room_id.to_string(), at_s)).or_default()
+        // The room's name is copied only the first time (a tap or a join must not
+        // allocate).
+        if !self.seconds.contains_key(room_id) {
+            self.seconds.insert(room_id.to_string(), BTreeMap::new());
+        }
+        let seconds = self.seconds.get_mut(room_id).expect("inserted above");
+        seconds.entry(at_s).or_default()
     }
 
     fn tally(&mut self, drop_id: &str) -> &mut DropTally {
-        self.drops
-            .entry(drop_id.to_string())
-            .or_insert_with(|| DropTally {
+        if !self.drops.contains_key(drop_id) {
+            let tally = DropTally {
                 drop_id: drop_id.to_string(),
                 taps: 0,
                 countdown_reached: 0,
-            })
+            };
+            self.drops.insert(drop_id.to_string(), tally);
+        }
+        self.drops.get_mut(drop_id).expect("inserted above")
     }
 }
 
@@ -222,9 +233,9 @@ mod tests {
     use super::*;
 
     fn viewers(p: &Pending) -> Vec<(i64, i64)> {
-        p.seconds
+        p.seconds["r"]
             .iter()
-            .map(|((_, at_s), c)| (*at_s, c.viewers))
+            .map(|(at_s, c)| (*at_s, c.viewers))
             .collect()
     }
 
