@@ -47,6 +47,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/panel.js"),
     ),
     (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/charts.js"),
+    ),
+    (
+        "analytics.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/analytics.js"),
+    ),
+    (
         "shop.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/shop.js"),
