@@ -1,6 +1,10 @@
-// The host panel: sign in with an API key, rooms, drops, the launch button and a live
-// dashboard of the selected drop. Everything goes through the public API.
+// The host panel: sign in with an API key, rooms, drops, the launch button, a live
+// dashboard of the selected drop and the room's analytics. Everything goes through the
+// public API.
 import { $, api, el, problemText, roomSocketUrl, ServerClock } from "/assets/common.js";
+import { formatClock, LineChart } from "/assets/charts.js";
+import { audienceData, dropCard, downloadCsv, fingerprint, renderAdvice, renderHeadline,
+         REPORT_REFRESH_MS, reportUrl } from "/assets/analytics.js";
 
 const COUNTDOWNS_S = [0, 3, 5, 10];
 const POLL_MS = 500;
@@ -8,6 +12,14 @@ const CHART_POINTS = 120;
 
 const state = { key: sessionStorage.getItem("linkdrop-key"), room: null, drop: null,
                 clock: new ServerClock(), samples: [], poll: null, probe: null, fanoutMs: null };
+const charts = {
+  rate: new LineChart($("chart-rate"), { height: 170, yLabel: "rate", unit: "orders/s",
+                                         title: "Orders per second over time" }),
+  stock: new LineChart($("chart-stock"), { height: 170, yLabel: "stock left", unit: "units",
+                                           title: "Stock left over time" }),
+};
+/** The Analytics section: its refresh timer and what it shows (to redraw only what changed). */
+const analytics = { timer: null, loading: false, shown: {}, audience: null, funnels: [] };
 
 function showFieldErrors(form, answer) {
   for (const p of form.querySelectorAll(".field-error")) p.textContent = "";
@@ -40,7 +52,12 @@ async function signIn(key) {
   $("rooms").hidden = false;
   $("sign-out").hidden = false;
   await state.clock.syncOverHttp();
-  renderRooms(answer.body.items || []);
+  const rooms = answer.body.items || [];
+  renderRooms(rooms);
+  // Back from the printable report (or a reload): the room that was open opens again.
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("room");
+  const again = wanted && rooms.find((room) => room.id === wanted);
+  if (again && !state.room) openRoom(again);
   return true;
 }
 
@@ -76,6 +93,8 @@ async function openRoom(room) {
   $("room-heading").textContent = `Room: ${room.title}`;
   $("shop-link").href = `/shop?room=${encodeURIComponent(room.id)}`;
   $("shop-link").textContent = `/shop?room=${room.id}`;
+  history.replaceState(null, "", `#room=${encodeURIComponent(room.id)}`);
+  startAnalytics(room);
   await refreshDrops();
 }
 
@@ -180,8 +199,11 @@ async function pollDrop() {
   $("fig-sellout").textContent = view.sold_out_at_ms && view.opens_at_ms
     ? `${((view.sold_out_at_ms - view.opens_at_ms) / 1000).toFixed(2)} s` : "–";
   $("fig-fanout").textContent = state.fanoutMs == null ? "–" : `${state.fanoutMs} ms`;
-  drawChart("chart-rate", state.samples.map((s) => s.rate || 0));
-  drawChart("chart-stock", state.samples.map((s) => s.stockLeft));
+  const markers = view.opens_at_ms ? [{ x: view.opens_at_ms, label: "opens" }] : [];
+  charts.rate.update({ markers, series: [{ name: "orders", unit: "per s",
+    points: state.samples.map((s) => ({ x: s.at, y: s.rate || 0 })) }] });
+  charts.stock.update({ markers, series: [{ name: "stock left", unit: "units", area: true,
+    points: state.samples.map((s) => ({ x: s.at, y: s.stockLeft })) }] });
 }
 
 /** Keeps the drop's row in the list current (state, stock left) without redrawing it. */
@@ -190,13 +212,6 @@ function updateDropRow(view) {
   if (!row) return;
   row.cells[2].textContent = view.state;
   row.cells[3].textContent = `${view.stock_left} / ${view.stock}`;
-}
-
-function drawChart(id, values) {
-  const top = Math.max(1, ...values);
-  const step = 300 / Math.max(1, CHART_POINTS - 1);
-  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(100 - (v / top) * 95).toFixed(1)}`);
-  $(id).querySelector("polyline").setAttribute("points", points.join(" "));
 }
 
 /** Joins the room as a viewer (admin key: a dev token) to time the drop's arrival. */
@@ -216,10 +231,103 @@ async function startFanoutProbe() {
   state.probe = socket;
 }
 
+// --- analytics ---------------------------------------------------------------------------
+
+/** Shows the room's Analytics section and reloads its report every few seconds. */
+function startAnalytics(room) {
+  clearInterval(analytics.timer);
+  analytics.shown = {};
+  const section = $("analytics");
+  section.hidden = false;
+  section.dataset.state = "loading";
+  delete section.dataset.generatedAtMs;
+  $("analytics-body").hidden = true;
+  $("analytics-error").textContent = "";
+  $("analytics-status").textContent = "Loading the report…";
+  $("report-link").href = `/report?room=${encodeURIComponent(room.id)}`;
+  analytics.audience ??= new LineChart($("audience-chart"), {
+    height: 260, yLabel: "viewers", unit: "people", title: "Audience: viewers over time" });
+  loadAnalytics();
+  analytics.timer = setInterval(loadAnalytics, REPORT_REFRESH_MS);
+}
+
+async function loadAnalytics() {
+  const room = state.room;
+  if (!room || analytics.loading) return;
+  analytics.loading = true;
+  try {
+    const answer = await api(reportUrl(room.id), { key: state.key });
+    if (state.room !== room) return;
+    const section = $("analytics");
+    if (answer.status !== 200) {
+      $("analytics-error").textContent = answer.status === 404
+        ? `No report for this room: ${problemText(answer)}` : `The report could not be loaded: ${problemText(answer)}`;
+      $("analytics-status").textContent = "";
+      if (!analytics.shown.audience) section.dataset.state = "error";
+      return;
+    }
+    const report = answer.body;
+    renderAnalytics(report);
+    $("analytics-error").textContent = "";
+    $("analytics-status").textContent = `From ${formatClock(report.from_ms)} to `
+      + `${formatClock(report.until_ms)} · updated ${formatClock(report.generated_at_ms)}, every `
+      + `${REPORT_REFRESH_MS / 1000} s`;
+    section.dataset.generatedAtMs = String(report.generated_at_ms);
+    section.dataset.state = "ready";
+  } finally {
+    analytics.loading = false;
+  }
+}
+
+/** Redraws the parts of the section whose figures changed. */
+function renderAnalytics(report) {
+  $("analytics-body").hidden = false;
+  const parts = {
+    headline: JSON.stringify([report.audience.peak_viewers, report.audience.peak_at_ms,
+                              report.audience.unique_viewers, report.audience.new_viewers,
+                              report.audience.returning_viewers, report.buyers]),
+    audience: fingerprint({ audience: report.audience, from: report.from_ms,
+                            until: report.until_ms, drops: report.drops.map((d) => [d.title, d.launched_at_ms]) }),
+    drops: JSON.stringify(report.drops),
+    advice: JSON.stringify([report.advice, report.drops.map((d) => [d.drop_id, d.title])]),
+  };
+  const changed = (part) => analytics.shown[part] !== parts[part];
+  if (changed("headline")) renderHeadline($("analytics-headline"), report);
+  if (changed("audience")) analytics.audience.update(audienceData(report));
+  if (changed("drops")) {
+    for (const chart of analytics.funnels) chart.destroy();
+    const cards = report.drops.map((drop) => dropCard(drop));
+    analytics.funnels = cards.map((c) => c.chart);
+    $("analytics-drops").replaceChildren(...(cards.length ? cards.map((c) => c.node)
+      : [el("p", { className: "muted" }, "No drops in this room yet.")]));
+  }
+  if (changed("advice")) renderAdvice($("advice-list"), report);
+  analytics.shown = parts;
+}
+
+async function download(table, button) {
+  if (!state.room) return;
+  button.disabled = true;
+  try {
+    await downloadCsv(state.room.id, state.key, table);
+    $("analytics-error").textContent = "";
+  } catch (e) {
+    $("analytics-error").textContent = `The CSV could not be downloaded: ${e.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // --- wiring ------------------------------------------------------------------------------
 
 $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("api-key").value); });
 $("room-form").addEventListener("submit", createRoom);
 $("drop-form").addEventListener("submit", createDrop);
-$("sign-out").addEventListener("click", () => { sessionStorage.removeItem("linkdrop-key"); location.reload(); });
+$("csv-drops").addEventListener("click", (e) => download("drops", e.currentTarget));
+$("csv-audience").addEventListener("click", (e) => download("audience", e.currentTarget));
+$("sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem("linkdrop-key");
+  history.replaceState(null, "", location.pathname);
+  location.reload();
+});
 if (state.key) signIn(state.key);

@@ -66,6 +66,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/v1/dev/tokens", post(panel::mint_token))
         .route("/", get(panel::home))
         .route("/panel", get(panel::panel))
+        .route("/report", get(panel::report))
         .route("/shop", get(panel::shop))
         .route("/assets/{name}", get(panel::assets))
         .with_state(state)

@@ -1,4 +1,4 @@
-//! The host panel and the shopper page: static assets compiled into the binary (no build
+//! The host panel, its printable room report and the shopper page: static assets compiled into the binary (no build
 //! step, no CDN, no third-party script — plain HTML, CSS and JavaScript in
 //! `services/control/assets/`), plus the two small routes they need beyond API.md: the
 //! server's clock, and minting a shopper token for development with the admin key.
@@ -27,6 +27,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/panel.html"),
     ),
     (
+        "report.html",
+        "text/html; charset=utf-8",
+        include_str!("../assets/report.html"),
+    ),
+    (
         "shop.html",
         "text/html; charset=utf-8",
         include_str!("../assets/shop.html"),
@@ -45,6 +50,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "panel.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/panel.js"),
+    ),
+    (
+        "report.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/report.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/charts.js"),
+    ),
+    (
+        "analytics.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/analytics.js"),
     ),
     (
         "shop.js",
@@ -88,6 +108,11 @@ fn asset(name: &str) -> Response {
 /// `GET /panel`: the host panel.
 pub async fn panel() -> Response {
     asset("panel.html")
+}
+
+/// `GET /report`: a room's printable report (`?room=<id>`; signs in with the panel's key).
+pub async fn report() -> Response {
+    asset("report.html")
 }
 
 /// `GET /shop`: the shopper page (`?room=<id>&token=<JWT>` joins at once).

@@ -70,7 +70,11 @@ async fn the_pages_are_served_from_the_binary_and_the_dev_routes_check_their_cal
     for (path, content_type) in [
         ("/panel", "text/html; charset=utf-8"),
         ("/shop", "text/html; charset=utf-8"),
+        ("/report", "text/html; charset=utf-8"),
         ("/assets/panel.js", "text/javascript; charset=utf-8"),
+        ("/assets/charts.js", "text/javascript; charset=utf-8"),
+        ("/assets/analytics.js", "text/javascript; charset=utf-8"),
+        ("/assets/report.js", "text/javascript; charset=utf-8"),
         ("/assets/style.css", "text/css; charset=utf-8"),
         (
             "/assets/linkdrop-client.js",
