@@ -7,39 +7,9 @@
 use linkdrop_testkit as support;
 
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, TestApp, Viewer, WebhookReceiver, spawn_app, wait_until_ms};
+use support::{ADMIN_KEY, TestApp, WebhookReceiver, spawn_app, wait_until_ms};
 
 const MERCHANT: &str = "m-analytics";
-
-/// A viewer who has joined `room_id` (its hello arrived).
-async fn joined(app: &TestApp, room_id: &str, user: &str) -> Viewer {
-    let mut viewer = app.viewer(room_id, &app.token(user)).await;
-    viewer.next_of_type("hello").await;
-    viewer
-}
-
-/// Waits until `viewer` is told that the room has `n` viewers: by then the gateway has
-/// also counted them for the analytics (the count is sampled before it is sent).
-async fn until_viewers(viewer: &mut Viewer, n: u64) {
-    while viewer.next_of_type("room.viewers").await["viewers"] != n {}
-}
-
-/// Orders one unit as `user` and returns the order id of a 201.
-async fn reserve(app: &TestApp, drop_id: &str, user: &str, key: &str) -> String {
-    let answer = app.order(drop_id, &app.token(user), key, 1).await;
-    assert_eq!(answer.status, 201, "{answer:?}");
-    answer.body["order_id"].as_str().unwrap().to_string()
-}
-
-/// Waits for the webhook of `kind` about `order_id` (its record is then written).
-async fn webhook_for(receiver: &mut WebhookReceiver, kind: &str, order_id: &str) {
-    loop {
-        let event: Value = serde_json::from_str(&receiver.next().await.body).unwrap();
-        if event["type"] == kind && event["data"]["order_id"] == order_id {
-            return;
-        }
-    }
-}
 
 async fn report(app: &TestApp, room_id: &str) -> Value {
     let answer = app.admin_get(&format!("/v1/rooms/{room_id}/report")).await;
@@ -88,17 +58,17 @@ fn total(report: &Value, field: &str) -> i64 {
 /// so in the next one shopper-1 is a returning viewer and a repeat buyer.
 async fn earlier_stream(app: &TestApp, hooks: &mut WebhookReceiver) {
     let room_id = app.create_room(MERCHANT).await;
-    let _viewer = joined(app, &room_id, "shopper-1").await;
+    let _viewer = app.joined_viewer(&room_id, "shopper-1").await;
     let drop_id = app.create_drop(&room_id, 5, 1).await;
     wait_until_ms(app.launch(&drop_id, 0).await).await;
-    let order_id = reserve(app, &drop_id, "shopper-1", "earlier-1").await;
+    let order_id = app.reserve(&drop_id, "shopper-1", "earlier-1").await;
     assert_eq!(
         app.pay(&order_id, &app.token("shopper-1"), "pay-0")
             .await
             .status,
         200
     );
-    webhook_for(hooks, "order.paid", &order_id).await;
+    hooks.order_event("order.paid", &order_id).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,18 +81,18 @@ async fn the_report_counts_a_scripted_stream_figure_by_figure() {
 
     // The stream: three viewers join; shopper-1 has watched this merchant before.
     let room_id = app.create_room(MERCHANT).await;
-    let mut first = joined(&app, &room_id, "shopper-1").await;
-    let second = joined(&app, &room_id, "shopper-2").await;
-    let third = joined(&app, &room_id, "shopper-3").await;
-    until_viewers(&mut first, 3).await;
+    let mut first = app.joined_viewer(&room_id, "shopper-1").await;
+    let second = app.joined_viewer(&room_id, "shopper-2").await;
+    let third = app.joined_viewer(&room_id, "shopper-3").await;
+    first.until_viewers(3).await;
 
     // A drop of two units for three viewers: two reservations, one sold out, one retry.
     let scarf = app.create_drop(&room_id, 2, 1).await;
     let opens_at_ms = app.launch(&scarf, 1_500).await;
     first.next_of_type("drop.countdown").await;
     wait_until_ms(opens_at_ms).await;
-    let paid_order = reserve(&app, &scarf, "shopper-1", "scarf-1").await;
-    reserve(&app, &scarf, "shopper-2", "scarf-2").await;
+    let paid_order = app.reserve(&scarf, "shopper-1", "scarf-1").await;
+    app.reserve(&scarf, "shopper-2", "scarf-2").await;
     assert_eq!(
         app.order(&scarf, &app.token("shopper-3"), "scarf-3", 1)
             .await
@@ -130,7 +100,7 @@ async fn the_report_counts_a_scripted_stream_figure_by_figure() {
         409
     );
     assert_eq!(
-        reserve(&app, &scarf, "shopper-1", "scarf-1").await,
+        app.reserve(&scarf, "shopper-1", "scarf-1").await,
         paid_order,
         "a retry"
     );
@@ -140,17 +110,17 @@ async fn the_report_counts_a_scripted_stream_figure_by_figure() {
             .status,
         200
     );
-    webhook_for(&mut hooks, "order.paid", &paid_order).await;
+    hooks.order_event("order.paid", &paid_order).await;
 
     // A second drop whose one reservation expires unpaid.
     let mug = app.create_drop_paid_within(&room_id, 3, 1).await;
     wait_until_ms(app.launch(&mug, 0).await).await;
-    let expiring = reserve(&app, &mug, "shopper-2", "mug-2").await;
-    webhook_for(&mut hooks, "order.expired", &expiring).await;
+    let expiring = app.reserve(&mug, "shopper-2", "mug-2").await;
+    hooks.order_event("order.expired", &expiring).await;
 
     // One viewer leaves.
     drop(third);
-    until_viewers(&mut first, 2).await;
+    first.until_viewers(2).await;
     app.flush_analytics().await;
     let report = report(&app, &room_id).await;
 

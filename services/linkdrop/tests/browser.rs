@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{ADMIN_KEY, spawn_app};
+use support::{ADMIN_KEY, TestApp, WebhookReceiver, spawn_app, wait_until_ms};
 
 /// How long the whole browser run may take.
 const BROWSER_RUN: Duration = Duration::from_secs(180);
@@ -54,6 +54,68 @@ async fn a_sale_runs_from_the_panel_and_two_phones_reveal_the_link_together() {
     println!(
         "screenshots of the panel and the shopper pages: {}",
         screenshots.display()
+    );
+}
+
+/// A short stream for the report page: three viewers, one leaves; a drop of two units
+/// that sells out (one paid), and a second drop left on sale. Its room id.
+async fn scripted_stream(app: &TestApp) -> String {
+    let mut hooks = WebhookReceiver::start().await;
+    app.subscribe("m-report", &hooks.url, &["order.paid"]).await;
+    let room_id = app.create_room("m-report").await;
+    let mut first = app.joined_viewer(&room_id, "viewer-1").await;
+    let _second = app.joined_viewer(&room_id, "viewer-2").await;
+    let third = app.joined_viewer(&room_id, "viewer-3").await;
+    first.until_viewers(3).await;
+    let scarf = app.create_drop(&room_id, 2, 1).await;
+    wait_until_ms(app.launch(&scarf, 1_000).await).await;
+    let paid = app.reserve(&scarf, "viewer-1", "scarf-1").await;
+    app.reserve(&scarf, "viewer-2", "scarf-2").await;
+    let late = app.order(&scarf, &app.token("viewer-3"), "scarf-3", 1).await;
+    assert_eq!(late.status, 409, "{late:?}");
+    assert_eq!(app.pay(&paid, &app.token("viewer-1"), "pay-1").await.status, 200);
+    hooks.order_event("order.paid", &paid).await;
+    let mug = app.create_drop(&room_id, 10, 1).await;
+    wait_until_ms(app.launch(&mug, 0).await).await;
+    app.reserve(&mug, "viewer-2", "mug-2").await;
+    drop(third);
+    first.until_viewers(2).await;
+    app.flush_analytics().await;
+    room_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_reads_the_analytics_and_the_printable_report_in_the_browser() {
+    let app = spawn_app().await;
+    let room_id = scripted_stream(&app).await;
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let run = tokio::process::Command::new("node")
+        .arg(scripts.join("report.mjs"))
+        .current_dir(&scripts)
+        .env("LINKDROP_URL", &app.base_url)
+        .env("ADMIN_KEY", ADMIN_KEY)
+        .env("ROOM_ID", &room_id)
+        .env("SCREENSHOTS", &screenshots)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(BROWSER_RUN, run)
+        .await
+        .expect("the browser run ends in time")
+        .expect("node runs (./scripts/setup installs it, Chromium and playwright-core)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the report's browser run failed (screenshots so far in {}):\n{stdout}\n{}",
+        screenshots.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary");
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert!(
+        !summary["checked"].as_array().unwrap().is_empty(),
+        "{summary}"
     );
 }
 

@@ -107,6 +107,14 @@ impl TestApp {
         answer.body["opens_at_ms"].as_i64().unwrap()
     }
 
+    /// Orders one unit of `drop_id` as `user_id`, which must be reserved (201); the order
+    /// id.
+    pub async fn reserve(&self, drop_id: &str, user_id: &str, key: &str) -> String {
+        let answer = self.order(drop_id, &self.token(user_id), key, 1).await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.body["order_id"].as_str().unwrap().to_string()
+    }
+
     /// `POST /v1/drops/{drop_id}/orders` as the shopper of `token`.
     pub async fn order(&self, drop_id: &str, token: &str, key: &str, qty: i64) -> Answer {
         self.request(

@@ -53,6 +53,18 @@ impl WebhookReceiver {
         self.next_within(PATIENCE).await
     }
 
+    /// Waits for the event of `kind` about order `order_id` (skipping others): once it
+    /// arrived, the order's record holds the change.
+    pub async fn order_event(&mut self, kind: &str, order_id: &str) {
+        loop {
+            let event: serde_json::Value =
+                serde_json::from_str(&self.next().await.body).expect("a JSON event");
+            if event["type"] == kind && event["data"]["order_id"] == order_id {
+                return;
+            }
+        }
+    }
+
     /// The next delivery; panics after `patience`.
     pub async fn next_within(&mut self, patience: Duration) -> Delivery {
         tokio::time::timeout(patience, self.deliveries.recv())

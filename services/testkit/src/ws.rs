@@ -19,6 +19,13 @@ impl TestApp {
         Viewer { socket }
     }
 
+    /// A viewer of `user_id` who has joined `room_id` (its hello arrived).
+    pub async fn joined_viewer(&self, room_id: &str, user_id: &str) -> Viewer {
+        let mut viewer = self.viewer(room_id, &self.token(user_id)).await;
+        viewer.next_of_type("hello").await;
+        viewer
+    }
+
     /// A viewer reconnecting after having seen events up to `since`.
     pub async fn viewer_since(&self, room_id: &str, token: &str, since: u64) -> Viewer {
         let url = format!(
@@ -104,6 +111,12 @@ impl Viewer {
                 return frame;
             }
         }
+    }
+
+    /// Reads until the room is said to have `n` viewers (`room.viewers`). The gateway
+    /// counts its viewers for the host's analytics before it sends that count.
+    pub async fn until_viewers(&mut self, n: u64) {
+        while self.next_of_type("room.viewers").await["viewers"] != n {}
     }
 
     /// Reads until the server closes; its close code and reason.
