@@ -67,19 +67,7 @@ impl Analytics {
     /// `user_id` joined `room_id` (on this node) now.
     pub fn joined(&self, room_id: &str, user_id: &str) {
         let now = now_ms();
-        self.with(|p| {
-            p.counts(room_id, now.div_euclid(1000)).joins += 1;
-            if p.seen.len() >= SEEN_LIMIT {
-                p.seen.clear();
-            }
-            if p.seen.insert((room_id.to_string(), user_id.to_string())) {
-                p.viewers.push(ViewerSeen {
-                    room_id: room_id.to_string(),
-                    user_id: user_id.to_string(),
-                    first_seen_ms: now,
-                });
-            }
-        });
+        self.with(|p| p.join(room_id, user_id, now));
     }
 
     /// A viewer of `room_id` left (on this node) now.
@@ -106,26 +94,32 @@ impl Analytics {
         self.with(|p| p.tally(drop_id).countdown_reached += viewers as i64);
     }
 
-    /// Everything counted since the last call.
+    /// Everything counted since the last call, but for the seconds of a room this node has
+    /// not sampled yet (a join before the second's viewer count): they wait for their
+    /// count, or until they are [`FILL_GAP_S`] old.
     pub fn take(&self) -> Batch {
+        let now_s = now_ms().div_euclid(1000);
         let mut batch = Batch::default();
         self.with(|p| {
-            batch.seconds = std::mem::take(&mut p.seconds)
-                .into_iter()
-                .flat_map(|(room_id, seconds)| {
-                    seconds.into_iter().map(move |(at_s, c)| RoomSecond {
+            for (room_id, seconds) in p.seconds.iter_mut() {
+                let sampled_to = p.sampled.get(room_id).map_or(i64::MIN, |(at_s, _)| *at_s);
+                let ready_to = sampled_to.max(now_s - FILL_GAP_S - 1);
+                let waiting = seconds.split_off(&(ready_to + 1));
+                let ready = std::mem::replace(seconds, waiting);
+                batch
+                    .seconds
+                    .extend(ready.into_iter().map(|(at_s, c)| RoomSecond {
                         room_id: room_id.clone(),
                         at_s,
                         viewers: c.viewers,
                         joins: c.joins,
                         leaves: c.leaves,
-                    })
-                })
-                .collect();
+                    }));
+            }
+            p.seconds.retain(|_, seconds| !seconds.is_empty());
             batch.viewers = std::mem::take(&mut p.viewers);
             batch.drops = std::mem::take(&mut p.drops).into_values().collect();
             // Rooms this node has not sampled for a while are forgotten.
-            let now_s = now_ms().div_euclid(1000);
             p.sampled.retain(|_, (at_s, _)| now_s - *at_s <= FILL_GAP_S);
         });
         batch
@@ -190,6 +184,20 @@ impl Analytics {
 }
 
 impl Pending {
+    fn join(&mut self, room_id: &str, user_id: &str, now_ms: i64) {
+        self.counts(room_id, now_ms.div_euclid(1000)).joins += 1;
+        if self.seen.len() >= SEEN_LIMIT {
+            self.seen.clear();
+        }
+        if self.seen.insert((room_id.to_string(), user_id.to_string())) {
+            self.viewers.push(ViewerSeen {
+                room_id: room_id.to_string(),
+                user_id: user_id.to_string(),
+                first_seen_ms: now_ms,
+            });
+        }
+    }
+
     fn sample(&mut self, room_id: &str, at_s: i64, viewers: i64) {
         if let Some(&(last_s, last_viewers)) = self.sampled.get(room_id) {
             if last_s >= at_s {
@@ -253,10 +261,16 @@ mod tests {
     #[test]
     fn a_viewer_is_reported_once_per_room_and_a_batch_is_taken_once() {
         let analytics = Analytics::on();
-        analytics.joined("r1", "u1");
-        analytics.joined("r1", "u1");
-        analytics.joined("r2", "u1");
-        analytics.left("r1");
+        let now = now_ms();
+        let now_s = now.div_euclid(1000);
+        analytics.with(|p| {
+            p.join("r1", "u1", now);
+            p.join("r1", "u1", now);
+            p.join("r2", "u1", now);
+            p.counts("r1", now_s).leaves += 1;
+            p.sample("r1", now_s, 1);
+            p.sample("r2", now_s, 1);
+        });
         analytics.tapped("d1");
         analytics.tapped("d1");
         analytics.countdown_reached("d1", 7);
@@ -271,6 +285,27 @@ mod tests {
             (2, 7)
         );
         assert!(analytics.take().is_empty());
+    }
+
+    #[test]
+    fn a_second_waits_for_its_viewer_count_before_it_is_written() {
+        let analytics = Analytics::on();
+        let now_s = now_ms().div_euclid(1000);
+        analytics.with(|p| {
+            p.sample("r", now_s - 1, 5);
+            p.counts("r", now_s + 1).joins += 1;
+        });
+        let batch = analytics.take();
+        assert_eq!(batch.seconds.len(), 1, "{:?}", batch.seconds);
+        assert_eq!(batch.seconds[0].viewers, 5);
+        analytics.with(|p| p.sample("r", now_s + 1, 6));
+        let batch = analytics.take();
+        let written: Vec<_> = batch.seconds.iter().map(|s| (s.viewers, s.joins)).collect();
+        assert_eq!(
+            written,
+            [(5, 0), (6, 1)],
+            "the second between takes the count before"
+        );
     }
 
     #[test]

@@ -71,9 +71,14 @@ async fn scripted_stream(app: &TestApp) -> String {
     wait_until_ms(app.launch(&scarf, 1_000).await).await;
     let paid = app.reserve(&scarf, "viewer-1", "scarf-1").await;
     app.reserve(&scarf, "viewer-2", "scarf-2").await;
-    let late = app.order(&scarf, &app.token("viewer-3"), "scarf-3", 1).await;
+    let late = app
+        .order(&scarf, &app.token("viewer-3"), "scarf-3", 1)
+        .await;
     assert_eq!(late.status, 409, "{late:?}");
-    assert_eq!(app.pay(&paid, &app.token("viewer-1"), "pay-1").await.status, 200);
+    assert_eq!(
+        app.pay(&paid, &app.token("viewer-1"), "pay-1").await.status,
+        200
+    );
     hooks.order_event("order.paid", &paid).await;
     let mug = app.create_drop(&room_id, 10, 1).await;
     wait_until_ms(app.launch(&mug, 0).await).await;
