@@ -32,7 +32,10 @@ struct Pending {
     /// The last second sampled per room, and its viewers.
     sampled: HashMap<String, (i64, i64)>,
     drops: HashMap<String, DropTally>,
-    seen: HashSet<(String, String)>,
+    /// Per room, the viewers already reported (each room's name is kept once).
+    seen: HashMap<String, HashSet<String>>,
+    /// How many viewers `seen` holds over all rooms.
+    seen_count: usize,
     viewers: Vec<ViewerSeen>,
 }
 
@@ -186,10 +189,16 @@ impl Analytics {
 impl Pending {
     fn join(&mut self, room_id: &str, user_id: &str, now_ms: i64) {
         self.counts(room_id, now_ms.div_euclid(1000)).joins += 1;
-        if self.seen.len() >= SEEN_LIMIT {
+        if self.seen_count >= SEEN_LIMIT {
             self.seen.clear();
+            self.seen_count = 0;
         }
-        if self.seen.insert((room_id.to_string(), user_id.to_string())) {
+        if !self.seen.contains_key(room_id) {
+            self.seen.insert(room_id.to_string(), HashSet::new());
+        }
+        let seen = self.seen.get_mut(room_id).expect("inserted above");
+        if seen.insert(user_id.to_string()) {
+            self.seen_count += 1;
             self.viewers.push(ViewerSeen {
                 room_id: room_id.to_string(),
                 user_id: user_id.to_string(),
