@@ -139,7 +139,12 @@ pub async fn build(state: &ControlState, room: Room) -> Result<RoomReport, ApiEr
         let inputs = drop_inputs(row, milestones, counted, ordered);
         drops.push(DropReport::of(inputs, &seconds));
     }
-    drops.sort_by_key(|d| (d.launched_at_ms.unwrap_or(i64::MAX), d.drop_id.clone()));
+    drops.sort_by_key(|d| {
+        (
+            d.known.launched_at_ms.unwrap_or(i64::MAX),
+            d.known.drop_id.clone(),
+        )
+    });
     let mix = analytics::viewer_mix(&state.db, &room.id).await?;
     let Buyers { unique, repeat } = analytics::room_buyers(&state.db, &room.id).await?;
     let (from_s, until_s) = period(&room, &seconds, &drops);
@@ -196,10 +201,10 @@ fn period(room: &Room, seconds: &[Second], drops: &[DropReport]) -> (i64, i64) {
         .iter()
         .flat_map(|d| {
             [
-                d.launched_at_ms,
-                d.opens_at_ms,
-                d.sold_out_at_ms,
-                d.closed_at_ms,
+                d.known.launched_at_ms,
+                d.known.opens_at_ms,
+                d.known.sold_out_at_ms,
+                d.known.closed_at_ms,
             ]
         })
         .flatten()
@@ -297,24 +302,24 @@ fn drops_csv(drops: &[DropReport]) -> String {
     let mut out = format!("{DROPS_HEADER}\r\n");
     for d in drops {
         let row = [
-            field(&d.drop_id),
-            field(&d.title),
-            field(&d.sku),
-            d.stock.to_string(),
-            d.policy.clone(),
-            d.pay_within_s.to_string(),
-            number(d.launched_at_ms),
-            number(d.opens_at_ms),
-            number(d.sold_out_at_ms),
-            number(d.closed_at_ms),
-            number(d.viewers_at_launch),
-            d.countdown_reached.to_string(),
-            d.taps.to_string(),
-            d.reserved.to_string(),
-            d.paid.to_string(),
-            d.expired.to_string(),
-            d.buyers.to_string(),
-            d.repeat_buyers.to_string(),
+            field(&d.known.drop_id),
+            field(&d.known.title),
+            field(&d.known.sku),
+            d.known.stock.to_string(),
+            d.known.policy.clone(),
+            d.known.pay_within_s.to_string(),
+            number(d.known.launched_at_ms),
+            number(d.known.opens_at_ms),
+            number(d.known.sold_out_at_ms),
+            number(d.known.closed_at_ms),
+            number(d.known.viewers_at_launch),
+            d.known.countdown_reached.to_string(),
+            d.known.taps.to_string(),
+            d.known.reserved.to_string(),
+            d.known.paid.to_string(),
+            d.known.expired.to_string(),
+            d.known.buyers.to_string(),
+            d.known.repeat_buyers.to_string(),
             number(d.rates.tap),
             number(d.rates.reserve),
             number(d.rates.pay),

@@ -16,31 +16,15 @@ const BROWSER_RUN: Duration = Duration::from_secs(180);
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sale_runs_from_the_panel_and_two_phones_reveal_the_link_together() {
     let app = spawn_app().await;
-    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
-    let run = tokio::process::Command::new("node")
-        .arg(scripts.join("sale.mjs"))
-        .current_dir(&scripts)
-        .env("LINKDROP_URL", &app.base_url)
-        .env("ADMIN_KEY", ADMIN_KEY)
-        .env("TOKEN_A", app.token("shopper-a"))
-        .env("TOKEN_B", app.token("shopper-b"))
-        .env("SCREENSHOTS", &screenshots)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(BROWSER_RUN, run)
-        .await
-        .expect("the browser run ends in time")
-        .expect("node runs (./scripts/setup installs it, Chromium and playwright-core)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser run failed (screenshots so far in {}):\n{stdout}\n{}",
-        screenshots.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON report");
+    let report = run_script(
+        "sale.mjs",
+        &app,
+        &[
+            ("TOKEN_A", app.token("shopper-a")),
+            ("TOKEN_B", app.token("shopper-b")),
+        ],
+    )
+    .await;
     let opens_at_ms = report["opens_at_ms"].as_i64().unwrap();
     let revealed: Vec<i64> = report["revealed_at_ms"]
         .as_array()
@@ -51,10 +35,35 @@ async fn a_sale_runs_from_the_panel_and_two_phones_reveal_the_link_together() {
     assert_eq!(revealed.len(), 2);
     assert!(revealed.iter().all(|at| *at >= opens_at_ms), "{report}");
     assert!((revealed[0] - revealed[1]).abs() <= 100, "{report}");
-    println!(
-        "screenshots of the panel and the shopper pages: {}",
-        screenshots.display()
+}
+
+/// Runs `tests/browser/<script>` with node against `app` (its URL, the admin key, where
+/// screenshots go, and `env`); the JSON of its last line, once it exited successfully.
+async fn run_script(script: &str, app: &TestApp, env: &[(&str, String)]) -> serde_json::Value {
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let run = tokio::process::Command::new("node")
+        .arg(scripts.join(script))
+        .current_dir(&scripts)
+        .env("LINKDROP_URL", &app.base_url)
+        .env("ADMIN_KEY", ADMIN_KEY)
+        .env("SCREENSHOTS", &screenshots)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(BROWSER_RUN, run)
+        .await
+        .expect("the browser run ends in time")
+        .expect("node runs (./scripts/setup installs it, Chromium and playwright-core)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed (screenshots so far in {}):\n{stdout}\n{}",
+        screenshots.display(),
+        String::from_utf8_lossy(&output.stderr)
     );
+    println!("screenshots of {script}: {}", screenshots.display());
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary")
 }
 
 /// A short stream for the report page: three viewers, one leaves; a drop of two units
@@ -93,30 +102,7 @@ async fn scripted_stream(app: &TestApp) -> String {
 async fn a_host_reads_the_analytics_and_the_printable_report_in_the_browser() {
     let app = spawn_app().await;
     let room_id = scripted_stream(&app).await;
-    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
-    let run = tokio::process::Command::new("node")
-        .arg(scripts.join("report.mjs"))
-        .current_dir(&scripts)
-        .env("LINKDROP_URL", &app.base_url)
-        .env("ADMIN_KEY", ADMIN_KEY)
-        .env("ROOM_ID", &room_id)
-        .env("SCREENSHOTS", &screenshots)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(BROWSER_RUN, run)
-        .await
-        .expect("the browser run ends in time")
-        .expect("node runs (./scripts/setup installs it, Chromium and playwright-core)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the report's browser run failed (screenshots so far in {}):\n{stdout}\n{}",
-        screenshots.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary");
+    let summary = run_script("report.mjs", &app, &[("ROOM_ID", room_id)]).await;
     assert_eq!(summary["ok"], true, "{summary}");
     assert!(
         !summary["checked"].as_array().unwrap().is_empty(),

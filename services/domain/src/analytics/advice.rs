@@ -69,17 +69,17 @@ pub fn more_units(d: &DropReport) -> Option<Advice> {
     let demand = d.demand_ratio.filter(|r| *r >= HIGH_DEMAND)?;
     Some(Advice {
         code: "more_units",
-        drop_id: Some(d.drop_id.clone()),
+        drop_id: Some(d.known.drop_id.clone()),
         text: format!(
             "{} sold out {} s after opening with {demand:.1} taps per unit: the next drop of \
              this item could carry more units.",
-            d.title,
+            d.known.title,
             seconds(sell_out_ms)
         ),
         figures: figures([
             ("sell_out_ms", json!(sell_out_ms)),
-            ("taps", json!(d.taps)),
-            ("stock", json!(d.stock)),
+            ("taps", json!(d.known.taps)),
+            ("stock", json!(d.known.stock)),
             ("demand_ratio", json!(demand)),
         ]),
     })
@@ -87,54 +87,54 @@ pub fn more_units(d: &DropReport) -> Option<Advice> {
 
 /// Many reservations left to expire unpaid: shorter time to pay, or a reminder.
 pub fn unpaid_expiring(d: &DropReport) -> Option<Advice> {
-    if d.reserved < MIN_RESERVED {
+    if d.known.reserved < MIN_RESERVED {
         return None;
     }
-    let share = d.expired as f64 / d.reserved as f64;
+    let share = d.known.expired as f64 / d.known.reserved as f64;
     if share < HIGH_EXPIRY {
         return None;
     }
     Some(Advice {
         code: "unpaid_expiring",
-        drop_id: Some(d.drop_id.clone()),
+        drop_id: Some(d.known.drop_id.clone()),
         text: format!(
             "{} of {} reservations of {} expired unpaid ({}): shorten pay_within_s (now {} s) \
              or remind buyers to pay, so the units go back to the room sooner.",
-            d.expired,
-            d.reserved,
-            d.title,
+            d.known.expired,
+            d.known.reserved,
+            d.known.title,
             percent(share),
-            d.pay_within_s
+            d.known.pay_within_s
         ),
         figures: figures([
-            ("expired", json!(d.expired)),
-            ("reserved", json!(d.reserved)),
+            ("expired", json!(d.known.expired)),
+            ("reserved", json!(d.known.reserved)),
             ("expired_share", json!((share * 1000.0).round() / 1000.0)),
-            ("pay_within_s", json!(d.pay_within_s)),
+            ("pay_within_s", json!(d.known.pay_within_s)),
         ]),
     })
 }
 
 /// The countdown ended before the link reached the whole room.
 pub fn countdown_too_short(d: &DropReport) -> Option<Advice> {
-    let viewers = d.viewers_at_launch.filter(|v| *v >= MIN_VIEWERS)?;
-    let countdown_ms = d.opens_at_ms? - d.launched_at_ms?;
-    let share = d.countdown_reached as f64 / viewers as f64;
+    let viewers = d.known.viewers_at_launch.filter(|v| *v >= MIN_VIEWERS)?;
+    let countdown_ms = d.known.opens_at_ms? - d.known.launched_at_ms?;
+    let share = d.known.countdown_reached as f64 / viewers as f64;
     if share >= COUNTDOWN_REACH {
         return None;
     }
     Some(Advice {
         code: "countdown_too_short",
-        drop_id: Some(d.drop_id.clone()),
+        drop_id: Some(d.known.drop_id.clone()),
         text: format!(
             "Only {} of {viewers} viewers had the link of {} before it opened ({} s \
              countdown): a longer countdown gives the whole room the same start.",
-            d.countdown_reached,
-            d.title,
+            d.known.countdown_reached,
+            d.known.title,
             seconds(countdown_ms)
         ),
         figures: figures([
-            ("countdown_reached", json!(d.countdown_reached)),
+            ("countdown_reached", json!(d.known.countdown_reached)),
             ("viewers_at_launch", json!(viewers)),
             ("countdown_ms", json!(countdown_ms)),
         ]),
@@ -143,28 +143,28 @@ pub fn countdown_too_short(d: &DropReport) -> Option<Advice> {
 
 /// A closed drop that sold less than half its units was bigger than the room wanted.
 pub fn unsold_stock(d: &DropReport) -> Option<Advice> {
-    d.closed_at_ms?;
-    if d.stock <= 0 || d.sold_out_at_ms.is_some() {
+    d.known.closed_at_ms?;
+    if d.known.stock <= 0 || d.known.sold_out_at_ms.is_some() {
         return None;
     }
-    let share = d.paid as f64 / d.stock as f64;
+    let share = d.known.paid as f64 / d.known.stock as f64;
     if share >= LOW_SELL_THROUGH {
         return None;
     }
     Some(Advice {
         code: "unsold_stock",
-        drop_id: Some(d.drop_id.clone()),
+        drop_id: Some(d.known.drop_id.clone()),
         text: format!(
             "{} closed with {} of {} units paid for ({}): a smaller drop, or the item at \
              another moment of the stream, may sell through.",
-            d.title,
-            d.paid,
-            d.stock,
+            d.known.title,
+            d.known.paid,
+            d.known.stock,
             percent(share)
         ),
         figures: figures([
-            ("paid", json!(d.paid)),
-            ("stock", json!(d.stock)),
+            ("paid", json!(d.known.paid)),
+            ("stock", json!(d.known.stock)),
             ("sell_through", json!((share * 1000.0).round() / 1000.0)),
         ]),
     })

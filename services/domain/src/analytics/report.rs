@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::audience::{Second, viewers_at};
 
 /// What is known of a drop: its record, its live milestones and what was counted.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DropInputs {
     pub drop_id: String,
     pub title: String,
@@ -52,27 +52,11 @@ pub struct Retention {
     pub after_5m: Option<f64>,
 }
 
-/// A drop as the report shows it.
+/// A drop as the report shows it: what is known of it, and what is worked out from that.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DropReport {
-    pub drop_id: String,
-    pub title: String,
-    pub sku: String,
-    pub stock: i64,
-    pub policy: String,
-    pub pay_within_s: i64,
-    pub launched_at_ms: Option<i64>,
-    pub opens_at_ms: Option<i64>,
-    pub sold_out_at_ms: Option<i64>,
-    pub closed_at_ms: Option<i64>,
-    pub viewers_at_launch: Option<i64>,
-    pub countdown_reached: i64,
-    pub taps: i64,
-    pub reserved: i64,
-    pub paid: i64,
-    pub expired: i64,
-    pub buyers: i64,
-    pub repeat_buyers: i64,
+    #[serde(flatten)]
+    pub known: DropInputs,
     pub rates: Rates,
     /// From opening to the last unit taken.
     pub sell_out_ms: Option<i64>,
@@ -120,24 +104,7 @@ impl DropReport {
             sell_out_ms,
             demand_ratio: ratio(d.taps, Some(d.stock)),
             retention,
-            drop_id: d.drop_id,
-            title: d.title,
-            sku: d.sku,
-            stock: d.stock,
-            policy: d.policy,
-            pay_within_s: d.pay_within_s,
-            launched_at_ms: d.launched_at_ms,
-            opens_at_ms: d.opens_at_ms,
-            sold_out_at_ms: d.sold_out_at_ms,
-            closed_at_ms: d.closed_at_ms,
-            viewers_at_launch: d.viewers_at_launch,
-            countdown_reached: d.countdown_reached,
-            taps: d.taps,
-            reserved: d.reserved,
-            paid: d.paid,
-            expired: d.expired,
-            buyers: d.buyers,
-            repeat_buyers: d.repeat_buyers,
+            known: d,
         }
     }
 }
