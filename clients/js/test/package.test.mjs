@@ -1,17 +1,19 @@
 // The package as an app gets it: `npm pack` gives a tarball that installs with no network in a
 // fresh directory, imports, and type-checks; and the shop page's copy of the SDK is the build
-// of this source.
+// of this source, one file that exports what the package does.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { bundle } from "../scripts/bundle.mjs";
 
 const run = promisify(execFile);
 const PKG = join(dirname(fileURLToPath(import.meta.url)), "..");
+const ASSET = join(PKG, "../../services/control/assets/linkdrop-client.js");
 
 describe("package", () => {
   const scratch = mkdtempSync(join(tmpdir(), "linkdrop-sdk-pack-"));
@@ -22,7 +24,10 @@ describe("package", () => {
     const { stdout } = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", scratch], { cwd: PKG });
     const [packed] = JSON.parse(stdout);
     assert.equal(packed.name, "@linkdrop/client");
-    assert.deepEqual(packed.files.map((f) => f.path).sort(), ["README.md", "dist/index.d.ts", "dist/index.js", "package.json"]);
+    // Every module of src/, compiled, with its declarations; nothing else.
+    const modules = readdirSync(join(PKG, "src")).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3));
+    const expected = ["README.md", "package.json", ...modules.flatMap((m) => [`dist/${m}.d.ts`, `dist/${m}.js`])];
+    assert.deepEqual(packed.files.map((f) => f.path).sort(), expected.sort());
     const tarball = join(scratch, packed.filename);
 
     const app = join(scratch, "app");
@@ -78,12 +83,26 @@ describe("package", () => {
   });
 
   it("the shop page's copy of the SDK is the build of this source", () => {
-    const asset = join(PKG, "../../services/control/assets/linkdrop-client.js");
-    assert.ok(existsSync(asset), `${asset} exists`);
+    assert.ok(existsSync(ASSET), `${ASSET} exists`);
     assert.equal(
-      readFileSync(asset, "utf8"),
-      readFileSync(join(PKG, "dist/index.js"), "utf8"),
+      readFileSync(ASSET, "utf8"),
+      bundle(join(PKG, "dist")),
       "run `npm run build` in clients/js and commit services/control/assets/linkdrop-client.js",
     );
+  });
+
+  it("the shop page's copy is one module with no imports that exports what the package does", async () => {
+    const code = readFileSync(ASSET, "utf8");
+    assert.doesNotMatch(code, /^\s*import\b/m, "no import: the shop page loads this one file");
+    const copy = join(scratch, "linkdrop-client.mjs");
+    copyFileSync(ASSET, copy);
+    const single = await import(pathToFileURL(copy).href);
+    const pkg = await import(pathToFileURL(join(PKG, "dist/index.js")).href);
+    assert.deepEqual(Object.keys(single).sort(), Object.keys(pkg).sort());
+    for (const name of Object.keys(pkg)) assert.equal(typeof single[name], typeof pkg[name], name);
+    const client = new single.LinkdropClient({ url: "http://127.0.0.1:1", token: "t" });
+    assert.ok(client.clock instanceof single.ServerClock);
+    assert.equal(single.newIdempotencyKey().length, 36);
+    assert.equal(single.backoffWindow(3, { baseMs: 1000, maxMs: 30_000 }), 4000);
   });
 });

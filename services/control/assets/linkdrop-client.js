@@ -1,7 +1,7 @@
 // @linkdrop/client — the shopper side of linkdrop's protocol (API.md; schemas/ws/).
 //
-// One ES module, no dependencies, for browsers and Node >= 20 (pass a WebSocket class where
-// there is no global one). What it does for an app:
+// No runtime dependencies; for browsers and Node >= 20 (pass a WebSocket class where there
+// is no global one). What it does for an app:
 //   - joins a room's WebSocket with a token (or a function that fetches a fresh one) and
 //     hands out its events, typed;
 //   - keeps an offset to the server's clock from ping/pong (the best of the recent round
@@ -14,7 +14,13 @@
 //   - pays, reads orders, and waits for a lottery entry's result (`order.result` on the
 //     socket, or `GET /v1/orders/{id}` after the draw).
 //
-// This file is also served as-is to the shop page (services/control/assets/linkdrop-client.js).
+// Made by `npm run build` in clients/js (scripts/bundle.mjs): the compiled modules of
+// src/ in one ES module. Do not edit: edit clients/js/src/ and build.
+
+// ---------------------------------------------------------------------------------------
+// src/errors.ts
+
+// Errors: linkdrop's problem answers, and the error the SDK throws when it could get no answer.
 /** Thrown when no answer could be had: the network failed, or linkdrop stayed busy or
  *  unavailable, for longer than the retry budget; or the call was aborted. The purchase
  *  intent keeps its key: ordering again sends the same key, so an order that was taken
@@ -32,6 +38,16 @@ export class LinkdropError extends Error {
             this.cause = details.cause;
     }
 }
+/** The error of a call or a wait that was aborted through its signal. */
+function abortError(signal) {
+    return new LinkdropError("aborted", { code: "aborted", status: 0, attempts: 0, cause: signal.reason });
+}
+
+// ---------------------------------------------------------------------------------------
+// src/clock.ts
+
+// The server's clock: an offset to it from ping/pong round trips, and the reveal at a server
+// time (`revealAt`), the same instant on every viewer whatever their own clocks say.
 /**
  * An estimate of the server's clock. Each sample (a ping's local send and receive times and
  * the server's time in between) gives an offset that is right to within half its round trip;
@@ -120,8 +136,11 @@ export class ServerClock {
         return cancel;
     }
 }
+
 // ---------------------------------------------------------------------------------------
-// Small helpers.
+// src/backoff.ts
+
+// When to try again: the backoff windows of reconnections and request retries, and Retry-After.
 /** Full jitter: a random wait in [0, min(maxMs, baseMs · 2^(attempt−1))] for attempt ≥ 1. */
 export function backoffWindow(attempt, options) {
     const exponent = Math.max(0, Math.min(attempt - 1, 30));
@@ -137,29 +156,12 @@ export function parseRetryAfter(value, nowMs = Date.now()) {
     const at = Date.parse(text);
     return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
-/** A random UUID (v4) for Idempotency-Keys; works where `crypto.randomUUID` does not
- *  (pages served over plain HTTP on a LAN address are not a secure context). */
-export function newIdempotencyKey() {
-    const c = globalThis.crypto;
-    if (c && typeof c.randomUUID === "function") {
-        try {
-            return c.randomUUID();
-        }
-        catch {
-            // not a secure context: fall through
-        }
-    }
-    const bytes = new Uint8Array(16);
-    if (c && typeof c.getRandomValues === "function")
-        c.getRandomValues(bytes);
-    else
-        for (let i = 0; i < 16; i++)
-            bytes[i] = Math.floor(Math.random() * 256);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
+
+// ---------------------------------------------------------------------------------------
+// src/util.ts
+
+// Small helpers: a sleep that can be aborted, and a typed event emitter.
+/** Resolves after `ms`; rejects with an `aborted` LinkdropError when `signal` aborts first. */
 function sleep(ms, signal) {
     return new Promise((resolve, reject) => {
         if (signal?.aborted)
@@ -174,9 +176,6 @@ function sleep(ms, signal) {
         };
         signal?.addEventListener("abort", onAbort, { once: true });
     });
-}
-function abortError(signal) {
-    return new LinkdropError("aborted", { code: "aborted", status: 0, attempts: 0, cause: signal.reason });
 }
 /** A small typed event emitter; a throwing listener does not stop the others. */
 class Emitter {
@@ -209,10 +208,150 @@ class Emitter {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// src/orders.ts
+
+// Orders: what the shopping calls answer (API.md "Shopping"; the order schemas in
+// schemas/openapi.yaml), purchase intents and their Idempotency-Keys, what an order or a
+// payment answer comes to, and waiting for a lottery entry's result.
+/** A random UUID (v4) for Idempotency-Keys; works where `crypto.randomUUID` does not
+ *  (pages served over plain HTTP on a LAN address are not a secure context). */
+export function newIdempotencyKey() {
+    const c = globalThis.crypto;
+    if (c && typeof c.randomUUID === "function") {
+        try {
+            return c.randomUUID();
+        }
+        catch {
+            // not a secure context: fall through
+        }
+    }
+    const bytes = new Uint8Array(16);
+    if (c && typeof c.getRandomValues === "function")
+        c.getRandomValues(bytes);
+    else
+        for (let i = 0; i < 16; i++)
+            bytes[i] = Math.floor(Math.random() * 256);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+/** The name of the purchase intent for `qty` units of a drop (a client keeps one per name). */
+function intentName(dropId, qty) {
+    return `${dropId}\u0000${qty}`;
+}
+/** Whether an order's outcome ends its purchase intent: the next order of the same drop and
+ *  qty is another purchase, with a new key. `sold_out` and `not_open` keep the intent. */
+function endsIntent(result) {
+    return ["reserved", "entered", "limit_reached", "closed", "refused"].includes(result.outcome);
+}
+/** What an answer to `POST /v1/drops/{drop}/orders` comes to. */
+function orderResult(answer, attempts, idempotencyKey) {
+    const body = answer.body ?? {};
+    const problem = { status: answer.status, ...body };
+    const replayed = answer.headers.get("idempotent-replayed") === "true";
+    if (answer.status === 201)
+        return { outcome: "reserved", order: body, replayed, idempotencyKey, attempts };
+    if (answer.status === 202)
+        return { outcome: "entered", entry: body, replayed, idempotencyKey, attempts };
+    switch (body.code) {
+        case "sold_out":
+            return { outcome: "sold_out", problem, idempotencyKey, attempts };
+        case "limit_reached":
+            return { outcome: "limit_reached", maxPerUser: body.max_per_user, problem, idempotencyKey, attempts };
+        case "not_open":
+            return { outcome: "not_open", opensAtMs: body.opens_at_ms, problem, idempotencyKey, attempts };
+        case "closed":
+            return { outcome: "closed", problem, idempotencyKey, attempts };
+    }
+    return { outcome: "refused", status: answer.status, code: body.code, problem, idempotencyKey, attempts };
+}
+/** What an answer to `POST /v1/orders/{id}/pay` comes to. */
+function payResult(answer, attempts) {
+    const body = answer.body ?? {};
+    const problem = { status: answer.status, ...body };
+    if (answer.status === 200)
+        return { outcome: "paid", order: body, attempts };
+    if (body.code === "expired")
+        return { outcome: "expired", problem, attempts };
+    if (body.code === "not_payable")
+        return { outcome: "not_payable", orderStatus: body.order_status, problem, attempts };
+    return { outcome: "refused", status: answer.status, code: body.code, problem, attempts };
+}
+/** `LinkdropClient.lotteryResult` (see there): the first of the socket's `order.result` and
+ *  reading the order once the draw is due. */
+function waitForLotteryResult(client, entry, options) {
+    const pollIntervalMs = options.pollIntervalMs ?? 1000;
+    const socketGraceMs = options.socketGraceMs ?? 2000;
+    const timeoutMs = options.timeoutMs ?? 120000;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    return new Promise((resolve, reject) => {
+        let settled = false;
+        const finish = (error, result) => {
+            if (settled)
+                return;
+            settled = true;
+            off();
+            clearTimeout(deadline);
+            options.signal?.removeEventListener("abort", onAbort);
+            controller.abort();
+            if (error)
+                reject(error);
+            else
+                resolve(result);
+        };
+        const off = client.onOrderResult((e) => {
+            if (e.order_id !== entry.order_id)
+                return;
+            finish(undefined, { order_id: e.order_id, status: e.status, ...(e.pay_by_ms !== undefined ? { pay_by_ms: e.pay_by_ms } : {}), via: "socket" });
+        });
+        const deadline = setTimeout(() => finish(new LinkdropError(`no lottery result within ${timeoutMs} ms`, { code: "timeout", status: 0, attempts: 0 })), timeoutMs);
+        if (options.signal?.aborted)
+            return finish(abortError(options.signal));
+        controller.signal.addEventListener("abort", () => {
+            if (!settled)
+                finish(abortError(controller.signal));
+        });
+        const poll = async () => {
+            const due = entry.draw_at_ms !== undefined ? client.clock.msUntil(entry.draw_at_ms) : pollIntervalMs;
+            const listening = client.listening();
+            const firstWait = (Number.isFinite(due) ? due : pollIntervalMs) + (listening ? socketGraceMs : 0);
+            await sleep(firstWait + client.random() * pollIntervalMs * 0.5, controller.signal);
+            for (;;) {
+                try {
+                    const order = await client.getOrder(entry.order_id, { signal: controller.signal });
+                    if (order.status === "reserved" || order.status === "paid" || order.status === "expired" || order.status === "cancelled") {
+                        const payBy = order.pay_by_ms;
+                        return finish(undefined, { order_id: order.order_id, status: "reserved", ...(payBy !== undefined ? { pay_by_ms: payBy } : {}), via: "poll" });
+                    }
+                    if (order.status === "lost")
+                        return finish(undefined, { order_id: order.order_id, status: "lost", via: "poll" });
+                }
+                catch (e) {
+                    if (settled)
+                        return;
+                    if (e instanceof LinkdropError && e.status >= 400 && e.status < 500 && e.status !== 404)
+                        return finish(e);
+                }
+                await sleep(pollIntervalMs * (0.5 + client.random()), controller.signal);
+            }
+        };
+        poll().catch((e) => finish(e));
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// src/room.ts
+
+// A room: one room's WebSocket kept open, reconnected with full-jitter backoff and resumed
+// with `since`, its clock pings, its events delivered once and in order, and the views of its
+// drops kept from them.
 const NUMBERED = new Set(["drop.countdown", "drop.stock", "drop.sold_out", "drop.closed", "drop.draw"]);
 const OPEN = 1;
-// ---------------------------------------------------------------------------------------
-// A room.
 /**
  * One room's WebSocket, kept open: made by `LinkdropClient.join`. Listen with `on(type, fn)`;
  * every numbered room event is delivered once and in order, across reconnections (each one
@@ -590,6 +729,101 @@ export class Room {
         this.emitter.emit("drop", { ...view });
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// src/http.ts
+
+// HTTP with the retry policy: one call to linkdrop, asked again when its answer was lost (no
+// answer, a timeout, 408, a 5xx) after a full-jitter backoff, and after Retry-After on 429 and
+// 503, within a budget of attempts and time; a refused token (401) is replaced once.
+/**
+ * One HTTP call with the retry policy: an answer is any 2xx, 3xx or 4xx but 408 and 429;
+ * no answer (a network error, a timeout), 408 and 5xx are asked again after a backoff with
+ * full jitter; 429 and 503 with a Retry-After wait at least that long (and up to half as
+ * long again, so that the clients it turned away come back spread out). 401 with a token
+ * function: once more with a fresh token.
+ */
+async function requestWithRetries(http, method, url, body, headers, signal) {
+    const started = http.clock.local();
+    const budget = http.retry;
+    let refreshed = false;
+    let tokenReason = "request";
+    let last = { code: "network", status: 0 };
+    for (let attempt = 1;; attempt++) {
+        if (signal?.aborted)
+            throw abortError(signal);
+        const token = await http.token(tokenReason);
+        const controller = new AbortController();
+        const onAbort = () => controller.abort(signal?.reason);
+        signal?.addEventListener("abort", onAbort, { once: true });
+        const timeout = setTimeout(() => controller.abort(new Error("timeout")), budget.requestTimeoutMs);
+        let wait;
+        try {
+            const init = {
+                method,
+                headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+                signal: controller.signal,
+            };
+            if (body !== undefined)
+                init.body = JSON.stringify(body);
+            const response = await http.fetch(url, init);
+            const text = await response.text();
+            let parsed = null;
+            try {
+                parsed = text ? JSON.parse(text) : null;
+            }
+            catch {
+                parsed = null;
+            }
+            const answer = { status: response.status, body: parsed, headers: response.headers };
+            const status = response.status;
+            if (status === 401 && !refreshed && http.canRefresh) {
+                refreshed = true;
+                tokenReason = "refresh";
+                attempt -= 1; // a fresh token is not a retry
+                continue;
+            }
+            tokenReason = "request";
+            const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), http.clock.local());
+            const code = parsed && typeof parsed.code === "string" ? parsed.code : `http_${status}`;
+            if (status === 429 || status === 503) {
+                last = { code, status, problem: { status, ...(parsed ?? {}) }, retryAfterMs };
+                wait = retryAfterMs !== undefined ? retryAfterMs * (1 + 0.5 * http.random()) : undefined;
+            }
+            else if (status >= 500 || status === 408) {
+                last = { code, status, problem: { status, ...(parsed ?? {}) } };
+            }
+            else {
+                return { answer, attempts: attempt };
+            }
+        }
+        catch (e) {
+            if (signal?.aborted)
+                throw abortError(signal);
+            const timedOut = controller.signal.aborted;
+            last = { code: timedOut ? "timeout" : "network", status: 0, cause: e };
+        }
+        finally {
+            clearTimeout(timeout);
+            signal?.removeEventListener("abort", onAbort);
+        }
+        if (wait === undefined)
+            wait = http.random() * backoffWindow(attempt, budget);
+        const elapsed = http.clock.local() - started;
+        if (attempt >= budget.maxAttempts || elapsed + wait > budget.deadlineMs) {
+            const what = last.status ? `HTTP ${last.status} ${last.code}` : last.code;
+            throw new LinkdropError(`no answer after ${attempt} attempts (${what})`, { ...last, attempts: attempt });
+        }
+        await sleep(wait, signal);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// src/client.ts
+
+// The client: linkdrop for one shopper. Its settings, its rooms, the server's clock they
+// share, and the shopping calls (orders, payments, reads, lottery results) with the retry
+// policy.
 /**
  * linkdrop for one shopper: rooms (`join`), the server's clock (`clock`), and the shopping
  * calls (`order`, `pay`, `getOrder`, `lotteryResult`).
@@ -668,7 +902,7 @@ export class LinkdropClient {
      * is closed. `order` uses it; take it yourself to keep the key (e.g. across a page reload).
      */
     intent(dropId, qty = 1) {
-        const name = `${dropId}\u0000${qty}`;
+        const name = intentName(dropId, qty);
         let intent = this.intents.get(name);
         if (!intent) {
             intent = { dropId, qty, idempotencyKey: newIdempotencyKey() };
@@ -692,9 +926,8 @@ export class LinkdropClient {
         if (intent.inFlight)
             return intent.inFlight;
         const attempt = this.sendOrder(intent, options.signal).then((result) => {
-            const over = ["reserved", "entered", "limit_reached", "closed", "refused"].includes(result.outcome);
-            const name = `${dropId}\u0000${qty}`;
-            if (over && this.intents.get(name) === intent)
+            const name = intentName(dropId, qty);
+            if (endsIntent(result) && this.intents.get(name) === intent)
                 this.intents.delete(name);
             return result;
         });
@@ -709,39 +942,13 @@ export class LinkdropClient {
     async sendOrder(intent, signal) {
         const url = this.orderUrls.get(intent.dropId) ?? `${this.baseUrl}/v1/drops/${encodeURIComponent(intent.dropId)}/orders`;
         const { answer, attempts } = await this.request("POST", url, { qty: intent.qty }, { "idempotency-key": intent.idempotencyKey }, signal);
-        const key = intent.idempotencyKey;
-        const body = answer.body ?? {};
-        const problem = { status: answer.status, ...body };
-        const replayed = answer.headers.get("idempotent-replayed") === "true";
-        if (answer.status === 201)
-            return { outcome: "reserved", order: body, replayed, idempotencyKey: key, attempts };
-        if (answer.status === 202)
-            return { outcome: "entered", entry: body, replayed, idempotencyKey: key, attempts };
-        switch (body.code) {
-            case "sold_out":
-                return { outcome: "sold_out", problem, idempotencyKey: key, attempts };
-            case "limit_reached":
-                return { outcome: "limit_reached", maxPerUser: body.max_per_user, problem, idempotencyKey: key, attempts };
-            case "not_open":
-                return { outcome: "not_open", opensAtMs: body.opens_at_ms, problem, idempotencyKey: key, attempts };
-            case "closed":
-                return { outcome: "closed", problem, idempotencyKey: key, attempts };
-        }
-        return { outcome: "refused", status: answer.status, code: body.code, problem, idempotencyKey: key, attempts };
+        return orderResult(answer, attempts, intent.idempotencyKey);
     }
     /** Pays a reservation (`POST /v1/orders/{id}/pay`), standing in for a payment provider's
      *  callback. Retried like an order: paying again answers the same. */
     async pay(orderId, paymentRef = `pay-${newIdempotencyKey()}`, options = {}) {
         const { answer, attempts } = await this.request("POST", `${this.baseUrl}/v1/orders/${encodeURIComponent(orderId)}/pay`, { payment_ref: paymentRef }, {}, options.signal);
-        const body = answer.body ?? {};
-        const problem = { status: answer.status, ...body };
-        if (answer.status === 200)
-            return { outcome: "paid", order: body, attempts };
-        if (body.code === "expired")
-            return { outcome: "expired", problem, attempts };
-        if (body.code === "not_payable")
-            return { outcome: "not_payable", orderStatus: body.order_status, problem, attempts };
-        return { outcome: "refused", status: answer.status, code: body.code, problem, attempts };
+        return payResult(answer, attempts);
     }
     /** Reads an order (`GET /v1/orders/{id}`); throws a `LinkdropError` for a refusal (404, …). */
     async getOrder(orderId, options = {}) {
@@ -759,146 +966,26 @@ export class LinkdropClient {
      * entrants do not all read at the draw's instant); then every `pollIntervalMs`, jittered.
      */
     lotteryResult(entry, options = {}) {
-        const pollIntervalMs = options.pollIntervalMs ?? 1000;
-        const socketGraceMs = options.socketGraceMs ?? 2000;
-        const timeoutMs = options.timeoutMs ?? 120000;
-        const controller = new AbortController();
-        const onAbort = () => controller.abort(options.signal?.reason);
-        options.signal?.addEventListener("abort", onAbort, { once: true });
-        return new Promise((resolve, reject) => {
-            let settled = false;
-            const finish = (error, result) => {
-                if (settled)
-                    return;
-                settled = true;
-                off();
-                clearTimeout(deadline);
-                options.signal?.removeEventListener("abort", onAbort);
-                controller.abort();
-                if (error)
-                    reject(error);
-                else
-                    resolve(result);
-            };
-            const off = this.onOrderResult((e) => {
-                if (e.order_id !== entry.order_id)
-                    return;
-                finish(undefined, { order_id: e.order_id, status: e.status, ...(e.pay_by_ms !== undefined ? { pay_by_ms: e.pay_by_ms } : {}), via: "socket" });
-            });
-            const deadline = setTimeout(() => finish(new LinkdropError(`no lottery result within ${timeoutMs} ms`, { code: "timeout", status: 0, attempts: 0 })), timeoutMs);
-            if (options.signal?.aborted)
-                return finish(abortError(options.signal));
-            controller.signal.addEventListener("abort", () => {
-                if (!settled)
-                    finish(abortError(controller.signal));
-            });
-            const poll = async () => {
-                const due = entry.draw_at_ms !== undefined ? this.clock.msUntil(entry.draw_at_ms) : pollIntervalMs;
-                const listening = [...this.rooms].some((room) => room.state === "open");
-                const firstWait = (Number.isFinite(due) ? due : pollIntervalMs) + (listening ? socketGraceMs : 0);
-                await sleep(firstWait + this._random() * pollIntervalMs * 0.5, controller.signal);
-                for (;;) {
-                    try {
-                        const order = await this.getOrder(entry.order_id, { signal: controller.signal });
-                        if (order.status === "reserved" || order.status === "paid" || order.status === "expired" || order.status === "cancelled") {
-                            const payBy = order.pay_by_ms;
-                            return finish(undefined, { order_id: order.order_id, status: "reserved", ...(payBy !== undefined ? { pay_by_ms: payBy } : {}), via: "poll" });
-                        }
-                        if (order.status === "lost")
-                            return finish(undefined, { order_id: order.order_id, status: "lost", via: "poll" });
-                    }
-                    catch (e) {
-                        if (settled)
-                            return;
-                        if (e instanceof LinkdropError && e.status >= 400 && e.status < 500 && e.status !== 404)
-                            return finish(e);
-                    }
-                    await sleep(pollIntervalMs * (0.5 + this._random()), controller.signal);
-                }
-            };
-            poll().catch((e) => finish(e));
-        });
+        return waitForLotteryResult({
+            clock: this.clock,
+            random: () => this._random(),
+            listening: () => [...this.rooms].some((room) => room.state === "open"),
+            onOrderResult: (listener) => this.onOrderResult(listener),
+            getOrder: (orderId, getOptions) => this.getOrder(orderId, getOptions),
+        }, entry, options);
     }
-    /**
-     * One HTTP call with the retry policy: an answer is any 2xx, 3xx or 4xx but 408 and 429;
-     * no answer (a network error, a timeout), 408 and 5xx are asked again after a backoff with
-     * full jitter; 429 and 503 with a Retry-After wait at least that long (and up to half as
-     * long again, so that the clients it turned away come back spread out). 401 with a token
-     * function: once more with a fresh token.
-     */
-    async request(method, url, body, headers, signal) {
-        const started = this.clock.local();
-        const budget = this.retry;
-        let refreshed = false;
-        let tokenReason = "request";
-        let last = { code: "network", status: 0 };
-        for (let attempt = 1;; attempt++) {
-            if (signal?.aborted)
-                throw abortError(signal);
-            const token = await this._token(tokenReason);
-            const controller = new AbortController();
-            const onAbort = () => controller.abort(signal?.reason);
-            signal?.addEventListener("abort", onAbort, { once: true });
-            const timeout = setTimeout(() => controller.abort(new Error("timeout")), budget.requestTimeoutMs);
-            let wait;
-            try {
-                const init = {
-                    method,
-                    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
-                    signal: controller.signal,
-                };
-                if (body !== undefined)
-                    init.body = JSON.stringify(body);
-                const response = await this.fetchFn(url, init);
-                const text = await response.text();
-                let parsed = null;
-                try {
-                    parsed = text ? JSON.parse(text) : null;
-                }
-                catch {
-                    parsed = null;
-                }
-                const answer = { status: response.status, body: parsed, headers: response.headers };
-                const status = response.status;
-                if (status === 401 && !refreshed && typeof this.tokenSource === "function") {
-                    refreshed = true;
-                    tokenReason = "refresh";
-                    attempt -= 1; // a fresh token is not a retry
-                    continue;
-                }
-                tokenReason = "request";
-                const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), this.clock.local());
-                const code = parsed && typeof parsed.code === "string" ? parsed.code : `http_${status}`;
-                if (status === 429 || status === 503) {
-                    last = { code, status, problem: { status, ...(parsed ?? {}) }, retryAfterMs };
-                    wait = retryAfterMs !== undefined ? retryAfterMs * (1 + 0.5 * this._random()) : undefined;
-                }
-                else if (status >= 500 || status === 408) {
-                    last = { code, status, problem: { status, ...(parsed ?? {}) } };
-                }
-                else {
-                    return { answer, attempts: attempt };
-                }
-            }
-            catch (e) {
-                if (signal?.aborted)
-                    throw abortError(signal);
-                const timedOut = controller.signal.aborted;
-                last = { code: timedOut ? "timeout" : "network", status: 0, cause: e };
-            }
-            finally {
-                clearTimeout(timeout);
-                signal?.removeEventListener("abort", onAbort);
-            }
-            if (wait === undefined)
-                wait = this._random() * backoffWindow(attempt, budget);
-            const elapsed = this.clock.local() - started;
-            if (attempt >= budget.maxAttempts || elapsed + wait > budget.deadlineMs) {
-                const what = last.status ? `HTTP ${last.status} ${last.code}` : last.code;
-                throw new LinkdropError(`no answer after ${attempt} attempts (${what})`, { ...last, attempts: attempt });
-            }
-            await sleep(wait, signal);
-        }
+    /** One HTTP call with the retry policy (`requestWithRetries`), with this client's fetch, token
+     *  and retry budget. */
+    request(method, url, body, headers, signal) {
+        const http = {
+            fetch: this.fetchFn,
+            retry: this.retry,
+            clock: this.clock,
+            random: () => this._random(),
+            token: (reason) => this._token(reason),
+            canRefresh: typeof this.tokenSource === "function",
+        };
+        return requestWithRetries(http, method, url, body, headers, signal);
     }
     /** @internal */
     async _token(reason) {
