@@ -457,6 +457,19 @@ def check_lottery(v, drop_id, launch, pgd, acked, pg_orders, stores, ws_ops):
     v.stats["lottery_winners"] += len(winners)
 
 
+# A launch answered this soon after the oldest event the room's history keeps may have
+# published its countdown before it (the request can take a client timeout).
+TRIM_MARGIN_MS = 15_000
+
+
+def history_start_ms(history_frames):
+    """When the oldest event kept in a room's history was published, if the history was trimmed
+    (its first event is not the room's first); None when it holds every event."""
+    if not history_frames or history_frames[0][0] <= 1:
+        return None
+    return history_frames[0][1].get("ts_ms", 0)
+
+
 def check_viewers(v, meta, ws_ops, history, stores, launched, closed_ops):
     by_viewer = defaultdict(list)
     for op in ws_ops:
@@ -500,8 +513,16 @@ def check_viewers(v, meta, ws_ops, history, stores, launched, closed_ops):
         kinds = defaultdict(list)
         for seq, frame in history_frames:
             kinds[(frame.get("type"), frame.get("drop_id") or (frame.get("drop") or {}).get("id"))].append(seq)
+        kept_from_ms = history_start_ms(history_frames)
         for drop_id, op in launched.items():
             if op["room"] != room:
+                continue
+            launched_ms = op.get("t", 0) * 1000
+            if kept_from_ms is not None and launched_ms < kept_from_ms + TRIM_MARGIN_MS:
+                # Launched before the oldest event the capped history still keeps: its events
+                # may have been trimmed away, as the cap intends (viewers that far behind get
+                # a resync). Only later drops are judged from the history.
+                v.stats["drops_older_than_history"] += 1
                 continue
             if not kinds.get(("drop.countdown", drop_id)):
                 v.fail("viewers", "a launched drop's countdown is not among the room's events", drop=drop_id)

@@ -249,6 +249,18 @@ def mutations():
         w["room_seq"]["r1"] = 5
     def closed_unannounced(m, h, r, w, n):
         w["room_history"]["r1"] = w["room_history"]["r1"][:3]
+    def trim_history(w, first_ts_ms):
+        # The capped history kept events 3 and 4 only; the first two were trimmed away.
+        w["room_history"]["r1"] = [(seq, dict(frame, ts_ms=first_ts_ms))
+                                   for seq, frame in w["room_history"]["r1"][2:]]
+    def trimmed_before_launch(m, h, r, w, n):
+        trim_history(w, first_ts_ms=1_000_000 + 60_000)
+        for drop in ("D1", "D2"):
+            op(h, op="launched", drop=drop)["t"] = 1000.0
+    def trimmed_after_launch(m, h, r, w, n):
+        trim_history(w, first_ts_ms=1_000_000 - 60_000)
+        for drop in ("D1", "D2"):
+            op(h, op="launched", drop=drop)["t"] = 1000.0
     def resync_is_fine(m, h, r, w, n):
         op(h, op="ws", conn=1)["frames"] = [["R", 3], [4, 4]]
     return [
@@ -282,6 +294,9 @@ def mutations():
         ("a viewer short of the room's last event", "viewers", not_caught_up),
         ("drop.closed missing from the room", "viewers", closed_unannounced),
         ("a resync instead of the missed events", None, resync_is_fine),
+        ("countdowns trimmed from a capped history, launched before it", None, trimmed_before_launch),
+        ("countdowns missing from a history that reaches back before the launch", "viewers",
+         trimmed_after_launch),
     ]
 
 
