@@ -5,26 +5,23 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::backends::Backends;
 use crate::listener::Listener;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::{Listener as _, ListenerExt};
 use linkdrop_domain::keys::Keys;
-use linkdrop_engine::{Engine, JournalOptions};
-use linkdrop_infra::analytics::Analytics;
 use linkdrop_infra::auth::{Auth, ShopperTokens};
+use linkdrop_infra::backends;
 use linkdrop_infra::backends::RedisConn;
-use linkdrop_infra::backends::{self, Probe};
-use linkdrop_infra::bus_listener::BusSource;
-use linkdrop_infra::config::{Config, RedisDurability, RedisTarget};
+use linkdrop_infra::config::Config;
 use linkdrop_infra::ops::Ops;
 use linkdrop_infra::problem::{method_not_allowed, no_route};
 use linkdrop_infra::role::RoleHandle;
 use linkdrop_infra::room_bus::RoomBus;
 use linkdrop_infra::telemetry;
 use linkdrop_infra::trace;
-use linkdrop_records::db::{self, Db};
 use linkdrop_webhooks::guard::Guard;
 use tokio_util::sync::CancellationToken;
 
@@ -67,14 +64,14 @@ impl Role {
         }
     }
 
-    fn needs_redis(&self) -> bool {
+    pub(crate) fn needs_redis(&self) -> bool {
         matches!(
             self,
             Self::Gateway | Self::Orders | Self::Relay | Self::Control
         )
     }
 
-    fn needs_database(&self) -> bool {
+    pub(crate) fn needs_database(&self) -> bool {
         matches!(
             self,
             Self::Orders | Self::Settle | Self::Webhooks | Self::Control
@@ -82,293 +79,17 @@ impl Role {
     }
 
     /// Whether the role counts the host's figures (viewers, taps) in memory.
-    fn counts_analytics(&self) -> bool {
+    pub(crate) fn counts_analytics(&self) -> bool {
         matches!(self, Self::Gateway | Self::Orders)
     }
 
-    fn needs_kafka(&self) -> bool {
+    pub(crate) fn needs_kafka(&self) -> bool {
         matches!(self, Self::Relay | Self::Settle)
     }
 
     fn needs_shopper_tokens(&self) -> bool {
         matches!(self, Self::Gateway | Self::Orders)
     }
-}
-
-/// The backends one process connected to: the stack's servers, or the embedded ones.
-/// Cheap to clone: clones share the connections.
-#[derive(Clone)]
-pub struct Backends {
-    redis_target: Option<RedisTarget>,
-    redis: Option<RedisConn>,
-    /// The embedded engine, when there is no Redis (it is also `redis`).
-    engine: Option<Engine>,
-    db: Option<Db>,
-    kafka: Option<String>,
-    /// This process's collector of the host's figures (off without records), and where it
-    /// writes them: the records, or for a gateway alone a connection of their own (not one
-    /// of its readiness probes: a gateway serves viewers without PostgreSQL).
-    analytics: Analytics,
-    analytics_db: Option<Db>,
-}
-
-impl Backends {
-    async fn connect(config: &Config, roles: &[Role]) -> anyhow::Result<Self> {
-        if config.embedded() {
-            return Self::open_embedded(config, roles).await;
-        }
-        let mut backends = Backends {
-            redis_target: None,
-            redis: None,
-            engine: None,
-            db: None,
-            kafka: None,
-            analytics: Analytics::off(),
-            analytics_db: None,
-        };
-        if roles.iter().any(Role::needs_redis) {
-            let target = config.redis.require()?;
-            let redis = backends::connect_redis(&target)
-                .await
-                .context("connecting to Redis")?;
-            check_redis_durability(&target, config.redis.durability).await?;
-            backends.redis = Some(redis);
-            backends.redis_target = Some(target);
-        }
-        if roles.iter().any(Role::needs_database) {
-            let db =
-                backends::connect_db(config.database.require()?, config.database.max_connections)
-                    .await
-                    .context("connecting to PostgreSQL")?;
-            backends::migrate(&db)
-                .await
-                .context("migrating PostgreSQL")?;
-            backends.db = Some(Db::Postgres(db));
-        }
-        if roles.iter().any(Role::needs_kafka) {
-            backends.kafka = Some(config.kafka.require()?.to_string());
-        }
-        backends.analytics_db = match &backends.db {
-            Some(db) => Some(db.clone()),
-            None if roles.iter().any(Role::counts_analytics) && config.analytics.enabled => {
-                analytics_records(config).await?
-            }
-            None => None,
-        };
-        backends.analytics = collector(config, roles, &backends.analytics_db);
-        Ok(backends)
-    }
-
-    /// The embedded backend: the engine (live state) and SQLite (records), both files in
-    /// `LINKDROP_DATA_DIR`. Every role must run in this process: they share the engine.
-    async fn open_embedded(config: &Config, roles: &[Role]) -> anyhow::Result<Self> {
-        if roles.len() != Role::ALL.len() {
-            anyhow::bail!(
-                "configuration error: LINKDROP_REDIS_URL, LINKDROP_KAFKA_BROKERS and LINKDROP_DATABASE_URL are not set, so linkdrop runs on its embedded backend, which serves every role from one process: run `linkdrop all`, or configure the three servers to run roles apart"
-            );
-        }
-        let dir = &config.embedded.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!(
-                "configuration error: LINKDROP_DATA_DIR: cannot create {}",
-                dir.display()
-            )
-        })?;
-        let engine = Engine::open(
-            &dir.join(ENGINE_FILE),
-            JournalOptions {
-                sync: config.embedded.data_sync,
-                ..JournalOptions::default()
-            },
-        )
-        .await
-        .context("opening the embedded engine")?;
-        let records = db::open_sqlite(&dir.join(RECORDS_FILE))
-            .await
-            .context("opening the embedded records (SQLite)")?;
-        tracing::info!(dir = %dir.display(), "embedded backend: engine and records in this directory");
-        Ok(Backends {
-            redis_target: None,
-            redis: Some(RedisConn::Embedded(engine.clone())),
-            engine: Some(engine),
-            analytics: collector(config, roles, &Some(Db::Sqlite(records.clone()))),
-            analytics_db: Some(Db::Sqlite(records.clone())),
-            db: Some(Db::Sqlite(records)),
-            kafka: None,
-        })
-    }
-
-    /// What `/readyz` reports as the backend: the stores of this installation.
-    fn kind(&self) -> &'static str {
-        match (&self.engine, &self.redis_target) {
-            (Some(_), _) => "embedded",
-            (None, Some(RedisTarget::Cluster(_))) => "redis-cluster+kafka+postgres",
-            (None, _) => "redis+kafka+postgres",
-        }
-    }
-
-    fn probes(&self) -> Vec<Probe> {
-        let mut probes = Vec::new();
-        if let Some(redis) = &self.redis {
-            probes.push(Probe::Redis(redis.clone()));
-        }
-        if let Some(db) = &self.db {
-            probes.push(Probe::Records(db.clone()));
-        }
-        if let Some(brokers) = &self.kafka {
-            probes.push(Probe::Kafka(brokers.clone()));
-        }
-        probes
-    }
-
-    /// Writes what this process counted for the analytics now, rather than at the next
-    /// batch (tests, which must not wait for a timer).
-    pub async fn flush_analytics(&self) {
-        if let Some(db) = &self.analytics_db {
-            self.analytics.flush(db).await;
-        }
-    }
-
-    fn redis(&self) -> RedisConn {
-        self.redis
-            .clone()
-            .expect("connected for roles that need Redis")
-    }
-
-    /// Where the gateway's room events come from: the engine, or a subscription to each
-    /// Redis node given.
-    fn bus_source(&self) -> redis::RedisResult<BusSource> {
-        if let Some(engine) = &self.engine {
-            return Ok(BusSource::Embedded(engine.clone()));
-        }
-        let target = self
-            .redis_target
-            .as_ref()
-            .expect("connected for roles that need Redis");
-        let nodes = target
-            .nodes()
-            .iter()
-            .map(|url| redis::Client::open(url.as_str()))
-            .collect::<redis::RedisResult<_>>()?;
-        Ok(BusSource::Redis(nodes))
-    }
-
-    fn db(&self) -> Db {
-        self.db
-            .clone()
-            .expect("connected for roles that need the records")
-    }
-
-    /// Where the relay delivers: Kafka, or settlement in this process.
-    fn relay_sink(&self, config: &Config) -> linkdrop_relay::SinkConfig {
-        match &self.engine {
-            Some(_) => linkdrop_relay::SinkConfig::Settle(self.db()),
-            None => linkdrop_relay::SinkConfig::Kafka {
-                brokers: self.kafka(),
-                topic: config.kafka.orders_topic(),
-            },
-        }
-    }
-
-    fn kafka(&self) -> String {
-        self.kafka
-            .clone()
-            .expect("configured for roles that need Kafka")
-    }
-}
-
-/// The records for a gateway's analytics, which needs no records otherwise: connected when
-/// `LINKDROP_DATABASE_URL` is set (the control role migrates them), else None and the
-/// gateway counts nothing.
-async fn analytics_records(config: &Config) -> anyhow::Result<Option<Db>> {
-    let Some(url) = config.database.url.as_ref() else {
-        tracing::info!(
-            "no LINKDROP_DATABASE_URL: this gateway does not write the host's analytics"
-        );
-        return Ok(None);
-    };
-    let pool = backends::connect_db(url, config.database.max_connections)
-        .await
-        .context("connecting to PostgreSQL (for the analytics)")?;
-    Ok(Some(Db::Postgres(pool)))
-}
-
-/// A collector that counts when the analytics are on, a role counts them, and there are
-/// records to write them to.
-fn collector(config: &Config, roles: &[Role], db: &Option<Db>) -> Analytics {
-    if config.analytics.enabled && db.is_some() && roles.iter().any(Role::counts_analytics) {
-        Analytics::on()
-    } else {
-        Analytics::off()
-    }
-}
-
-/// The embedded backend's files in `LINKDROP_DATA_DIR`.
-const ENGINE_FILE: &str = "engine.sqlite";
-const RECORDS_FILE: &str = "records.sqlite";
-
-/// Refuses to start when a Redis node given persists less than `LINKDROP_REDIS_DURABILITY`
-/// promises; warns when a node does not say (managed services may disable `CONFIG`). In a
-/// cluster each node given is asked, so operators list every master.
-async fn check_redis_durability(
-    target: &RedisTarget,
-    durability: RedisDurability,
-) -> anyhow::Result<()> {
-    for url in target.nodes() {
-        let client = redis::Client::open(url.as_str())?;
-        // host:port only: the URL may carry a password.
-        let node = client.get_connection_info().addr.to_string();
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .with_context(|| format!("connecting to Redis node {node}"))?;
-        let settings: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("append*")
-            .query_async(&mut conn)
-            .await;
-        match settings {
-            Ok(settings) => check_persistence(&node, &settings, durability)?,
-            Err(_) => tracing::warn!(
-                %node,
-                "Redis does not tell its persistence settings (CONFIG); trusting LINKDROP_REDIS_DURABILITY"
-            ),
-        }
-    }
-    Ok(())
-}
-
-/// Checks one node's `CONFIG GET append*` answer against `durability`.
-fn check_persistence(
-    node: &str,
-    settings: &[String],
-    durability: RedisDurability,
-) -> anyhow::Result<()> {
-    let value = |name: &str| {
-        settings
-            .chunks(2)
-            .find(|pair| pair[0] == name)
-            .and_then(|pair| pair.get(1).cloned())
-            .unwrap_or_default()
-    };
-    if value("appendonly") != "yes" {
-        tracing::warn!(
-            %node,
-            "Redis runs without its append-only file: acknowledged orders live only in memory until settled"
-        );
-    }
-    let appendfsync = value("appendfsync");
-    if !durability.accepts(&appendfsync) {
-        anyhow::bail!(
-            "configuration error: LINKDROP_REDIS_DURABILITY: {durability:?} needs Redis appendfsync {}, but Redis at {node} has {appendfsync:?}",
-            if durability == RedisDurability::Always {
-                "always"
-            } else {
-                "everysec or always"
-            }
-        );
-    }
-    Ok(())
 }
 
 /// A built application: bound, with every role started, not yet serving.
