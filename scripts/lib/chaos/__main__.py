@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -55,6 +56,19 @@ class Settings:
         return " ".join(env + ["scripts/chaos", "--seed", str(seed), "--seconds", str(int(self.duration_s))]
                         + (["--long"] if self.long_run and self.duration_s < 180 else [])
                         + (["--short"] if not self.long_run and self.duration_s >= 180 else []))
+
+
+def pin_binary(st, cluster):
+    """Copies the release build `scripts/cluster up` just made and restarts every process of the
+    run from that copy: otherwise each restart by the nemesis rebuilds from the working tree,
+    and a run that lasts while the code is edited would restart processes on other code."""
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    os.makedirs(st.runs_dir, exist_ok=True)
+    pinned = os.path.join(st.runs_dir, f"linkdrop-{time.strftime('%Y%m%d-%H%M%S')}")
+    shutil.copy2(os.path.join(target, "release", "linkdrop"), pinned)
+    st.binary = pinned
+    cluster.env["LINKDROP_BIN"] = pinned
+    say(f"every restart runs {pinned} (a copy of this build)")
 
 
 async def start_receiver(run_dir, seed, long_run):
@@ -250,6 +264,8 @@ def main():
     say("starting the cluster (scripts/cluster up)")
     cluster.up()
     say(f"cluster up in {time.time() - started:.0f}s")
+    if not st.binary:
+        pin_binary(st, cluster)
     results = []
     status = 0
     try:
