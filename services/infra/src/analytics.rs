@@ -197,7 +197,9 @@ impl Pending {
             self.seen.insert(room_id.to_string(), HashSet::new());
         }
         let seen = self.seen.get_mut(room_id).expect("inserted above");
-        if seen.insert(user_id.to_string()) {
+        // A viewer coming back (a resume) copies nothing.
+        if !seen.contains(user_id) {
+            seen.insert(user_id.to_string());
             self.seen_count += 1;
             self.viewers.push(ViewerSeen {
                 room_id: room_id.to_string(),
