@@ -44,6 +44,12 @@ use crate::session::{MAX_CLIENT_FRAME, READ_BUFFER};
 
 /// How often viewer counts are reported and `room.viewers` may be sent.
 const VIEWERS_INTERVAL: Duration = Duration::from_secs(1);
+/// `room.viewers` frames a node sends per room and second, at most, once the room holds
+/// more viewers than this here: a big room is told its count less often (see
+/// [`viewers_pace`]).
+const VIEWERS_FRAMES_PER_S: u64 = 1_000;
+/// The longest a changed count waits before it is sent.
+const VIEWERS_SLOWEST: Duration = Duration::from_secs(10);
 /// How long a node waits for its first room bus subscription before refusing to start.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -292,10 +298,9 @@ async fn report_room(
     )
     .await?;
     let total = viewers::total(&state.redis, &state.keys, room_id).await?;
-    let previous = room
-        .viewers_total
-        .swap(total, std::sync::atomic::Ordering::Relaxed);
-    if previous != total && !room.is_empty() {
+    room.viewers_total
+        .store(total, std::sync::atomic::Ordering::Relaxed);
+    if !room.is_empty() && room.viewers_due(total, viewers_pace(room.len())) {
         let frame = RoomViewers {
             ts_ms: now_ms(),
             kind: ViewersType,
@@ -308,8 +313,34 @@ async fn report_room(
     Ok(())
 }
 
+/// How often a room with `local` viewers on this node is sent `room.viewers`: once a
+/// second up to [`VIEWERS_FRAMES_PER_S`] viewers, then as seldom as keeps the frames per
+/// second under it, and at least every [`VIEWERS_SLOWEST`]. Each `room.viewers` is one
+/// frame per viewer: sent every second while 100,000 viewers join, the counts alone would
+/// take the machine (joins ran 7 times slower than a bare server's, BENCHMARKS.md).
+pub fn viewers_pace(local: u64) -> Duration {
+    let seconds = local.div_ceil(VIEWERS_FRAMES_PER_S).max(1);
+    Duration::from_secs(seconds).min(VIEWERS_SLOWEST)
+}
+
 /// On shutdown, tells every viewer to reconnect (1012) so that they move to another node.
 async fn close_on_shutdown(fanout: Arc<FanOut>, shutdown: CancellationToken) {
     shutdown.cancelled().await;
     fanout.close_all(CloseReason::Restart);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_room_is_told_its_count_less_often_up_to_a_bound() {
+        let pace = |local| viewers_pace(local).as_secs();
+        assert_eq!(pace(0), 1);
+        assert_eq!(pace(1_000), 1);
+        assert_eq!(pace(1_001), 2);
+        assert_eq!(pace(5_000), 5);
+        assert_eq!(pace(15_000), 10);
+        assert_eq!(pace(1_000_000), 10);
+    }
 }

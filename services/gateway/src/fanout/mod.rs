@@ -188,6 +188,8 @@ pub struct RoomMembers {
     count: AtomicU64,
     /// The room's viewer count across all nodes, as last learned.
     pub viewers_total: AtomicU64,
+    /// The last count sent to this node's viewers in `room.viewers`, and when.
+    viewers_sent: Mutex<Option<(u64, Instant)>>,
     /// The last `resync` frame built here: for which `seq`, when, and the frame (`None`:
     /// the room had no open drop).
     snapshot: Mutex<Option<(u64, Instant, Option<String>)>>,
@@ -200,6 +202,7 @@ impl RoomMembers {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             count: AtomicU64::new(0),
             viewers_total: AtomicU64::new(0),
+            viewers_sent: Mutex::new(None),
             snapshot: Mutex::new(None),
         }
     }
@@ -237,6 +240,20 @@ impl RoomMembers {
 
     pub fn cache_snapshot(&self, seq: u64, frame: Option<String>) {
         *self.snapshot.lock().expect("snapshot lock") = Some((seq, Instant::now(), frame));
+    }
+
+    /// Whether `total` should go out in `room.viewers` now: it differs from the count sent
+    /// last, and that was at least `pace` ago. Answering yes counts it as sent.
+    pub fn viewers_due(&self, total: u64, pace: Duration) -> bool {
+        let mut sent = self.viewers_sent.lock().expect("viewers lock");
+        let due = match *sent {
+            None => true,
+            Some((count, at)) => count != total && at.elapsed() >= pace,
+        };
+        if due {
+            *sent = Some((total, Instant::now()));
+        }
+        due
     }
 
     /// Members on this node.

@@ -194,3 +194,25 @@ fn a_closed_mailbox_takes_nothing_and_leaves_the_room() {
     assert_eq!(room.len(), 0);
     assert!(queued(&rx).is_none());
 }
+
+#[test]
+fn a_viewer_count_goes_out_when_it_changed_and_the_pace_allows() {
+    let room = RoomMembers::new();
+    assert!(
+        room.viewers_due(10, Duration::from_secs(3600)),
+        "the first count"
+    );
+    assert!(
+        !room.viewers_due(10, Duration::ZERO),
+        "the same count again"
+    );
+    assert!(
+        !room.viewers_due(11, Duration::from_secs(3600)),
+        "a changed count before the pace allows it"
+    );
+    assert!(
+        room.viewers_due(11, Duration::ZERO),
+        "a changed count when due"
+    );
+    assert!(!room.viewers_due(11, Duration::ZERO), "sent: not again");
+}
