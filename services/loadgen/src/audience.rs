@@ -51,16 +51,16 @@ pub enum Target {
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     #[arg(long, value_enum)]
-    target: Target,
+    pub target: Target,
     /// WebSocket endpoints, `host:port`, comma-separated; viewers are spread evenly.
     #[arg(long, value_delimiter = ',', required = true)]
-    gateways: Vec<String>,
+    pub gateways: Vec<String>,
     /// The room (linkdrop) or channel (Centrifugo) everyone watches.
     #[arg(long)]
-    room: String,
+    pub room: String,
     /// HS256 secret for viewer tokens (`sub` + `exp`; both systems take this form).
     #[arg(long, env = "LOADGEN_TOKEN_SECRET", hide_env_values = true)]
-    token_secret: String,
+    pub token_secret: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -125,6 +125,10 @@ pub struct Report {
     pub connect_seconds: f64,
     /// Size of the event's WebSocket message as the viewers received it.
     pub frame_bytes: usize,
+    /// Viewers that held the event before the moment it announced (`opens_at_ms` of a
+    /// `drop.countdown`, by this machine's clock): for whom the fan-out was hidden by the
+    /// countdown.
+    pub before_opening: usize,
     pub verdict: Verdict,
 }
 
@@ -139,16 +143,24 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
         if count == 0 {
             break;
         }
-        workers.push(spawn_worker(&args.common, w, first, count)?);
+        workers.push(spawn_worker(
+            "audience-worker",
+            &args.common,
+            w,
+            first,
+            count,
+        )?);
     }
     let connected = Arc::new(AtomicUsize::new(0));
     let frame_bytes = Arc::new(AtomicUsize::new(0));
+    let before_opening = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(workers.len());
     for mut child in workers {
         let stdout = child.stdout.take().unwrap();
         let connected = connected.clone();
         let frame_bytes = frame_bytes.clone();
+        let before_opening = before_opening.clone();
         let ready_tx = ready_tx.clone();
         readers.push(tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
@@ -167,6 +179,9 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
                     }
                     "frame" => {
                         frame_bytes.fetch_max(rest.parse().unwrap_or(0), Ordering::Relaxed);
+                    }
+                    "early" => {
+                        before_opening.fetch_add(rest.parse().unwrap_or(0), Ordering::Relaxed);
                     }
                     _ => {}
                 }
@@ -208,6 +223,7 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
     }
     let mut report = summarize(&args, &arrivals, trigger_us, connect_seconds);
     report.frame_bytes = frame_bytes.load(Ordering::Relaxed);
+    report.before_opening = before_opening.load(Ordering::Relaxed);
     if let Some(path) = &args.svg {
         std::fs::write(path, svg_histogram(&args, &arrivals, trigger_us))?;
     }
@@ -217,7 +233,10 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn spawn_worker(
+/// Starts one worker process (`subcommand`: `audience-worker` or `storm-worker`) for
+/// viewers `first ..first + count`, its stdout piped to the caller and its stdin too.
+pub fn spawn_worker(
+    subcommand: &str,
     common: &Common,
     index: usize,
     first: usize,
@@ -229,12 +248,13 @@ fn spawn_worker(
         Target::Centrifugo => "centrifugo",
     };
     tokio::process::Command::new(std::env::current_exe()?)
-        .args(["audience-worker", "--target", target])
+        .args([subcommand, "--target", target])
         .args(["--gateways", &common.gateways.join(",")])
         .args(["--room", &common.room])
         .args(["--count", &count.to_string(), "--first", &first.to_string()])
         .args(["--source", &source.to_string()])
         .env("LOADGEN_TOKEN_SECRET", &common.token_secret)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -256,16 +276,15 @@ fn source_address(index: usize) -> Ipv4Addr {
 }
 
 async fn trigger(args: &AudienceArgs) -> anyhow::Result<()> {
-    let (name, value) = args
-        .trigger_header
+    post_trigger(&args.trigger_url, &args.trigger_header, &args.trigger_body).await
+}
+
+/// POSTs a trigger (`header` is `Name: value`); an answer other than 2xx is an error.
+pub async fn post_trigger(url: &str, header: &str, body: &str) -> anyhow::Result<()> {
+    let (name, value) = header
         .split_once(':')
         .context("--trigger-header is Name: value")?;
-    let status = crate::http::post_json(
-        &args.trigger_url,
-        (name.trim(), value.trim()),
-        &args.trigger_body,
-    )
-    .await?;
+    let status = crate::http::post_json(url, (name.trim(), value.trim()), body).await?;
     if !(200..300).contains(&status) {
         bail!("the trigger answered {status}");
     }
@@ -296,6 +315,7 @@ fn summarize(
         spread_ms,
         connect_seconds,
         frame_bytes: 0,
+        before_opening: 0,
         verdict: args
             .limits
             .judge(latency.p99_ms, missed, args.viewers as u64),
@@ -349,7 +369,7 @@ fn svg_histogram(args: &AudienceArgs, arrivals: &[u64], trigger_us: u64) -> Stri
     svg
 }
 
-fn now_us() -> u64 {
+pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -387,21 +407,34 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let mut arrivals = Vec::with_capacity(args.count);
     let mut sockets = Vec::with_capacity(args.count);
     let mut frame_bytes = 0;
+    let mut early = 0;
     for viewer in viewers {
-        if let Some(((at, bytes), socket)) = viewer.await? {
-            arrivals.push(at);
-            frame_bytes = frame_bytes.max(bytes);
+        if let Some((arrival, socket)) = viewer.await? {
+            arrivals.push(arrival.at_us);
+            frame_bytes = frame_bytes.max(arrival.bytes);
+            early += usize::from(arrival.before_opening);
             // Kept open until every viewer is done: no disconnects during the fan-out.
             sockets.push(socket);
         }
     }
     println!("frame {frame_bytes}");
+    println!("early {early}");
     println!("arrivals {}", serde_json::to_string(&arrivals)?);
     std::io::stdout().flush()?;
     Ok(())
 }
 
-type Viewer = tokio::task::JoinHandle<Option<((u64, usize), Socket)>>;
+type Viewer = tokio::task::JoinHandle<Option<(Arrival, Socket)>>;
+
+/// The event at one viewer.
+struct Arrival {
+    /// When it arrived, µs since the epoch.
+    at_us: u64,
+    /// Its message's size.
+    bytes: usize,
+    /// It came before the `opens_at_ms` it announced.
+    before_opening: bool,
+}
 
 /// Spawns every viewer of the worker, at most `CONNECTS_IN_FLIGHT` handshakes at once;
 /// each says on `ready` whether it got in, then waits for the event.
@@ -426,6 +459,7 @@ async fn start_viewers(
         let mut all_in = all_in.clone();
         viewers.push(tokio::spawn(async move {
             let connection = connect_with_retries(&common, &gateway, source, &token).await;
+            let connection = connection.map(|(socket, _hello)| socket);
             drop(permit);
             let mut socket = match connection {
                 Ok(socket) => socket,
@@ -450,7 +484,7 @@ async fn start_viewers(
     Ok(viewers)
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Small buffers: a worker holds thousands of viewers.
 fn client_config() -> WebSocketConfig {
@@ -466,10 +500,10 @@ async fn connect_with_retries(
     gateway: &str,
     source: Ipv4Addr,
     token: &str,
-) -> anyhow::Result<Socket> {
+) -> anyhow::Result<(Socket, String)> {
     let mut attempt = 1;
     loop {
-        match connect(common, gateway, source, token).await {
+        match connect(common, gateway, source, token, None).await {
             Ok(socket) => return Ok(socket),
             Err(e) if attempt < CONNECT_ATTEMPTS => {
                 eprintln!("audience-worker: attempt {attempt} failed ({e:#}), trying again");
@@ -480,19 +514,28 @@ async fn connect_with_retries(
     }
 }
 
-async fn connect(
+/// Opens one viewer's WebSocket from `source` and waits until it is in: the socket and the
+/// `hello` (linkdrop; empty for Centrifugo). `since`: the last `seq` seen, to resume.
+pub async fn connect(
     common: &Common,
     gateway: &str,
     source: Ipv4Addr,
     token: &str,
-) -> anyhow::Result<Socket> {
+    since: Option<u64>,
+) -> anyhow::Result<(Socket, String)> {
     let addr: SocketAddr = gateway.parse().context("gateway address")?;
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let url = match common.target {
-        Target::Linkdrop => format!("ws://{gateway}/v1/rooms/{}/ws?token={token}", common.room),
+        Target::Linkdrop => {
+            let resume = since.map(|seq| format!("&since={seq}")).unwrap_or_default();
+            format!(
+                "ws://{gateway}/v1/rooms/{}/ws?token={token}{resume}",
+                common.room
+            )
+        }
         Target::Centrifugo => format!("ws://{gateway}/connection/websocket"),
     };
     let (mut ws, _) =
@@ -503,7 +546,7 @@ async fn connect(
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Text(text))) if text.contains("\"type\":\"hello\"") => {
-                        return Ok(ws);
+                        return Ok((ws, text.to_string()));
                     }
                     Some(Ok(_)) => continue,
                     other => bail!("no hello: {other:?}"),
@@ -524,7 +567,7 @@ async fn connect(
                     Some(Ok(Message::Text(text)))
                         if text.lines().any(|l| l.contains("\"id\":2")) =>
                     {
-                        return Ok(ws);
+                        return Ok((ws, String::new()));
                     }
                     Some(Ok(_)) => continue,
                     other => bail!("no subscription: {other:?}"),
@@ -534,24 +577,54 @@ async fn connect(
     }
 }
 
-/// Reads until the event arrives; its arrival time (µs since the epoch) and size. Answers
-/// the servers' keep-alive pings meanwhile.
-async fn wait_for_event(target: Target, socket: &mut Socket) -> Option<(u64, usize)> {
+/// Reads until the event arrives. Answers the servers' keep-alive pings meanwhile.
+async fn wait_for_event(target: Target, socket: &mut Socket) -> Option<Arrival> {
     loop {
         let message = socket.next().await?.ok()?;
         let Message::Text(text) = message else {
             continue;
         };
+        let at_us = now_us();
+        let arrival = |before_opening| Arrival {
+            at_us,
+            bytes: text.len(),
+            before_opening,
+        };
         match target {
             Target::Linkdrop if text.contains("\"type\":\"drop.countdown\"") => {
-                return Some((now_us(), text.len()));
+                let opens_at_ms = number_after(&text, "\"opens_at_ms\":").unwrap_or(0);
+                return Some(arrival(at_us / 1000 < opens_at_ms));
             }
-            Target::Centrifugo if text.contains("\"pub\"") => return Some((now_us(), text.len())),
+            Target::Centrifugo if text.contains("\"pub\"") => return Some(arrival(false)),
             // Centrifugo's ping is an empty object; it wants one back.
             Target::Centrifugo if text.trim() == "{}" => {
                 socket.send(Message::text("{}")).await.ok()?;
             }
             _ => {}
         }
+    }
+}
+
+/// The unsigned number right after `key` in `text`.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_after;
+
+    #[test]
+    fn a_number_is_read_after_its_key() {
+        let frame = r#"{"drop_id":"d","opens_at_ms":1700000003000,"seq":4}"#;
+        assert_eq!(
+            number_after(frame, "\"opens_at_ms\":"),
+            Some(1_700_000_003_000)
+        );
+        assert_eq!(number_after(frame, "\"stock\":"), None);
     }
 }

@@ -10,6 +10,7 @@ mod limits;
 mod orders;
 mod receiver;
 mod stats;
+mod storm;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,12 @@ enum Command {
     /// with non-blocking writes from one loop (and passes the trigger on to `--peers`).
     /// Speaks enough of linkdrop's WebSocket for `audience --target linkdrop`.
     FloorServer(floor::FloorArgs),
+    /// A reconnect storm: an audience over several gateways, one killed at a launch; how
+    /// long until its viewers are back elsewhere, and whether anyone missed an event.
+    Storm(storm::StormArgs),
+    /// One process of a storm's audience (started by `storm`).
+    #[command(hide = true)]
+    StormWorker(storm::StormWorkerArgs),
     /// One process of an audience (started by `audience`).
     #[command(hide = true)]
     AudienceWorker(audience::WorkerArgs),
@@ -62,6 +69,11 @@ fn main() -> anyhow::Result<()> {
             fail_on_breaches(&report.verdict)?;
         }
         Command::AudienceWorker(args) => runtime.block_on(audience::run_worker(args))?,
+        Command::Storm(args) => {
+            let report = runtime.block_on(storm::run(args))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::StormWorker(args) => runtime.block_on(storm::run_worker(args))?,
         Command::Receiver(args) => runtime.block_on(receiver::receive(args))?,
         Command::Posts(args) => {
             let report = runtime.block_on(receiver::post_many(args))?;
