@@ -32,7 +32,12 @@ use crate::stats::{Latency, latency};
 /// Handshakes one worker has in flight at once.
 const CONNECTS_IN_FLIGHT: usize = 256;
 /// Attempts a viewer makes, over the gateways left, to get back in after losing its own.
-const RECONNECT_ATTEMPTS: usize = 20;
+const RECONNECT_ATTEMPTS: u32 = 20;
+/// The shopper SDK's reconnection backoff (clients/js, `reconnect`): before attempt k a
+/// random wait in [0, min(30 s, 1 s · 2^(k−1))] ("full jitter"), so that a gateway's
+/// viewers do not all come back in the same instant.
+const BACKOFF_BASE_MS: u64 = 1_000;
+const BACKOFF_MAX_MS: u64 = 30_000;
 /// How long the coordinator waits for every viewer to have seen one launch.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -461,13 +466,9 @@ impl StormViewer {
             bail!("no gateway left to reconnect to");
         }
         let mut error = None;
-        for attempt in 0..RECONNECT_ATTEMPTS {
-            if attempt > 0 {
-                // Backing off, as the shopper SDK does, so a refused wave does not return
-                // all at once.
-                tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
-            }
-            let gateway = others[(self.n + attempt) % others.len()];
+        for attempt in 1..=RECONNECT_ATTEMPTS {
+            tokio::time::sleep(backoff(attempt)).await;
+            let gateway = others[(self.n + attempt as usize) % others.len()];
             match connect(&self.common, gateway, self.source, &self.token, Some(since)).await {
                 Ok(connected) => return Ok(connected),
                 Err(e) => error = Some(e),
@@ -476,6 +477,19 @@ impl StormViewer {
         Err(error.expect("at least one attempt"))
             .with_context(|| format!("viewer {} could not get back in", self.n))
     }
+}
+
+/// The wait before reconnection attempt `attempt` (from 1), as the shopper SDK draws it.
+fn backoff(attempt: u32) -> Duration {
+    let window = backoff_window(attempt);
+    Duration::from_millis(rand::random_range(0..=window))
+}
+
+fn backoff_window(attempt: u32) -> u64 {
+    let doublings = attempt.saturating_sub(1).min(30);
+    BACKOFF_BASE_MS
+        .saturating_mul(1 << doublings)
+        .min(BACKOFF_MAX_MS)
 }
 
 /// Moves `last` (the `seq` seen last) past `frame`; true when the frame skipped numbers (a
@@ -562,6 +576,16 @@ mod tests {
         assert!(!follow(&mut last, &frame("resync", Some(20))));
         assert!(!follow(&mut last, &frame("drop.open", Some(21))));
         assert_eq!(last, 21);
+    }
+
+    #[test]
+    fn reconnections_back_off_like_the_shopper_sdk() {
+        assert_eq!(backoff_window(1), 1_000);
+        assert_eq!(backoff_window(2), 2_000);
+        assert_eq!(backoff_window(5), 16_000);
+        assert_eq!(backoff_window(6), 30_000);
+        assert_eq!(backoff_window(40), 30_000);
+        assert!(backoff(1) <= Duration::from_secs(1));
     }
 
     #[test]
