@@ -89,6 +89,8 @@ pub struct ViewerLog {
     pub back_at_us: Option<u64>,
     /// Room events that came with a `seq` more than one past the last seen.
     pub gaps: u32,
+    /// Reconnection attempts that failed (refused, timed out, closed before `hello`).
+    pub failed_attempts: u32,
     /// Each drop's `drop.countdown`: the drop and when it arrived.
     pub countdowns: Vec<(String, u64)>,
 }
@@ -105,6 +107,8 @@ pub struct StormReport {
     /// Viewers that did not see every launch, and gaps in the numbering seen.
     pub missed: usize,
     pub gaps: u64,
+    /// Reconnection attempts that failed, over all moved viewers.
+    pub failed_attempts: u64,
     /// The launch before the kill, at every viewer.
     pub before: Latency,
     /// The launch at the kill, at the viewers that kept their gateway.
@@ -200,6 +204,7 @@ fn summarize(logs: &[ViewerLog], drop_ids: &[String], launched: &[u64]) -> Storm
             .filter(|l| (0..drop_ids.len()).any(|i| arrival(l, i).is_none()))
             .count(),
         gaps: logs.iter().map(|l| u64::from(l.gaps)).sum(),
+        failed_attempts: logs.iter().map(|l| u64::from(l.failed_attempts)).sum(),
         before: of(&mut logs.iter(), 0),
         during_kept: of(&mut logs.iter().filter(|l| l.lost_at_us.is_none()), 1),
         during_moved: of(&mut moved.iter().copied(), 1),
@@ -400,7 +405,7 @@ impl StormViewer {
             }
             // The gateway is gone: back in through another, with the last `seq` seen.
             log.lost_at_us.get_or_insert_with(now_us);
-            let (resumed, hello) = self.reconnect(&home, last).await?;
+            let (resumed, hello) = self.reconnect(&home, last, &mut log).await?;
             log.back_at_us = Some(now_us());
             socket = resumed;
             let _ = head(&hello)?;
@@ -453,7 +458,12 @@ impl StormViewer {
 
     /// Connects to the gateways other than `lost`, in turn from this viewer's own place,
     /// resuming after `since`.
-    async fn reconnect(&self, lost: &str, since: u64) -> anyhow::Result<(Socket, String)> {
+    async fn reconnect(
+        &self,
+        lost: &str,
+        since: u64,
+        log: &mut ViewerLog,
+    ) -> anyhow::Result<(Socket, String)> {
         let others: Vec<&String> = self
             .common
             .gateways
@@ -471,7 +481,10 @@ impl StormViewer {
             let gateway = others[(self.n + attempt as usize) % others.len()];
             match connect(&self.common, gateway, self.source, &self.token, Some(since)).await {
                 Ok(connected) => return Ok(connected),
-                Err(e) => error = Some(e),
+                Err(e) => {
+                    log.failed_attempts += 1;
+                    error = Some(e);
+                }
             }
         }
         Err(error.expect("at least one attempt"))
@@ -520,6 +533,7 @@ mod tests {
             lost_at_us: lost,
             back_at_us: back,
             gaps: 0,
+            failed_attempts: 0,
             countdowns: countdowns
                 .iter()
                 .map(|(d, at)| (d.to_string(), *at))
