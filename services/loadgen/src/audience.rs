@@ -82,7 +82,8 @@ pub struct AudienceArgs {
     /// JSON body of the trigger.
     #[arg(long)]
     trigger_body: String,
-    /// Wait for a line on stdin after `ready`, before triggering.
+    /// Wait for a line on stdin after `ready`, before triggering; and after the report,
+    /// for another before the viewers leave.
     #[arg(long)]
     wait_for_go: bool,
     /// Where to write the report as JSON.
@@ -132,8 +133,39 @@ pub struct Report {
     pub verdict: Verdict,
 }
 
-/// Runs the coordinator: starts the workers, waits for all viewers, triggers, reports.
-pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
+/// The workers, still holding their viewers after the report.
+pub struct Held {
+    workers: Vec<tokio::process::Child>,
+    wait_for_done: bool,
+}
+
+impl Held {
+    /// Lets the viewers go: with `--wait-for-go`, once a line comes on stdin (so that a
+    /// caller can read the servers' figures with nobody leaving yet), otherwise at once.
+    pub async fn release(self) -> anyhow::Result<()> {
+        if self.wait_for_done {
+            read_line_from_stdin().await?;
+        }
+        for mut worker in self.workers {
+            // A closed stdin tells the worker to close its viewers and end.
+            drop(worker.stdin.take());
+            worker.wait().await?;
+        }
+        Ok(())
+    }
+}
+
+async fn read_line_from_stdin() -> anyhow::Result<()> {
+    let mut line = String::new();
+    BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await?;
+    Ok(())
+}
+
+/// Runs the coordinator: starts the workers, waits for all viewers, triggers, reports; the
+/// viewers stay connected until [`Held::release`].
+pub async fn run(args: AudienceArgs) -> anyhow::Result<(Report, Held)> {
     let started = std::time::Instant::now();
     let per_worker = args.viewers.div_ceil(args.workers);
     let mut workers = Vec::new();
@@ -156,7 +188,7 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
     let before_opening = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(workers.len());
-    for mut child in workers {
+    for child in &mut workers {
         let stdout = child.stdout.take().unwrap();
         let connected = connected.clone();
         let frame_bytes = frame_bytes.clone();
@@ -174,8 +206,10 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
                     "ready" => {
                         let _ = ready_tx.send(()).await;
                     }
+                    // The worker's last word: it holds its viewers until told to go.
                     "arrivals" => {
-                        arrivals = serde_json::from_str::<Vec<u64>>(rest).unwrap_or_default()
+                        arrivals = serde_json::from_str::<Vec<u64>>(rest).unwrap_or_default();
+                        break;
                     }
                     "frame" => {
                         frame_bytes.fetch_max(rest.parse().unwrap_or(0), Ordering::Relaxed);
@@ -186,7 +220,6 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
                     _ => {}
                 }
             }
-            let _ = child.wait().await;
             arrivals
         }));
     }
@@ -210,10 +243,7 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
     println!("ready");
     std::io::stdout().flush()?;
     if args.wait_for_go {
-        let mut line = String::new();
-        BufReader::new(tokio::io::stdin())
-            .read_line(&mut line)
-            .await?;
+        read_line_from_stdin().await?;
     }
     let trigger_us = now_us();
     trigger(&args).await?;
@@ -230,7 +260,11 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<Report> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
-    Ok(report)
+    let held = Held {
+        workers,
+        wait_for_done: args.wait_for_go,
+    };
+    Ok((report, held))
 }
 
 /// Starts one worker process (`subcommand`: `audience-worker` or `storm-worker`) for
@@ -421,6 +455,10 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     println!("early {early}");
     println!("arrivals {}", serde_json::to_string(&arrivals)?);
     std::io::stdout().flush()?;
+    // The viewers stay until the coordinator lets them go (closes this worker's stdin), so
+    // that the servers' work for the event is not mixed with their work for the leaving.
+    read_line_from_stdin().await?;
+    drop(sockets);
     Ok(())
 }
 

@@ -12,6 +12,8 @@ mod receiver;
 mod stats;
 mod storm;
 
+use std::io::Write as _;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -64,8 +66,10 @@ fn main() -> anyhow::Result<()> {
             fail_on_breaches(&report.verdict)?;
         }
         Command::Audience(args) => {
-            let report = runtime.block_on(audience::run(args))?;
+            let (report, viewers) = runtime.block_on(audience::run(args))?;
             println!("{}", serde_json::to_string(&report)?);
+            std::io::stdout().flush()?;
+            runtime.block_on(viewers.release())?;
             fail_on_breaches(&report.verdict)?;
         }
         Command::AudienceWorker(args) => runtime.block_on(audience::run_worker(args))?,
