@@ -76,12 +76,8 @@ pub struct AudienceArgs {
     /// URL that triggers the event (POST): a drop's launch, or Centrifugo's publish API.
     #[arg(long)]
     trigger_url: String,
-    /// One header of the trigger, `Name: value` (credentials).
-    #[arg(long)]
-    trigger_header: String,
-    /// JSON body of the trigger.
-    #[arg(long)]
-    trigger_body: String,
+    #[command(flatten)]
+    trigger: Trigger,
     /// Wait for a line on stdin after `ready`, before triggering; and after the report,
     /// for another before the viewers leave.
     #[arg(long)]
@@ -97,19 +93,46 @@ pub struct AudienceArgs {
     limits: Limits,
 }
 
+/// How a trigger (a launch, a publication) is sent, beside its URL.
+#[derive(Args, Debug, Clone)]
+pub struct Trigger {
+    /// One header of the trigger, `Name: value` (credentials).
+    #[arg(long)]
+    pub trigger_header: String,
+    /// JSON body of the trigger.
+    #[arg(long)]
+    pub trigger_body: String,
+}
+
+impl Trigger {
+    /// POSTs the trigger to `url`; an answer other than 2xx is an error.
+    pub async fn post(&self, url: &str) -> anyhow::Result<()> {
+        let (name, value) = self
+            .trigger_header
+            .split_once(':')
+            .context("--trigger-header is Name: value")?;
+        let status =
+            crate::http::post_json(url, (name.trim(), value.trim()), &self.trigger_body).await?;
+        if !(200..300).contains(&status) {
+            bail!("the trigger answered {status}");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
     #[command(flatten)]
-    common: Common,
+    pub common: Common,
     /// Viewers of this worker.
     #[arg(long)]
-    count: usize,
+    pub count: usize,
     /// Number of this worker's first viewer (user ids are `viewer-<n>`).
     #[arg(long)]
-    first: usize,
+    pub first: usize,
     /// Loopback address to connect from.
     #[arg(long)]
-    source: Ipv4Addr,
+    pub source: Ipv4Addr,
 }
 
 /// The outcome of one audience run.
@@ -246,7 +269,7 @@ pub async fn run(args: AudienceArgs) -> anyhow::Result<(Report, Held)> {
         read_line_from_stdin().await?;
     }
     let trigger_us = now_us();
-    trigger(&args).await?;
+    args.trigger.post(&args.trigger_url).await?;
     let mut arrivals = Vec::new();
     for reader in readers {
         arrivals.extend(reader.await?);
@@ -307,22 +330,6 @@ fn source_address(index: usize) -> Ipv4Addr {
         [1 + (nanos / 256) as u8, (nanos % 256) as u8]
     });
     Ipv4Addr::new(127, a, b, 2 + (index % 250) as u8)
-}
-
-async fn trigger(args: &AudienceArgs) -> anyhow::Result<()> {
-    post_trigger(&args.trigger_url, &args.trigger_header, &args.trigger_body).await
-}
-
-/// POSTs a trigger (`header` is `Name: value`); an answer other than 2xx is an error.
-pub async fn post_trigger(url: &str, header: &str, body: &str) -> anyhow::Result<()> {
-    let (name, value) = header
-        .split_once(':')
-        .context("--trigger-header is Name: value")?;
-    let status = crate::http::post_json(url, (name.trim(), value.trim()), body).await?;
-    if !(200..300).contains(&status) {
-        bail!("the trigger answered {status}");
-    }
-    Ok(())
 }
 
 fn summarize(

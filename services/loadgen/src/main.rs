@@ -43,7 +43,7 @@ enum Command {
     Storm(storm::StormArgs),
     /// One process of a storm's audience (started by `storm`).
     #[command(hide = true)]
-    StormWorker(storm::StormWorkerArgs),
+    StormWorker(audience::WorkerArgs),
     /// One process of an audience (started by `audience`).
     #[command(hide = true)]
     AudienceWorker(audience::WorkerArgs),

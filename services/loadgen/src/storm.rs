@@ -26,7 +26,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::audience::{Common, Socket, connect, now_us, post_trigger, spawn_worker};
+use crate::audience::{Common, Socket, Trigger, WorkerArgs, connect, now_us, spawn_worker};
 use crate::stats::{Latency, latency};
 
 /// Handshakes one worker has in flight at once.
@@ -58,27 +58,11 @@ pub struct StormArgs {
     /// Three launch URLs (POST), comma-separated: before, at and after the kill.
     #[arg(long, value_delimiter = ',', required = true)]
     launch_urls: Vec<String>,
-    /// One header of the launches, `Name: value` (credentials).
-    #[arg(long)]
-    trigger_header: String,
-    /// JSON body of the launches.
-    #[arg(long)]
-    trigger_body: String,
+    #[command(flatten)]
+    trigger: Trigger,
     /// Where to write the report as JSON.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct StormWorkerArgs {
-    #[command(flatten)]
-    common: Common,
-    #[arg(long)]
-    count: usize,
-    #[arg(long)]
-    first: usize,
-    #[arg(long)]
-    source: Ipv4Addr,
 }
 
 /// What one viewer saw, sent by its worker in the `report` line.
@@ -139,7 +123,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
             eprintln!("storm: gateway {} killed", args.kill_pid);
         }
         let at = now_us();
-        post_trigger(url, &args.trigger_header, &args.trigger_body).await?;
+        args.trigger.post(url).await?;
         launched.push(at);
         let seen = format!("seen {}", drop_ids[i]);
         if let Err(e) = workers.wait_for(&seen, args.viewers).await {
@@ -304,7 +288,7 @@ enum Said {
 
 /// Runs one worker: connects its viewers, says `ready <n>`, then `seen <drop> <n>` as its
 /// viewers see launches, and on `stop` the viewers' logs.
-pub async fn run_worker(args: StormWorkerArgs) -> anyhow::Result<()> {
+pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let tokens = TokenKeys::new(&Secret::new(args.common.token_secret.clone()));
     let gate = std::sync::Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
     let (said_tx, mut said) = mpsc::unbounded_channel();
