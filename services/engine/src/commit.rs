@@ -228,10 +228,13 @@ impl Task {
         pending: &mut mpsc::UnboundedReceiver<Pending>,
         durable: &watch::Sender<Durable>,
     ) -> (Option<u64>, Option<Pending>) {
+        let started = std::time::Instant::now();
         let (snapshot, at) = {
             let mut core = self.core.lock().await;
             (core.keyspace.snapshot(now_ms()), core.last_seq)
         };
+        // Every command waits while the snapshot is taken under the lock.
+        let locked_ms = started.elapsed().as_millis() as u64;
         let mut after = None;
         while durable.borrow().committed < at {
             // Everything up to `at` was queued before the snapshot: it is all in the queue.
@@ -251,12 +254,14 @@ impl Task {
                 return (None, None);
             }
         }
-        let started = std::time::Instant::now();
+        let writing = std::time::Instant::now();
         match self.journal.replace_with(&snapshot).await {
             Ok(()) => {
+                // No group commits while the snapshot is written: answers wait for it too.
                 tracing::info!(
                     effects = snapshot.len(),
-                    ms = started.elapsed().as_millis() as u64,
+                    locked_ms,
+                    written_ms = writing.elapsed().as_millis() as u64,
                     "the engine compacted its journal while serving"
                 );
                 (Some(snapshot.len() as u64), after)

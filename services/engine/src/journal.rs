@@ -5,8 +5,14 @@
 //! WAL, with the durability of [`DataSync`]: `normal` (a commit survives the process being
 //! killed at any moment, as the operating system has it, but may not survive the machine
 //! losing power) or `full` (each commit is synced to the disk).
+//!
+//! The WAL is copied back into the database file (a checkpoint, which syncs the file) by a
+//! connection of its own every [`CHECKPOINT_EVERY`], not by the commit that happens to fill
+//! it: SQLite's automatic checkpoint runs inside that commit, and every answer waiting for
+//! the commit waited for the disk too (the embedded backend's tail at half rate).
 
 use std::path::Path;
+use std::time::Duration;
 
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
@@ -40,13 +46,62 @@ impl DataSync {
     }
 }
 
+/// How often the journal's WAL is checkpointed, apart from the commits.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 pub struct Journal {
     pool: SqlitePool,
+    /// A connection of its own for checkpoints.
+    checkpointer: SqlitePool,
+    /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the journal is open.
+    _checkpoints: Option<Checkpoints>,
+}
+
+/// The checkpointing task; it stops when the journal is dropped.
+struct Checkpoints(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Copies what the WAL holds into the database file, without waiting for the writer (nor
+/// making it wait: PASSIVE).
+async fn checkpoint(checkpointer: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(checkpointer)
+        .await
+        .map(|_| ())
+}
+
+impl Checkpoints {
+    fn start(checkpointer: SqlitePool, every: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = checkpoint(&checkpointer).await {
+                    tracing::warn!(error = %e, "the engine journal could not checkpoint its WAL");
+                }
+            }
+        }))
+    }
 }
 
 impl Journal {
-    /// Opens (creating) the journal at `path`.
+    /// Opens (creating) the journal at `path`, checkpointing every [`CHECKPOINT_EVERY`].
     pub async fn open(path: &Path, sync: DataSync) -> Result<Self, sqlx::Error> {
+        Self::open_with(path, sync, Some(CHECKPOINT_EVERY)).await
+    }
+
+    /// Opens the journal; `checkpoint_every: None` leaves checkpoints to
+    /// [`Journal::checkpoint`].
+    async fn open_with(
+        path: &Path,
+        sync: DataSync,
+        checkpoint_every: Option<Duration>,
+    ) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -57,7 +112,7 @@ impl Journal {
             });
         let pool = sqlx::pool::PoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS engine_journal (
@@ -67,7 +122,22 @@ impl Journal {
         )
         .execute(&pool)
         .await?;
-        Ok(Self { pool })
+        let checkpointer = sqlx::pool::PoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let checkpoints =
+            checkpoint_every.map(|every| Checkpoints::start(checkpointer.clone(), every));
+        Ok(Self {
+            pool,
+            checkpointer,
+            _checkpoints: checkpoints,
+        })
+    }
+
+    /// Checkpoints the WAL now.
+    pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
+        checkpoint(&self.checkpointer).await
     }
 
     /// Appends the effects of several commands (or scripts), each as one entry, in one
@@ -180,6 +250,44 @@ fn decode(mut blob: &[u8]) -> Option<Vec<Args>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn temp_journal(name: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("linkdrop-{name}-{}.sqlite", std::process::id()));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        path
+    }
+
+    #[tokio::test]
+    async fn commits_leave_the_wal_to_the_checkpointer() {
+        let path = temp_journal("checkpoints");
+        let journal = Journal::open_with(&path, DataSync::Normal, None)
+            .await
+            .unwrap();
+        let db_bytes = || std::fs::metadata(&path).unwrap().len();
+        let empty = db_bytes();
+        // 8 MiB of entries: eight times past SQLite's automatic checkpoint (1,000 pages).
+        let entry = vec![vec![b"SET".to_vec(), b"k".to_vec(), vec![7u8; 4096]]];
+        for _ in 0..200 {
+            let group: Vec<&[Args]> = (0..10).map(|_| entry.as_slice()).collect();
+            journal.append_group(&group).await.unwrap();
+        }
+        assert_eq!(
+            db_bytes(),
+            empty,
+            "a commit copied the WAL into the file itself"
+        );
+        journal.checkpoint().await.unwrap();
+        assert!(
+            db_bytes() > 8_000_000,
+            "the checkpoint copied the WAL: {} bytes",
+            db_bytes()
+        );
+        let (_, entries) = journal.replay(0).await.unwrap();
+        assert_eq!(entries, 2_000);
+    }
 
     #[test]
     fn effects_survive_encoding_and_a_truncated_entry_is_refused() {
