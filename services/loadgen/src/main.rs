@@ -11,6 +11,7 @@ mod orders;
 mod receiver;
 mod stats;
 mod storm;
+mod viewer;
 
 use std::io::Write as _;
 

@@ -26,8 +26,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::audience::{Common, Socket, Trigger, WorkerArgs, connect, now_us, spawn_worker};
+use crate::audience::{Common, Trigger, WorkerArgs, spawn_worker};
 use crate::stats::{Latency, latency};
+use crate::viewer::{Socket, connect, now_us};
 
 /// Handshakes one worker has in flight at once.
 const CONNECTS_IN_FLIGHT: usize = 256;
