@@ -36,7 +36,7 @@ class Settings:
         self.duration_s = args.seconds if args.seconds else args.minutes * 60
         self.long_run = args.long if args.long is not None else self.duration_s >= 180
         self.cluster_dir = os.environ.get("LINKDROP_CLUSTER_DIR") or os.path.join(ROOT, "target/chaos/cluster")
-        self.port_base = int(os.environ.get("LINKDROP_CLUSTER_PORT_BASE") or 28000)
+        self.port_base = int(os.environ.get("LINKDROP_CLUSTER_PORT_BASE") or 22400)
         self.binary = os.environ.get("LINKDROP_BIN")
         self.runs_dir = os.environ.get("LINKDROP_CHAOS_RUNS") or os.path.join(ROOT, "target/chaos/runs")
         self.shoppers = 80 if self.long_run else 40

@@ -39,7 +39,7 @@ impl Cluster {
                 "LINKDROP_CLUSTER_DIR",
                 root.join("target/cluster-test").to_str().unwrap(),
             ),
-            ("LINKDROP_CLUSTER_PORT_BASE", "27100"),
+            ("LINKDROP_CLUSTER_PORT_BASE", "21100"),
             ("LINKDROP_BIN", env!("CARGO_BIN_EXE_linkdrop")),
             ("LINKDROP_ADMIN_KEY", ADMIN_KEY),
             ("LINKDROP_JWT_SECRET", JWT_SECRET),
