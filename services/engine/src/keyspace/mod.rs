@@ -29,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 
 pub use args::Args;
 pub use reply::{CmdError, Reply};
+pub use sorted_sets::SortedSet;
 pub use streams::{Stream, StreamId};
 
 /// What one command leaves to do once it ran.
@@ -48,7 +49,7 @@ pub enum Data {
     Str(Vec<u8>),
     Hash(HashMap<Vec<u8>, Vec<u8>>),
     Set(HashSet<Vec<u8>>),
-    ZSet(HashMap<Vec<u8>, f64>),
+    ZSet(SortedSet),
     Stream(Stream),
 }
 
@@ -118,11 +119,11 @@ impl Keyspace {
 
     typed!(hash, Hash, HashMap<Vec<u8>, Vec<u8>>);
     typed!(set_of, Set, HashSet<Vec<u8>>);
-    typed!(zset, ZSet, HashMap<Vec<u8>, f64>);
+    typed!(zset, ZSet, SortedSet);
     typed!(stream, Stream, Stream);
     typed_or_new!(hash_mut, Hash, HashMap<Vec<u8>, Vec<u8>>);
     typed_or_new!(set_mut, Set, HashSet<Vec<u8>>);
-    typed_or_new!(zset_mut, ZSet, HashMap<Vec<u8>, f64>);
+    typed_or_new!(zset_mut, ZSet, SortedSet);
     typed_or_new!(stream_mut, Stream, Stream);
 
     fn string(&mut self, key: &[u8], now: i64) -> Result<Option<&Vec<u8>>, CmdError> {

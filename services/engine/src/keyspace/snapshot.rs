@@ -38,7 +38,7 @@ impl Keyspace {
                 }
                 Data::ZSet(z) => {
                     let mut c = command("ZADD");
-                    for (m, score) in z {
+                    for (m, score) in z.iter() {
                         c.extend([score.to_string().into_bytes(), m.clone()]);
                     }
                     out.push(c);
