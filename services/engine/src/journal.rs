@@ -180,30 +180,55 @@ impl Journal {
         tx.commit().await
     }
 
-    /// A keyspace with every journaled write applied, and how many entries there were.
-    pub async fn replay(&self, now_ms: i64) -> Result<(Keyspace, u64), sqlx::Error> {
-        let rows = sqlx::query("SELECT effects FROM engine_journal ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?;
+    /// A keyspace with every journaled write applied, and what that took. Entries are read
+    /// one at a time and their writes applied from buffers reused from one write to the
+    /// next: a replay allocates what the keyspace keeps, little more.
+    pub async fn replay(&self, now_ms: i64) -> Result<(Keyspace, Replayed), sqlx::Error> {
+        use futures::TryStreamExt;
+        let started = std::time::Instant::now();
+        let mut rows =
+            sqlx::query("SELECT effects FROM engine_journal ORDER BY seq").fetch(&self.pool);
         let mut keyspace = Keyspace::default();
-        for row in &rows {
-            let blob: Vec<u8> = row.try_get(0)?;
-            let Some(effects) = decode(&blob) else {
-                return Err(sqlx::Error::Decode("a journal entry is truncated".into()));
-            };
-            for effect in effects {
+        let (mut entries, mut applying, mut args) = (0, std::time::Duration::ZERO, Args::new());
+        while let Some(row) = rows.try_next().await? {
+            let blob: &[u8] = row.try_get(0)?;
+            let applied = std::time::Instant::now();
+            let walked = for_each_effect(blob, &mut args, |effect| {
                 let mut ctx = Ctx {
                     now_ms,
+                    replaying: true,
                     ..Ctx::default()
                 };
-                if let Err(e) = keyspace.execute(&mut ctx, &effect) {
+                if let Err(e) = keyspace.execute(&mut ctx, effect) {
                     // Replaying what once succeeded cannot fail; say so if it ever does.
                     tracing::error!(code = e.code, message = %e.message, "a journaled write failed on replay");
                 }
+            });
+            if walked.is_none() {
+                return Err(sqlx::Error::Decode("a journal entry is truncated".into()));
             }
+            applying += applied.elapsed();
+            entries += 1;
         }
-        Ok((keyspace, rows.len() as u64))
+        let applied_ms = applying.as_millis() as u64;
+        let replayed = Replayed {
+            entries,
+            read_ms: (started.elapsed().as_millis() as u64).saturating_sub(applied_ms),
+            applied_ms,
+        };
+        Ok((keyspace, replayed))
     }
+}
+
+/// What reading the journal back took.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed {
+    /// Entries read (a snapshot counts as one).
+    pub entries: u64,
+    /// Milliseconds reading them from SQLite.
+    pub read_ms: u64,
+    /// Milliseconds applying their writes.
+    pub applied_ms: u64,
 }
 
 /// `count, then per effect: argc, then per argument: length, bytes` (u32 little-endian).
@@ -221,30 +246,53 @@ fn encode(effects: &[Args]) -> Vec<u8> {
     out
 }
 
-fn decode(mut blob: &[u8]) -> Option<Vec<Args>> {
-    fn take<'a>(blob: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if blob.len() < n {
+/// Reads an entry written by [`encode`].
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
             return None;
         }
-        let (head, rest) = blob.split_at(n);
-        *blob = rest;
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
         Some(head)
     }
-    fn number(blob: &mut &[u8]) -> Option<usize> {
-        Some(u32::from_le_bytes(take(blob, 4)?.try_into().ok()?) as usize)
+
+    fn number(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
     }
-    let count = number(&mut blob)?;
-    let mut effects = Vec::with_capacity(count);
-    for _ in 0..count {
-        let argc = number(&mut blob)?;
-        let mut args = Vec::with_capacity(argc);
-        for _ in 0..argc {
-            let len = number(&mut blob)?;
-            args.push(take(&mut blob, len)?.to_vec());
+
+    /// Whether the rest is exactly whole effects (a walk of the lengths, nothing copied).
+    fn whole(mut self) -> Option<()> {
+        for _ in 0..self.number()? {
+            for _ in 0..self.number()? {
+                let len = self.number()?;
+                self.take(len)?;
+            }
         }
-        effects.push(args);
+        self.0.is_empty().then_some(())
     }
-    blob.is_empty().then_some(effects)
+}
+
+/// Calls `each` with every effect of an entry, in order, held in `args` (whose buffers are
+/// reused from one effect to the next). A truncated entry gives None before any effect.
+fn for_each_effect(blob: &[u8], args: &mut Args, mut each: impl FnMut(&[Vec<u8>])) -> Option<()> {
+    Reader(blob).whole()?;
+    let mut entry = Reader(blob);
+    for _ in 0..entry.number()? {
+        let argc = entry.number()?;
+        if args.len() < argc {
+            args.resize_with(argc, Vec::new);
+        }
+        for arg in &mut args[..argc] {
+            let len = entry.number()?;
+            arg.clear();
+            arg.extend_from_slice(entry.take(len)?);
+        }
+        each(&args[..argc]);
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -285,8 +333,8 @@ mod tests {
             "the checkpoint copied the WAL: {} bytes",
             db_bytes()
         );
-        let (_, entries) = journal.replay(0).await.unwrap();
-        assert_eq!(entries, 2_000);
+        let (_, replayed) = journal.replay(0).await.unwrap();
+        assert_eq!(replayed.entries, 2_000);
     }
 
     #[test]
@@ -301,6 +349,10 @@ mod tests {
             vec![b"DEL".to_vec(), Vec::new()],
         ];
         let blob = encode(&effects);
+        let decode = |blob: &[u8]| {
+            let mut seen = Vec::new();
+            for_each_effect(blob, &mut Args::new(), |e| seen.push(e.to_vec())).map(|()| seen)
+        };
         assert_eq!(decode(&blob), Some(effects));
         assert_eq!(decode(&blob[..blob.len() - 1]), None);
     }

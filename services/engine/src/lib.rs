@@ -99,9 +99,8 @@ impl Engine {
     pub async fn open(path: &Path, options: JournalOptions) -> Result<Self, OpenError> {
         let sync = options.sync;
         let journal = Journal::open(path, sync).await?;
-        let started = std::time::Instant::now();
-        let (mut keyspace, entries) = journal.replay(now_ms()).await?;
-        let replay_ms = started.elapsed().as_millis() as u64;
+        let (mut keyspace, replayed) = journal.replay(now_ms()).await?;
+        let entries = replayed.entries;
         let mut since_compaction = entries;
         if entries > options.compact_after_entries {
             let started = std::time::Instant::now();
@@ -113,7 +112,14 @@ impl Engine {
                 "embedded engine compacted its journal at start"
             );
         }
-        tracing::info!(path = %path.display(), entries, replay_ms, sync = sync.as_str(), "embedded engine replayed its journal");
+        tracing::info!(
+            path = %path.display(),
+            entries,
+            read_ms = replayed.read_ms,
+            applied_ms = replayed.applied_ms,
+            sync = sync.as_str(),
+            "embedded engine replayed its journal"
+        );
         let core = Arc::new(Mutex::new(Core::new(keyspace)));
         let published = broadcast::channel(SUBSCRIBER_BACKLOG).0;
         let stream_added = Arc::new(Notify::new());

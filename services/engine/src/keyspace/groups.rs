@@ -53,14 +53,16 @@ impl Keyspace {
                 );
                 // Replays the same: `$` becomes the id it meant.
                 let id = last_delivered.unwrap_or(StreamId::ZERO).render();
-                ctx.effects.push(vec![
-                    b"XGROUP".to_vec(),
-                    b"CREATE".to_vec(),
-                    key.clone(),
-                    group.clone(),
-                    id,
-                    b"MKSTREAM".to_vec(),
-                ]);
+                ctx.journal(|| {
+                    vec![
+                        b"XGROUP".to_vec(),
+                        b"CREATE".to_vec(),
+                        key.clone(),
+                        group.clone(),
+                        id,
+                        b"MKSTREAM".to_vec(),
+                    ]
+                });
                 Ok(Value::Okay)
             }
             [sub, key, group] if sub.eq_ignore_ascii_case(b"DESTROY") => {

@@ -31,11 +31,13 @@ impl Keyspace {
         }
         let at = if name == "PEXPIRE" { now + ms } else { ms };
         self.expires.insert(key.clone(), at);
-        ctx.effects.push(vec![
-            b"PEXPIREAT".to_vec(),
-            key.clone(),
-            at.to_string().into_bytes(),
-        ]);
+        ctx.journal(|| {
+            vec![
+                b"PEXPIREAT".to_vec(),
+                key.clone(),
+                at.to_string().into_bytes(),
+            ]
+        });
         Ok(Value::Int(1))
     }
 

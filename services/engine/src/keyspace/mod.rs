@@ -43,6 +43,18 @@ pub struct Ctx {
     pub published: Vec<(Vec<u8>, Vec<u8>)>,
     /// A stream got new entries: wake blocked readers.
     pub stream_added: bool,
+    /// The command is a journaled write applied again (opening the engine): nothing to
+    /// journal, so its effects are not collected.
+    pub replaying: bool,
+}
+
+impl Ctx {
+    /// Journals one write; `effect` is built only when it is to be journaled.
+    pub(crate) fn journal(&mut self, effect: impl FnOnce() -> Args) {
+        if !self.replaying {
+            self.effects.push(effect());
+        }
+    }
 }
 
 pub enum Data {
@@ -190,7 +202,7 @@ impl Keyspace {
 /// Journals the command as it was given (a deterministic write), when it changed anything.
 fn record(ctx: &mut Ctx, args: &[Vec<u8>], changed: bool) {
     if changed {
-        ctx.effects.push(args.to_vec());
+        ctx.journal(|| args.to_vec());
     }
 }
 

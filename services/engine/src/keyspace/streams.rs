@@ -109,13 +109,15 @@ impl Keyspace {
                 stream.entries.pop_first();
             }
         }
-        let mut effect = vec![b"XADD".to_vec(), key.clone()];
-        if let Some(max) = maxlen {
-            effect.extend([b"MAXLEN".to_vec(), max.to_string().into_bytes()]);
-        }
-        effect.push(id.render());
-        effect.extend(fields.iter().cloned());
-        ctx.effects.push(effect);
+        ctx.journal(|| {
+            let mut effect = vec![b"XADD".to_vec(), key.clone()];
+            if let Some(max) = maxlen {
+                effect.extend([b"MAXLEN".to_vec(), max.to_string().into_bytes()]);
+            }
+            effect.push(id.render());
+            effect.extend(fields.iter().cloned());
+            effect
+        });
         ctx.stream_added = true;
         Ok(bulk(id.render()))
     }
@@ -225,5 +227,34 @@ mod tests {
         );
         ok(&mut ks, 8, &["XADD", "s", "MAXLEN", "2", "*", "k", "x"]);
         assert_eq!(run(&mut ks, 8, &["XLEN", "s"]).0, Ok(Value::Int(2)));
+    }
+}
+
+#[cfg(test)]
+mod replaying {
+    use super::super::testing::ok;
+    use super::*;
+
+    #[test]
+    fn a_replayed_write_changes_the_state_and_journals_nothing() {
+        let mut ks = Keyspace::default();
+        let mut ctx = Ctx {
+            now_ms: 7,
+            replaying: true,
+            ..Ctx::default()
+        };
+        let args: Vec<Vec<u8>> = ["XADD", "s", "7-0", "k", "v"]
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
+        ks.execute(&mut ctx, &args).unwrap();
+        let hset: Vec<Vec<u8>> = ["HSET", "h", "f", "1"]
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
+        ks.execute(&mut ctx, &hset).unwrap();
+        assert!(ctx.effects.is_empty(), "{:?}", ctx.effects);
+        assert_eq!(ok(&mut ks, 8, &["XLEN", "s"]), Value::Int(1));
+        assert_eq!(ok(&mut ks, 8, &["HGET", "h", "f"]), bulk("1"));
     }
 }

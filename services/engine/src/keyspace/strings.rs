@@ -52,8 +52,7 @@ impl Keyspace {
             }
             None => {
                 self.expires.remove(key.as_slice());
-                ctx.effects
-                    .push(vec![b"SET".to_vec(), key.clone(), value.clone()]);
+                ctx.journal(|| vec![b"SET".to_vec(), key.clone(), value.clone()]);
             }
         }
         Ok(Value::Okay)
