@@ -7,7 +7,7 @@ use redis::Value;
 
 use super::args::int;
 use super::reply::{CmdError, Reply, arity, bulk};
-use super::streams::{StreamId, entry};
+use super::streams::{Fields, StreamId, entry};
 use super::{Ctx, Keyspace, record};
 
 #[derive(Default)]
@@ -96,7 +96,7 @@ impl Keyspace {
             };
             if from.as_slice() == b">" {
                 let after = group.last_delivered.unwrap_or(StreamId::ZERO);
-                let fresh: Vec<(StreamId, Vec<Vec<u8>>)> = stream
+                let fresh: Vec<(StreamId, Fields)> = stream
                     .entries
                     .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
                     .take(read.count)

@@ -57,7 +57,7 @@ fn stream_snapshot(key: &[u8], stream: &Stream) -> Vec<Args> {
         out.push(
             [
                 vec![b"XADD".to_vec(), key.to_vec(), id.render()],
-                fields.clone(),
+                fields.iter().map(<[u8]>::to_vec).collect(),
             ]
             .concat(),
         );
@@ -96,7 +96,7 @@ mod tests {
     use redis::Value;
 
     use super::super::Ctx;
-    use super::super::streams::entry;
+    use super::super::streams::{Fields, entry};
     use super::super::testing::{ok, run};
     use super::*;
 
@@ -179,7 +179,7 @@ mod tests {
             stream[1],
             Value::Array(vec![entry(
                 StreamId(5, 1),
-                Some(&vec![b"f".to_vec(), b"v".to_vec()])
+                Some(&Fields::pack(&[b"f".to_vec(), b"v".to_vec()]))
             )])
         );
     }

@@ -40,19 +40,46 @@ fn invalid_id() -> CmdError {
 
 #[derive(Default)]
 pub struct Stream {
-    pub(super) entries: BTreeMap<StreamId, Vec<Vec<u8>>>,
+    pub(super) entries: BTreeMap<StreamId, Fields>,
     pub(super) last_id: Option<StreamId>,
     pub(super) groups: HashMap<Vec<u8>, Group>,
 }
 
+/// An entry's fields and values in one buffer (each `length, bytes`, the length a u32
+/// little-endian): one allocation per entry, not one per field and value — an outbox holds
+/// an entry of sixteen per order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields(Vec<u8>);
+
+impl Fields {
+    pub(super) fn pack(items: &[Vec<u8>]) -> Self {
+        let len = items.iter().map(|i| 4 + i.len()).sum();
+        let mut packed = Vec::with_capacity(len);
+        for item in items {
+            packed.extend((item.len() as u32).to_le_bytes());
+            packed.extend_from_slice(item);
+        }
+        Self(packed)
+    }
+
+    /// The fields and values, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.0.as_slice();
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let (item, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+            rest = tail;
+            Some(item)
+        })
+    }
+}
+
 /// A stream entry as Redis sends it: `[id, [field, value, ...]]`, the fields nil when the
 /// entry was deleted.
-pub(super) fn entry(id: StreamId, fields: Option<&Vec<Vec<u8>>>) -> Value {
+pub(super) fn entry(id: StreamId, fields: Option<&Fields>) -> Value {
     Value::Array(vec![
         bulk(id.render()),
-        fields.map_or(Value::Nil, |f| {
-            Value::Array(f.iter().cloned().map(bulk).collect())
-        }),
+        fields.map_or(Value::Nil, |f| Value::Array(f.iter().map(bulk).collect())),
     ])
 }
 
@@ -102,7 +129,7 @@ impl Keyspace {
             }
             id
         };
-        stream.entries.insert(id, fields.to_vec());
+        stream.entries.insert(id, Fields::pack(fields));
         stream.last_id = Some(id);
         if let Some(max) = maxlen {
             while stream.entries.len() > max {
