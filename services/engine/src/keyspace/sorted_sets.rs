@@ -7,13 +7,13 @@
 //! order still waiting for payment.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use redis::Value;
 
 use super::args::{float, int};
 use super::reply::{CmdError, Reply, arity, bulk};
-use super::{Ctx, Keyspace, record};
+use super::{Ctx, HashMap, Keyspace, record};
 
 /// A sorted set: each member's score, and the members ordered by score, then by member.
 #[derive(Default)]

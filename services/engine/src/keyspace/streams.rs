@@ -1,14 +1,14 @@
 //! Stream values: their ids and entries, and XADD, XLEN, XRANGE, XDEL and XSETID. Consumer
 //! groups, which a stream carries, are in `groups.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use redis::Value;
 
 use super::args::int;
 use super::groups::Group;
 use super::reply::{CmdError, Reply, arity, bulk};
-use super::{Ctx, Keyspace, record};
+use super::{Ctx, HashMap, Keyspace, record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StreamId(pub u64, pub u64);
