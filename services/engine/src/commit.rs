@@ -14,7 +14,7 @@
 //! lock and fails every command queued so far: the writes of the failed group and of any
 //! command that ran on top of them are gone, and each of those commands gets an error.
 //!
-//! While serving, the committer also keeps the journal bounded: once enough entries were
+//! While serving, the committer also keeps the journal bounded: once enough bytes were
 //! appended since the last compaction it takes a snapshot under the lock, commits what was
 //! queued before it, and replaces the journal with the snapshot in one transaction.
 
@@ -28,6 +28,9 @@ use crate::{Core, Message, deliver, now_ms};
 
 /// The most commands journaled in one transaction.
 const MAX_GROUP: usize = 1024;
+
+/// A compaction that held commands up this long is logged as a warning.
+const STALL_WORTH_A_WARNING_MS: u64 = 100;
 
 /// What one command left for the committer.
 pub(crate) struct Pending {
@@ -78,11 +81,11 @@ pub(crate) struct Task {
     pub core: Arc<Mutex<Core>>,
     pub published: broadcast::Sender<Message>,
     pub stream_added: Arc<Notify>,
-    /// Entries appended since the last compaction that start the next one, at least; the
+    /// Bytes appended since the last compaction that start the next one, at least; the
     /// bound grows to twice the snapshot (compacting costs about as much as the snapshot is
-    /// large, so this keeps its cost per write constant).
-    pub compact_after_entries: u64,
-    /// Entries in the journal beyond its last snapshot when the committer starts.
+    /// large, so this keeps its cost per byte written constant).
+    pub compact_after_bytes: u64,
+    /// Bytes in the journal beyond its last snapshot when the committer starts.
     pub since_compaction: u64,
 }
 
@@ -126,7 +129,7 @@ impl Task {
         durable: watch::Sender<Durable>,
     ) {
         let mut since_compaction = self.since_compaction;
-        let mut compact_after = self.compact_after_entries;
+        let mut compact_after = self.compact_after_bytes;
         let mut carried = None;
         loop {
             let first = match carried.take() {
@@ -143,15 +146,14 @@ impl Task {
                     Err(_) => break,
                 }
             }
-            let written = group.iter().filter(|p| !p.effects.is_empty()).count() as u64;
-            if !self.commit(group, &mut pending, &durable).await {
+            let Some(written) = self.commit(group, &mut pending, &durable).await else {
                 continue;
-            }
+            };
             since_compaction += written;
             if since_compaction >= compact_after {
-                let (snapshot_len, next) = self.compact(&mut pending, &durable).await;
-                if let Some(len) = snapshot_len {
-                    compact_after = self.compact_after_entries.max(2 * len);
+                let (snapshot_bytes, next) = self.compact(&mut pending, &durable).await;
+                if let Some(bytes) = snapshot_bytes {
+                    compact_after = self.compact_after_bytes.max(2 * bytes);
                 }
                 carried = next;
                 since_compaction = 0;
@@ -160,24 +162,28 @@ impl Task {
     }
 
     /// Journals `group` in one transaction, then publishes and raises the watermark; on a
-    /// failure, rebuilds the state and fails everything queued. Whether it committed.
+    /// failure, rebuilds the state and fails everything queued. The bytes journaled, or
+    /// None when the commit failed.
     async fn commit(
         &self,
         group: Vec<Pending>,
         pending: &mut mpsc::UnboundedReceiver<Pending>,
         durable: &watch::Sender<Durable>,
-    ) -> bool {
+    ) -> Option<u64> {
         let last = group.last().map_or(0, |p| p.seq);
         let entries: Vec<&[Args]> = group
             .iter()
             .filter(|p| !p.effects.is_empty())
             .map(|p| p.effects.as_slice())
             .collect();
-        if let Err(e) = self.journal.append_group(&entries).await {
-            tracing::error!(error = %e, commands = group.len(), "the engine journal refused a group of writes; rebuilding from it");
-            self.rebuild(pending, durable).await;
-            return false;
-        }
+        let bytes = match self.journal.append_group(&entries).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %e, commands = group.len(), "the engine journal refused a group of writes; rebuilding from it");
+                self.rebuild(pending, durable).await;
+                return None;
+            }
+        };
         for p in group {
             deliver(
                 &self.published,
@@ -190,7 +196,7 @@ impl Task {
             d.committed = last;
             d.commits += 1;
         });
-        true
+        Some(bytes)
     }
 
     /// The state again from the journal, under the lock; every command queued so far (the
@@ -221,7 +227,7 @@ impl Task {
     /// Replaces the journal with a snapshot of the state. The snapshot is taken under the
     /// lock, at the last queued sequence number; what was queued before it is committed
     /// first, so the journal then holds exactly the snapshot's state. Returns the snapshot's
-    /// length (None when a commit failed on the way or the journal refused the snapshot) and
+    /// size in bytes (None when a commit failed on the way or the journal refused the snapshot) and
     /// the first command queued after the snapshot, if it was taken off the queue.
     async fn compact(
         &self,
@@ -231,7 +237,7 @@ impl Task {
         let started = std::time::Instant::now();
         let (snapshot, at) = {
             let mut core = self.core.lock().await;
-            (core.keyspace.snapshot(now_ms()), core.last_seq)
+            (core.keyspace.snapshot(now_ms()).finish(), core.last_seq)
         };
         // Every command waits while the snapshot is taken under the lock.
         let locked_ms = started.elapsed().as_millis() as u64;
@@ -249,7 +255,7 @@ impl Task {
             if group.is_empty() {
                 return (None, after);
             }
-            if !self.commit(group, pending, durable).await {
+            if self.commit(group, pending, durable).await.is_none() {
                 // `after` ran on the lost state too: it is lost with the rest.
                 return (None, None);
             }
@@ -258,12 +264,22 @@ impl Task {
         match self.journal.replace_with(&snapshot).await {
             Ok(()) => {
                 // No group commits while the snapshot is written: answers wait for it too.
-                tracing::info!(
-                    effects = snapshot.len(),
-                    locked_ms,
-                    written_ms = writing.elapsed().as_millis() as u64,
-                    "the engine compacted its journal while serving"
-                );
+                let written_ms = writing.elapsed().as_millis() as u64;
+                if locked_ms + written_ms >= STALL_WORTH_A_WARNING_MS {
+                    tracing::warn!(
+                        bytes = snapshot.len(),
+                        locked_ms,
+                        written_ms,
+                        "the engine compacted its journal while serving; commands waited for it"
+                    );
+                } else {
+                    tracing::info!(
+                        bytes = snapshot.len(),
+                        locked_ms,
+                        written_ms,
+                        "the engine compacted its journal while serving"
+                    );
+                }
                 (Some(snapshot.len() as u64), after)
             }
             Err(e) => {

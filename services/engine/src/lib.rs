@@ -15,6 +15,7 @@
 //! Commands run one at a time under one lock, as in Redis; a script runs whole.
 
 pub mod commit;
+pub mod entry;
 pub mod journal;
 pub mod keyspace;
 pub mod lua;
@@ -47,16 +48,17 @@ pub struct Message {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalOptions {
     pub sync: DataSync,
-    /// Entries appended since the last compaction that start the next one, at least (the
-    /// bound grows to twice the snapshot's length).
-    pub compact_after_entries: u64,
+    /// Bytes appended since the last compaction that start the next one, at least (the
+    /// bound grows to twice the snapshot's size, so that compacting costs the same per
+    /// byte written however large the state).
+    pub compact_after_bytes: u64,
 }
 
 impl Default for JournalOptions {
     fn default() -> Self {
         Self {
             sync: DataSync::Normal,
-            compact_after_entries: 100_000,
+            compact_after_bytes: 64 << 20,
         }
     }
 }
@@ -94,20 +96,21 @@ impl Engine {
     /// The engine journaled at `path`, with every write the journal holds replayed. The
     /// journal is compacted now only when it is longer than serving would have let it grow
     /// (a journal left by a crash in the middle of a compaction, or by an older linkdrop):
-    /// otherwise it already is a snapshot and fewer than `compact_after_entries` entries,
-    /// and the committer goes on counting from there.
+    /// otherwise it already is a snapshot and fewer bytes of entries after it than serving
+    /// allows, and the committer goes on counting from there.
     pub async fn open(path: &Path, options: JournalOptions) -> Result<Self, OpenError> {
         let sync = options.sync;
         let journal = Journal::open(path, sync).await?;
         let (mut keyspace, replayed) = journal.replay(now_ms()).await?;
         let entries = replayed.entries;
-        let mut since_compaction = entries;
-        if entries > options.compact_after_entries {
+        let mut since_compaction = replayed.bytes - replayed.first_bytes;
+        if since_compaction > options.compact_after_bytes.max(2 * replayed.first_bytes) {
             let started = std::time::Instant::now();
             journal.compact(&mut keyspace, now_ms()).await?;
             since_compaction = 0;
             tracing::info!(
                 entries,
+                bytes = replayed.bytes,
                 ms = started.elapsed().as_millis() as u64,
                 "embedded engine compacted its journal at start"
             );
@@ -115,6 +118,7 @@ impl Engine {
         tracing::info!(
             path = %path.display(),
             entries,
+            bytes = replayed.bytes,
             read_ms = replayed.read_ms,
             applied_ms = replayed.applied_ms,
             sync = sync.as_str(),
@@ -128,7 +132,7 @@ impl Engine {
             core: core.clone(),
             published: published.clone(),
             stream_added: stream_added.clone(),
-            compact_after_entries: options.compact_after_entries,
+            compact_after_bytes: options.compact_after_bytes,
             since_compaction,
         });
         Ok(Self::with(core, Some(committer), published, stream_added))

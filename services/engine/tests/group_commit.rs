@@ -51,6 +51,14 @@ async fn entries(path: &Path) -> i64 {
         .unwrap()
 }
 
+/// Each entry's size in bytes, in order.
+async fn entry_sizes(path: &Path) -> Vec<u64> {
+    sqlx::query_scalar("SELECT length(effects) FROM engine_journal ORDER BY seq")
+        .fetch_all(&mut beside(path).await)
+        .await
+        .unwrap()
+}
+
 // One thread: the committer runs only once every command below has run and is waiting, so
 // all of them are queued for its first transaction.
 #[tokio::test(flavor = "current_thread")]
@@ -123,26 +131,35 @@ async fn a_refused_commit_fails_every_command_waiting_on_it_and_keeps_none_of_th
 async fn the_journal_is_compacted_while_serving_and_still_rebuilds_the_state() {
     let path = journal_path("bounded");
     let options = JournalOptions {
-        compact_after_entries: 40,
+        compact_after_bytes: 1000,
         ..JournalOptions::default()
     };
     let engine = Engine::open(&path, options).await.unwrap();
     for i in 0..400 {
         run(&engine, &["INCR", "counter"]).await.unwrap();
-        run(&engine, &["SET", &format!("key{}", i % 10), &i.to_string()])
-            .await
-            .unwrap();
+        run(
+            &engine,
+            &["SET", &format!("key{}", i % 10), &format!("{i:03}")],
+        )
+        .await
+        .unwrap();
     }
-    // 800 writes; compaction keeps the snapshot and at most one round's worth of entries.
-    let journaled = entries(&path).await;
-    assert!(journaled <= 41, "{journaled} entries");
+    // 800 writes of about 30 bytes each; compaction keeps the snapshot and less than one
+    // round's worth of entries after it.
+    let sizes = entry_sizes(&path).await;
+    let after_snapshot: u64 = sizes[1..].iter().sum();
+    assert!(
+        after_snapshot < 1000,
+        "{after_snapshot} bytes after the snapshot"
+    );
+    assert!(sizes.len() < 60, "{} entries", sizes.len());
 
     let reopened = Engine::open(&path, options).await.unwrap();
     assert_eq!(get(&reopened, "counter").await.as_deref(), Some("400"));
     for i in 390..400 {
         assert_eq!(
             get(&reopened, &format!("key{}", i % 10)).await,
-            Some(i.to_string())
+            Some(format!("{i:03}"))
         );
     }
 }
@@ -151,15 +168,23 @@ async fn the_journal_is_compacted_while_serving_and_still_rebuilds_the_state() {
 async fn a_start_compacts_only_a_journal_longer_than_serving_lets_it_grow() {
     let path = journal_path("start");
     let roomy = JournalOptions {
-        compact_after_entries: 1000,
+        compact_after_bytes: 1 << 20,
         ..JournalOptions::default()
     };
+    let set = |i: usize| ["SET".to_string(), "k".to_string(), format!("{i:02}")];
     let engine = Engine::open(&path, roomy).await.unwrap();
     for i in 0..30 {
-        run(&engine, &["SET", "k", &i.to_string()]).await.unwrap();
+        let args = set(i);
+        run(&engine, &args.each_ref().map(String::as_str))
+            .await
+            .unwrap();
     }
     drop(engine);
-    assert_eq!(entries(&path).await, 30);
+    let sizes = entry_sizes(&path).await;
+    assert_eq!(sizes.len(), 30);
+    // Every write is an entry of the same size.
+    let entry = sizes[0];
+    assert!(sizes.iter().all(|s| *s == entry), "{sizes:?}");
 
     // Within the bound: the start replays and leaves the journal as it is.
     let engine = Engine::open(&path, roomy).await.unwrap();
@@ -167,9 +192,10 @@ async fn a_start_compacts_only_a_journal_longer_than_serving_lets_it_grow() {
     assert_eq!(get(&engine, "k").await.as_deref(), Some("29"));
     drop(engine);
 
-    // Beyond it: compacted at start, to the snapshot alone.
+    // Beyond it (29 entries after the first, 20 allowed): compacted at start, to the
+    // snapshot alone.
     let tight = JournalOptions {
-        compact_after_entries: 20,
+        compact_after_bytes: 20 * entry,
         ..JournalOptions::default()
     };
     let engine = Engine::open(&path, tight).await.unwrap();
@@ -177,18 +203,26 @@ async fn a_start_compacts_only_a_journal_longer_than_serving_lets_it_grow() {
     assert_eq!(get(&engine, "k").await.as_deref(), Some("29"));
     drop(engine);
 
-    // The committer counts from the entries it found: 15 found, so the 20th write starts a
-    // compaction, which the next write's commit follows.
+    // The committer counts from the bytes it found after the first entry: 14 entries'
+    // worth, so the 6th write after the start reaches 20 and starts a compaction, which the
+    // 7th write's commit follows.
     let path = journal_path("counting");
     let engine = Engine::open(&path, roomy).await.unwrap();
     for i in 0..15 {
-        run(&engine, &["SET", "k", &i.to_string()]).await.unwrap();
+        let args = set(i);
+        run(&engine, &args.each_ref().map(String::as_str))
+            .await
+            .unwrap();
     }
     drop(engine);
     let engine = Engine::open(&path, tight).await.unwrap();
-    for i in 15..21 {
-        run(&engine, &["SET", "k", &i.to_string()]).await.unwrap();
+    assert_eq!(entries(&path).await, 15);
+    for i in 15..22 {
+        let args = set(i);
+        run(&engine, &args.each_ref().map(String::as_str))
+            .await
+            .unwrap();
     }
-    assert_eq!(entries(&path).await, 2, "the snapshot and the 21st write");
-    assert_eq!(get(&engine, "k").await.as_deref(), Some("20"));
+    assert_eq!(entries(&path).await, 2, "the snapshot and the 7th write");
+    assert_eq!(get(&engine, "k").await.as_deref(), Some("21"));
 }

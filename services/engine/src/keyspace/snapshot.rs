@@ -3,14 +3,17 @@
 //! meant to end with the processes (keys with a time to live, deliveries not acknowledged).
 
 use super::streams::{Stream, StreamId};
-use super::{Args, Data, Keyspace};
+use super::{Data, Keyspace};
+use crate::entry::Entry;
 
 impl Keyspace {
-    /// Writes that rebuild this keyspace from nothing, for compacting the journal. Keys
-    /// with a time to live are left out (leases and viewer reports: the processes behind
-    /// them are gone when the journal is next read). A consumer group restarts before its
-    /// oldest unacknowledged entry, so everything still pending is delivered again.
-    pub fn snapshot(&mut self, now: i64) -> Vec<Args> {
+    /// The journal entry that rebuilds this keyspace from nothing, for compacting the
+    /// journal: written straight into the entry's bytes (a copy of every value, no
+    /// allocation per value), since every command waits while it is taken. Keys with a time
+    /// to live are left out (leases and viewer reports: the processes behind them are gone
+    /// when the journal is next read). A consumer group restarts before its oldest
+    /// unacknowledged entry, so everything still pending is delivered again.
+    pub fn snapshot(&mut self, now: i64) -> Entry {
         let volatile: Vec<Vec<u8>> = self.expires.keys().cloned().collect();
         for key in &volatile {
             self.live(key, now);
@@ -21,65 +24,93 @@ impl Keyspace {
             .filter(|k| !self.expires.contains_key(*k))
             .collect();
         keys.sort();
-        let mut out = Vec::new();
+        let mut out = Entry::with_capacity(keys.iter().map(|k| self.data[*k].size()).sum());
         for key in keys {
-            let command = |name: &str| vec![name.as_bytes().to_vec(), key.clone()];
+            let mut command = |name: &[u8], argc: usize| {
+                out.effect(2 + argc);
+                out.arg(name);
+                out.arg(key);
+            };
             match &self.data[key] {
-                Data::Str(v) => out.push([command("SET"), vec![v.clone()]].concat()),
+                Data::Str(v) => {
+                    command(b"SET", 1);
+                    out.arg(v);
+                }
                 Data::Hash(h) => {
-                    let mut c = command("HSET");
+                    command(b"HSET", 2 * h.len());
                     for (f, v) in h {
-                        c.extend([f.clone(), v.clone()]);
+                        out.arg(f);
+                        out.arg(v);
                     }
-                    out.push(c);
                 }
                 Data::Set(members) => {
-                    out.push([command("SADD"), members.iter().cloned().collect()].concat())
+                    command(b"SADD", members.len());
+                    for m in members {
+                        out.arg(m);
+                    }
                 }
                 Data::ZSet(z) => {
-                    let mut c = command("ZADD");
+                    command(b"ZADD", 2 * z.len());
                     for (m, score) in z.iter() {
-                        c.extend([score.to_string().into_bytes(), m.clone()]);
+                        out.arg(score.to_string().as_bytes());
+                        out.arg(m);
                     }
-                    out.push(c);
                 }
-                Data::Stream(stream) => out.extend(stream_snapshot(key, stream)),
+                Data::Stream(stream) => stream_snapshot(key, stream, &mut out),
             }
         }
         out
     }
 }
 
+impl Data {
+    /// About the bytes its snapshot takes (a little more: lengths and names of the commands).
+    fn size(&self) -> usize {
+        const HEAD: usize = 64;
+        HEAD + match self {
+            Data::Str(v) => v.len(),
+            Data::Hash(h) => h.iter().map(|(f, v)| 8 + f.len() + v.len()).sum(),
+            Data::Set(members) => members.iter().map(|m| 4 + m.len()).sum(),
+            Data::ZSet(z) => z.iter().map(|(m, _)| 8 + 24 + m.len()).sum(),
+            Data::Stream(s) => s.entries.values().map(|f| HEAD + f.bytes()).sum(),
+        }
+    }
+}
+
 /// The writes that rebuild one stream: its entries, its last id, its groups.
-fn stream_snapshot(key: &[u8], stream: &Stream) -> Vec<Args> {
-    let mut out = Vec::new();
+fn stream_snapshot(key: &[u8], stream: &Stream, out: &mut Entry) {
     for (id, fields) in &stream.entries {
-        out.push(
-            [
-                vec![b"XADD".to_vec(), key.to_vec(), id.render()],
-                fields.iter().map(<[u8]>::to_vec).collect(),
-            ]
-            .concat(),
-        );
+        out.effect(3 + fields.iter().count());
+        out.arg(b"XADD");
+        out.arg(key);
+        out.arg(&id.render());
+        for item in fields.iter() {
+            out.arg(item);
+        }
     }
     let last = stream.last_id.unwrap_or(StreamId::ZERO);
-    out.push(vec![b"XSETID".to_vec(), key.to_vec(), last.render()]);
+    out.effect(3);
+    for arg in [&b"XSETID"[..], key, &last.render()] {
+        out.arg(arg);
+    }
     for (name, group) in &stream.groups {
         let delivered = group.last_delivered.unwrap_or(StreamId::ZERO);
         let restart = match group.pending.keys().next() {
             Some(oldest) => before(*oldest).min(delivered),
             None => delivered,
         };
-        out.push(vec![
-            b"XGROUP".to_vec(),
-            b"CREATE".to_vec(),
-            key.to_vec(),
-            name.clone(),
-            restart.render(),
-            b"MKSTREAM".to_vec(),
-        ]);
+        out.effect(6);
+        for arg in [
+            &b"XGROUP"[..],
+            b"CREATE",
+            key,
+            name,
+            &restart.render(),
+            b"MKSTREAM",
+        ] {
+            out.arg(arg);
+        }
     }
-    out
 }
 
 /// The id just before `id`.
@@ -128,15 +159,17 @@ mod tests {
         ok(&mut ks, 6, &["XDEL", "o", "5-0", "5-2"]);
 
         let mut rebuilt = Keyspace::default();
-        for effect in ks.snapshot(7) {
+        let snapshot = ks.snapshot(7).finish();
+        let replayed = crate::entry::for_each_effect(&snapshot, &mut Vec::new(), |effect| {
             let mut ctx = Ctx {
                 now_ms: 7,
                 ..Ctx::default()
             };
             rebuilt
-                .execute(&mut ctx, &effect)
+                .execute(&mut ctx, effect)
                 .expect("a snapshot replays");
-        }
+        });
+        assert!(replayed.is_some());
         for probe in [
             ["HGETALL", "h"],
             ["SMEMBERS", "s"],

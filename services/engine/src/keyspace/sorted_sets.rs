@@ -64,6 +64,10 @@ impl SortedSet {
         self.scores.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
     /// Every member with its score, in score order.
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, f64)> {
         self.ordered.iter().map(|(score, member)| (member, score.0))

@@ -62,6 +62,11 @@ impl Fields {
         Self(packed)
     }
 
+    /// The size of the packed fields and values.
+    pub(super) fn bytes(&self) -> usize {
+        self.0.len()
+    }
+
     /// The fields and values, in order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let mut rest = self.0.as_slice();

@@ -1,0 +1,145 @@
+//! A journal entry's format: the writes of one command (or script), or a whole snapshot —
+//! `count, then per effect: argc, then per argument: length, bytes`, each number a u32
+//! little-endian — written effect by effect and read back without copying.
+
+use crate::keyspace::Args;
+
+/// An entry being written.
+pub struct Entry {
+    bytes: Vec<u8>,
+    effects: u32,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Self {
+            bytes: vec![0; 4],
+            effects: 0,
+        }
+    }
+}
+
+impl Entry {
+    /// An entry with room for `bytes` (its size when known: growing a snapshot of hundreds of
+    /// megabytes by doubling copies it again and again while every command waits).
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut entry = Self::default();
+        entry.bytes.reserve(bytes);
+        entry
+    }
+
+    /// Starts an effect of `argc` arguments; exactly that many [`Entry::arg`] follow.
+    pub fn effect(&mut self, argc: usize) {
+        self.effects += 1;
+        self.number(argc);
+    }
+
+    pub fn arg(&mut self, bytes: &[u8]) {
+        self.number(bytes.len());
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    fn number(&mut self, n: usize) {
+        self.bytes.extend((n as u32).to_le_bytes());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.effects == 0
+    }
+
+    /// The entry's bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.bytes[..4].copy_from_slice(&self.effects.to_le_bytes());
+        self.bytes
+    }
+}
+
+/// The entry holding `effects`.
+pub fn encode(effects: &[Args]) -> Vec<u8> {
+    let mut entry = Entry::default();
+    for effect in effects {
+        entry.effect(effect.len());
+        for arg in effect {
+            entry.arg(arg);
+        }
+    }
+    entry.finish()
+}
+
+/// Reads an entry written by [`encode`].
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn number(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+
+    /// Whether the rest is exactly whole effects (a walk of the lengths, nothing copied).
+    fn whole(mut self) -> Option<()> {
+        for _ in 0..self.number()? {
+            for _ in 0..self.number()? {
+                let len = self.number()?;
+                self.take(len)?;
+            }
+        }
+        self.0.is_empty().then_some(())
+    }
+}
+
+/// Calls `each` with every effect of an entry, in order, held in `args` (whose buffers are
+/// reused from one effect to the next). A truncated entry gives None before any effect.
+pub fn for_each_effect(
+    blob: &[u8],
+    args: &mut Args,
+    mut each: impl FnMut(&[Vec<u8>]),
+) -> Option<()> {
+    Reader(blob).whole()?;
+    let mut entry = Reader(blob);
+    for _ in 0..entry.number()? {
+        let argc = entry.number()?;
+        if args.len() < argc {
+            args.resize_with(argc, Vec::new);
+        }
+        for arg in &mut args[..argc] {
+            let len = entry.number()?;
+            arg.clear();
+            arg.extend_from_slice(entry.take(len)?);
+        }
+        each(&args[..argc]);
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_survive_encoding_and_a_truncated_entry_is_refused() {
+        let effects = vec![
+            vec![
+                b"HSET".to_vec(),
+                b"k".to_vec(),
+                b"f".to_vec(),
+                "价格\t1".as_bytes().to_vec(),
+            ],
+            vec![b"DEL".to_vec(), Vec::new()],
+        ];
+        let blob = encode(&effects);
+        let decode = |blob: &[u8]| {
+            let mut seen = Vec::new();
+            for_each_effect(blob, &mut Args::new(), |e| seen.push(e.to_vec())).map(|()| seen)
+        };
+        assert_eq!(decode(&blob), Some(effects));
+        assert_eq!(decode(&blob[..blob.len() - 1]), None);
+    }
+}
