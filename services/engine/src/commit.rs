@@ -85,6 +85,8 @@ pub(crate) struct Task {
     /// bound grows to twice the snapshot (compacting costs about as much as the snapshot is
     /// large, so this keeps its cost per byte written constant).
     pub compact_after_bytes: u64,
+    /// The bound when the committer starts (twice the snapshot it found, at least).
+    pub compact_after: u64,
     /// Bytes in the journal beyond its last snapshot when the committer starts.
     pub since_compaction: u64,
 }
@@ -129,7 +131,7 @@ impl Task {
         durable: watch::Sender<Durable>,
     ) {
         let mut since_compaction = self.since_compaction;
-        let mut compact_after = self.compact_after_bytes;
+        let mut compact_after = self.compact_after;
         let mut carried = None;
         loop {
             let first = match carried.take() {

@@ -163,7 +163,8 @@ impl Journal {
 
     /// Replaces every entry with one that rebuilds `keyspace` (its [`Keyspace::snapshot`])
     /// and gives the space back to the file system: at start, before serving.
-    pub async fn compact(&self, keyspace: &mut Keyspace, now_ms: i64) -> Result<(), sqlx::Error> {
+    /// The snapshot's size in bytes.
+    pub async fn compact(&self, keyspace: &mut Keyspace, now_ms: i64) -> Result<u64, sqlx::Error> {
         let started = std::time::Instant::now();
         let snapshot = keyspace.snapshot(now_ms).finish();
         let snapshot_ms = started.elapsed().as_millis() as u64;
@@ -175,7 +176,7 @@ impl Journal {
             written_ms = started.elapsed().as_millis() as u64 - snapshot_ms,
             "the engine journal was compacted"
         );
-        Ok(())
+        Ok(snapshot.len() as u64)
     }
 
     /// Replaces every entry with `snapshot` (an entry's bytes), in one transaction (while

@@ -104,10 +104,13 @@ impl Engine {
         let (mut keyspace, replayed) = journal.replay(now_ms()).await?;
         let entries = replayed.entries;
         let mut since_compaction = replayed.bytes - replayed.first_bytes;
-        if since_compaction > options.compact_after_bytes.max(2 * replayed.first_bytes) {
+        // The bound serving keeps: the first entry is the last snapshot once compacted.
+        let mut compact_after = options.compact_after_bytes.max(2 * replayed.first_bytes);
+        if since_compaction > compact_after {
             let started = std::time::Instant::now();
-            journal.compact(&mut keyspace, now_ms()).await?;
+            let snapshot_bytes = journal.compact(&mut keyspace, now_ms()).await?;
             since_compaction = 0;
+            compact_after = options.compact_after_bytes.max(2 * snapshot_bytes);
             tracing::info!(
                 entries,
                 bytes = replayed.bytes,
@@ -133,6 +136,7 @@ impl Engine {
             published: published.clone(),
             stream_added: stream_added.clone(),
             compact_after_bytes: options.compact_after_bytes,
+            compact_after,
             since_compaction,
         });
         Ok(Self::with(core, Some(committer), published, stream_added))

@@ -226,3 +226,41 @@ async fn a_start_compacts_only_a_journal_longer_than_serving_lets_it_grow() {
     assert_eq!(entries(&path).await, 2, "the snapshot and the 7th write");
     assert_eq!(get(&engine, "k").await.as_deref(), Some("21"));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn after_a_start_the_bound_is_twice_the_snapshot_found() {
+    let path = journal_path("bound");
+    let roomy = JournalOptions {
+        compact_after_bytes: 1 << 20,
+        ..JournalOptions::default()
+    };
+    let value = "v".repeat(100);
+    let engine = Engine::open(&path, roomy).await.unwrap();
+    for i in 0..10 {
+        run(&engine, &["SET", &format!("k{i}"), &value])
+            .await
+            .unwrap();
+    }
+    drop(engine);
+
+    // 100 bytes allowed: the start compacts the ten writes into a snapshot of over 1,000.
+    let tight = JournalOptions {
+        compact_after_bytes: 100,
+        ..JournalOptions::default()
+    };
+    let engine = Engine::open(&path, tight).await.unwrap();
+    let snapshot = entry_sizes(&path).await;
+    assert_eq!(snapshot.len(), 1);
+    assert!(snapshot[0] > 1000, "{snapshot:?}");
+    // A write of about 130 bytes is within twice the snapshot: no compaction.
+    run(&engine, &["SET", "k0", &value]).await.unwrap();
+    assert_eq!(entries(&path).await, 2);
+    drop(engine);
+
+    // Nor after a restart that finds the snapshot and one write after it.
+    let engine = Engine::open(&path, tight).await.unwrap();
+    assert_eq!(entries(&path).await, 2);
+    run(&engine, &["SET", "k1", &value]).await.unwrap();
+    assert_eq!(entries(&path).await, 3);
+    assert_eq!(get(&engine, "k9").await, Some(value));
+}
