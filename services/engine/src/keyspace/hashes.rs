@@ -55,15 +55,15 @@ impl Keyspace {
         let [key] = a else {
             return arity("HKEYS");
         };
-        // In field order, so that answers do not depend on hashing.
-        let mut fields: Vec<&Vec<u8>> = self
-            .hash(key, now)?
-            .into_iter()
-            .flat_map(|h| h.keys())
-            .collect();
-        fields.sort();
+        // In the hash's own order, which Redis does not promise either: the orders process
+        // lists a drop's answered shoppers with it every second while they change, up to
+        // 50,000 of them, under the engine's one lock, and sorting them took most of the time.
         Ok(Value::Array(
-            fields.into_iter().map(|f| bulk(f.clone())).collect(),
+            self.hash(key, now)?
+                .into_iter()
+                .flat_map(|h| h.keys())
+                .map(|f| bulk(f.clone()))
+                .collect(),
         ))
     }
 
