@@ -239,7 +239,7 @@ impl Task {
         let started = std::time::Instant::now();
         let (snapshot, at) = {
             let mut core = self.core.lock().await;
-            (core.keyspace.snapshot(now_ms()).finish(), core.last_seq)
+            (core.keyspace.snapshot(now_ms()), core.last_seq)
         };
         // Every command waits while the snapshot is taken under the lock.
         let locked_ms = started.elapsed().as_millis() as u64;
@@ -263,26 +263,26 @@ impl Task {
             }
         }
         let writing = std::time::Instant::now();
-        match self.journal.replace_with(&snapshot).await {
-            Ok(()) => {
+        match self.journal.replace_with(snapshot).await {
+            Ok(bytes) => {
                 // No group commits while the snapshot is written: answers wait for it too.
                 let written_ms = writing.elapsed().as_millis() as u64;
                 if locked_ms + written_ms >= STALL_WORTH_A_WARNING_MS {
                     tracing::warn!(
-                        bytes = snapshot.len(),
+                        bytes,
                         locked_ms,
                         written_ms,
                         "the engine compacted its journal while serving; commands waited for it"
                     );
                 } else {
                     tracing::info!(
-                        bytes = snapshot.len(),
+                        bytes,
                         locked_ms,
                         written_ms,
                         "the engine compacted its journal while serving"
                     );
                 }
-                (Some(snapshot.len() as u64), after)
+                (Some(bytes), after)
             }
             Err(e) => {
                 // The journal still holds every entry: nothing is lost, it is only longer.

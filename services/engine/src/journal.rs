@@ -17,7 +17,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-use crate::entry::{encode, for_each_effect};
+use crate::entry::{Entry, encode, for_each_effect};
 use crate::keyspace::{Args, Ctx, Keyspace};
 
 /// How durable a journal commit is (`LINKDROP_DATA_SYNC`).
@@ -166,33 +166,36 @@ impl Journal {
     /// The snapshot's size in bytes.
     pub async fn compact(&self, keyspace: &mut Keyspace, now_ms: i64) -> Result<u64, sqlx::Error> {
         let started = std::time::Instant::now();
-        let snapshot = keyspace.snapshot(now_ms).finish();
+        let snapshot = keyspace.snapshot(now_ms);
         let snapshot_ms = started.elapsed().as_millis() as u64;
-        self.replace_with(&snapshot).await?;
+        let bytes = self.replace_with(snapshot).await?;
         sqlx::query("VACUUM").execute(&self.pool).await?;
         tracing::info!(
-            bytes = snapshot.len(),
+            bytes,
             snapshot_ms,
             written_ms = started.elapsed().as_millis() as u64 - snapshot_ms,
             "the engine journal was compacted"
         );
-        Ok(snapshot.len() as u64)
+        Ok(bytes)
     }
 
-    /// Replaces every entry with `snapshot` (an entry's bytes), in one transaction (while
-    /// serving: the file's free pages are reused by the entries that follow).
-    pub async fn replace_with(&self, snapshot: &[u8]) -> Result<(), sqlx::Error> {
+    /// Replaces every entry with `snapshot`, in one transaction (while serving: the file's
+    /// free pages are reused by the entries that follow). The snapshot's size in bytes.
+    pub async fn replace_with(&self, snapshot: Entry) -> Result<u64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM engine_journal")
             .execute(&mut *tx)
             .await?;
-        if snapshot.len() > 4 {
+        let empty = snapshot.is_empty();
+        let bytes = snapshot.finish();
+        if !empty {
             sqlx::query("INSERT INTO engine_journal (effects) VALUES (?)")
-                .bind(snapshot)
+                .bind(&bytes)
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(bytes.len() as u64)
     }
 
     /// A keyspace with every journaled write applied, and what that took. Entries are read
