@@ -15,14 +15,16 @@
 //! command that ran on top of them are gone, and each of those commands gets an error.
 //!
 //! While serving, the committer also keeps the journal bounded: once enough bytes were
-//! appended since the last compaction it takes a snapshot under the lock, commits what was
-//! queued before it, and replaces the journal with the snapshot in one transaction.
+//! appended since the last compaction it takes a snapshot under the lock and commits what
+//! was queued before it; the snapshot's file is written while group commits go on, and once
+//! it is on disk one small transaction makes it the journal's start and deletes the entries
+//! it covers ([`crate::snapshot_file`]).
 
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, Notify, broadcast, mpsc, watch};
 
-use crate::journal::Journal;
+use crate::journal::{Journal, Snapshot};
 use crate::keyspace::Args;
 use crate::{Core, Message, deliver, now_ms};
 
@@ -42,12 +44,13 @@ pub(crate) struct Pending {
 
 /// How far the journal has come: every sequence number up to `committed` is on disk, except
 /// those in `failed` (ranges `(after, through]` of commands whose writes were lost);
-/// `commits` counts the transactions.
+/// `commits` counts the transactions; `compacting` while a compaction is under way.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Durable {
     committed: u64,
     failed: Vec<(u64, u64)>,
     commits: u64,
+    compacting: bool,
 }
 
 impl Durable {
@@ -105,6 +108,12 @@ impl Committer {
         self.durable.borrow().commits
     }
 
+    /// Waits until no compaction is under way (its snapshot switched to, or given up).
+    pub async fn compacted(&self) {
+        let mut durable = self.durable.clone();
+        let _ = durable.wait_for(|d| !d.compacting).await;
+    }
+
     /// Queues a command's writes; called under the engine's lock, in execution order.
     pub fn queue(&self, pending: Pending) {
         // The task ends only once this sender is dropped.
@@ -124,6 +133,25 @@ impl Committer {
     }
 }
 
+/// A snapshot being written to its file while group commits go on.
+struct Writing {
+    snapshot: Snapshot,
+    started: std::time::Instant,
+    locked_ms: u64,
+    caught_up_ms: u64,
+    written: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Waits for the snapshot being written, if there is one; never ends otherwise.
+async fn written(writing: &mut Option<Writing>) -> std::io::Result<()> {
+    match writing {
+        Some(w) => (&mut w.written)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        None => std::future::pending().await,
+    }
+}
+
 impl Task {
     async fn run(
         self,
@@ -133,12 +161,26 @@ impl Task {
         let mut since_compaction = self.since_compaction;
         let mut compact_after = self.compact_after;
         let mut carried = None;
+        let mut writing = None;
         loop {
             let first = match carried.take() {
                 Some(first) => first,
-                None => match pending.recv().await {
-                    Some(first) => first,
-                    None => return,
+                None => tokio::select! {
+                    biased;
+                    outcome = written(&mut writing) => {
+                        let done = writing.take().expect("a snapshot was being written");
+                        if let Some(bytes) = self.switch(done, outcome).await {
+                            compact_after = self.compact_after_bytes.max(2 * bytes);
+                        }
+                        durable.send_modify(|d| d.compacting = false);
+                        continue;
+                    }
+                    first = pending.recv() => match first {
+                        Some(first) => first,
+                        // The engine is gone; a snapshot still being written is left
+                        // unnamed, for the next start to remove.
+                        None => return,
+                    },
                 },
             };
             let mut group = vec![first];
@@ -148,29 +190,33 @@ impl Task {
                     Err(_) => break,
                 }
             }
-            let Some(written) = self.commit(group, &mut pending, &durable).await else {
+            let compacts = |bytes| writing.is_none() && since_compaction + bytes >= compact_after;
+            let Some(written) = self.commit(group, &mut pending, &durable, compacts).await else {
                 continue;
             };
             since_compaction += written;
-            if since_compaction >= compact_after {
-                let (snapshot_bytes, next) = self.compact(&mut pending, &durable).await;
-                if let Some(bytes) = snapshot_bytes {
-                    compact_after = self.compact_after_bytes.max(2 * bytes);
+            if writing.is_none() && since_compaction >= compact_after {
+                let (started, next) = self.start_compaction(&mut pending, &durable).await;
+                if started.is_none() {
+                    durable.send_modify(|d| d.compacting = false);
                 }
+                writing = started;
                 carried = next;
                 since_compaction = 0;
             }
         }
     }
-
     /// Journals `group` in one transaction, then publishes and raises the watermark; on a
     /// failure, rebuilds the state and fails everything queued. The bytes journaled, or
-    /// None when the commit failed.
+    /// None when the commit failed. `starts_compaction` (given the bytes) says whether a
+    /// compaction follows: the watermark says so as it rises, so that no command answered by
+    /// this commit can see the journal idle before that compaction.
     async fn commit(
         &self,
         group: Vec<Pending>,
         pending: &mut mpsc::UnboundedReceiver<Pending>,
         durable: &watch::Sender<Durable>,
+        starts_compaction: impl FnOnce(u64) -> bool,
     ) -> Option<u64> {
         let last = group.last().map_or(0, |p| p.seq);
         let entries: Vec<&[Args]> = group
@@ -194,9 +240,11 @@ impl Task {
                 p.stream_added,
             );
         }
+        let compacting = starts_compaction(bytes);
         durable.send_modify(|d| {
             d.committed = last;
             d.commits += 1;
+            d.compacting |= compacting;
         });
         Some(bytes)
     }
@@ -226,16 +274,18 @@ impl Task {
         });
     }
 
-    /// Replaces the journal with a snapshot of the state. The snapshot is taken under the
-    /// lock, at the last queued sequence number; what was queued before it is committed
-    /// first, so the journal then holds exactly the snapshot's state. Returns the snapshot's
-    /// size in bytes (None when a commit failed on the way or the journal refused the snapshot) and
-    /// the first command queued after the snapshot, if it was taken off the queue.
-    async fn compact(
+    /// Starts replacing the journal's older entries with a snapshot of the state. The
+    /// snapshot is taken under the lock, at the last queued sequence number; what was queued
+    /// before it is committed first, so the snapshot covers exactly the journal's entries up
+    /// to the last one then; its file is written off the runtime while group commits go on.
+    /// Returns the write under way (None when a commit failed on the way, or the journal
+    /// could not say where it stands) and the first command queued after the snapshot, if it
+    /// was taken off the queue.
+    async fn start_compaction(
         &self,
         pending: &mut mpsc::UnboundedReceiver<Pending>,
         durable: &watch::Sender<Durable>,
-    ) -> (Option<u64>, Option<Pending>) {
+    ) -> (Option<Writing>, Option<Pending>) {
         let started = std::time::Instant::now();
         let (snapshot, at) = {
             let mut core = self.core.lock().await;
@@ -257,38 +307,90 @@ impl Task {
             if group.is_empty() {
                 return (None, after);
             }
-            if self.commit(group, pending, durable).await.is_none() {
+            if self
+                .commit(group, pending, durable, |_| false)
+                .await
+                .is_none()
+            {
                 // `after` ran on the lost state too: it is lost with the rest.
                 return (None, None);
             }
         }
-        let writing = std::time::Instant::now();
-        match self.journal.replace_with(snapshot).await {
-            Ok(bytes) => {
-                // No group commits while the snapshot is written: answers wait for it too.
-                let written_ms = writing.elapsed().as_millis() as u64;
-                if locked_ms + written_ms >= STALL_WORTH_A_WARNING_MS {
-                    tracing::warn!(
-                        bytes,
-                        locked_ms,
-                        written_ms,
-                        "the engine compacted its journal while serving; commands waited for it"
-                    );
-                } else {
-                    tracing::info!(
-                        bytes,
-                        locked_ms,
-                        written_ms,
-                        "the engine compacted its journal while serving"
-                    );
-                }
-                (Some(bytes), after)
-            }
+        let through = match self.journal.last_entry().await {
+            Ok(through) => through,
             Err(e) => {
-                // The journal still holds every entry: nothing is lost, it is only longer.
                 tracing::error!(error = %e, "the engine could not compact its journal");
-                (None, after)
+                return (None, after);
             }
+        };
+        let files = self.journal.snapshot_files().clone();
+        let file = files.name(through);
+        let bytes = snapshot.finish();
+        let snapshot = Snapshot {
+            file: file.clone(),
+            through,
+            bytes: bytes.len() as u64,
+        };
+        let written = tokio::task::spawn_blocking(move || files.write(&file, &bytes));
+        let writing = Writing {
+            snapshot,
+            started,
+            locked_ms,
+            caught_up_ms: started.elapsed().as_millis() as u64 - locked_ms,
+            written,
+        };
+        (Some(writing), after)
+    }
+
+    /// Makes the written snapshot the journal's start. The snapshot's size in bytes, or None
+    /// when it could not be written or switched to (the journal then keeps every entry:
+    /// nothing is lost, it is only longer).
+    async fn switch(&self, done: Writing, written: std::io::Result<()>) -> Option<u64> {
+        let Writing {
+            snapshot,
+            started,
+            locked_ms,
+            caught_up_ms,
+            ..
+        } = done;
+        let switching = std::time::Instant::now();
+        let switched = match written {
+            Ok(()) => self
+                .journal
+                .switch_to(&snapshot)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = switched {
+            tracing::error!(%error, "the engine could not compact its journal");
+            return None;
         }
+        // Commands wait while the snapshot is taken, the commands before it are committed,
+        // and the switch's transaction runs; not while the file is written.
+        let switch_ms = switching.elapsed().as_millis() as u64;
+        let held_ms = locked_ms + caught_up_ms + switch_ms;
+        let bytes = snapshot.bytes;
+        let total_ms = started.elapsed().as_millis() as u64;
+        if held_ms >= STALL_WORTH_A_WARNING_MS {
+            tracing::warn!(
+                bytes,
+                locked_ms,
+                caught_up_ms,
+                switch_ms,
+                total_ms,
+                "the engine compacted its journal while serving; commands waited for it"
+            );
+        } else {
+            tracing::info!(
+                bytes,
+                locked_ms,
+                caught_up_ms,
+                switch_ms,
+                total_ms,
+                "the engine compacted its journal while serving"
+            );
+        }
+        Some(bytes)
     }
 }

@@ -17,8 +17,9 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-use crate::entry::{Entry, encode, for_each_effect};
+use crate::entry::{encode, for_each_effect};
 use crate::keyspace::{Args, Ctx, Keyspace};
+use crate::snapshot_file::SnapshotFiles;
 
 /// How durable a journal commit is (`LINKDROP_DATA_SYNC`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +57,15 @@ pub struct Journal {
     checkpointer: SqlitePool,
     /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the journal is open.
     _checkpoints: Option<Checkpoints>,
+    snapshots: SnapshotFiles,
+}
+
+/// A snapshot file the journal names: it holds the state through entry `through`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub file: String,
+    pub through: i64,
+    pub bytes: u64,
 }
 
 /// The checkpointing task; it stops when the journal is dropped.
@@ -123,17 +133,76 @@ impl Journal {
         )
         .execute(&pool)
         .await?;
+        // The snapshot the journal starts from (one row at most); the entries it covers are
+        // deleted with the switch to it.
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS engine_snapshot (
+                 id      INTEGER PRIMARY KEY CHECK (id = 1),
+                 file    TEXT NOT NULL,
+                 through INTEGER NOT NULL,
+                 bytes   INTEGER NOT NULL
+             )",
+        )
+        .execute(&pool)
+        .await?;
         let checkpointer = sqlx::pool::PoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await?;
         let checkpoints =
             checkpoint_every.map(|every| Checkpoints::start(checkpointer.clone(), every));
-        Ok(Self {
+        let journal = Self {
             pool,
             checkpointer,
             _checkpoints: checkpoints,
+            snapshots: SnapshotFiles::beside(path),
+        };
+        journal.remove_strays().await?;
+        Ok(journal)
+    }
+
+    /// Removes the snapshot files the journal does not name (left by a crash).
+    async fn remove_strays(&self) -> Result<(), sqlx::Error> {
+        let current = self.snapshot().await?;
+        let removed = self
+            .snapshots
+            .remove_all_but(current.as_ref().map(|s| s.file.as_str()))?;
+        if !removed.is_empty() {
+            tracing::info!(
+                ?removed,
+                "removed snapshot files the engine journal does not name"
+            );
+        }
+        Ok(())
+    }
+
+    /// The snapshot the journal starts from, if any.
+    pub async fn snapshot(&self) -> Result<Option<Snapshot>, sqlx::Error> {
+        let row = sqlx::query("SELECT file, through, bytes FROM engine_snapshot WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Snapshot {
+                file: row.try_get(0)?,
+                through: row.try_get(1)?,
+                bytes: row.try_get::<i64, _>(2)? as u64,
+            })
         })
+        .transpose()
+    }
+
+    /// The last entry appended so far (0: none ever), whether or not a snapshot covers it.
+    pub async fn last_entry(&self) -> Result<i64, sqlx::Error> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'engine_journal'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Where snapshots are written.
+    pub fn snapshot_files(&self) -> &SnapshotFiles {
+        &self.snapshots
     }
 
     /// Checkpoints the WAL now.
@@ -161,41 +230,54 @@ impl Journal {
         Ok(bytes)
     }
 
-    /// Replaces every entry with one that rebuilds `keyspace` (its [`Keyspace::snapshot`])
-    /// and gives the space back to the file system: at start, before serving.
-    /// The snapshot's size in bytes.
+    /// Replaces every entry with a snapshot of `keyspace` and gives the space back to the
+    /// file system: at start, before serving. The snapshot's size in bytes.
     pub async fn compact(&self, keyspace: &mut Keyspace, now_ms: i64) -> Result<u64, sqlx::Error> {
         let started = std::time::Instant::now();
-        let snapshot = keyspace.snapshot(now_ms);
+        let through = self.last_entry().await?;
+        let bytes = keyspace.snapshot(now_ms).finish();
         let snapshot_ms = started.elapsed().as_millis() as u64;
-        let bytes = self.replace_with(snapshot).await?;
+        let file = self.snapshots.name(through);
+        self.snapshots.write(&file, &bytes)?;
+        let snapshot = Snapshot {
+            file,
+            through,
+            bytes: bytes.len() as u64,
+        };
+        self.switch_to(&snapshot).await?;
         sqlx::query("VACUUM").execute(&self.pool).await?;
         tracing::info!(
-            bytes,
+            bytes = snapshot.bytes,
             snapshot_ms,
             written_ms = started.elapsed().as_millis() as u64 - snapshot_ms,
             "the engine journal was compacted"
         );
-        Ok(bytes)
+        Ok(snapshot.bytes)
     }
 
-    /// Replaces every entry with `snapshot`, in one transaction (while serving: the file's
-    /// free pages are reused by the entries that follow). The snapshot's size in bytes.
-    pub async fn replace_with(&self, snapshot: Entry) -> Result<u64, sqlx::Error> {
+    /// Makes `snapshot` (written and synced) the journal's start, deleting the entries it
+    /// covers, in one transaction; then removes the snapshot it replaces.
+    pub async fn switch_to(&self, snapshot: &Snapshot) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM engine_journal")
+        sqlx::query(
+            "INSERT OR REPLACE INTO engine_snapshot (id, file, through, bytes) VALUES (1, ?, ?, ?)",
+        )
+        .bind(&snapshot.file)
+        .bind(snapshot.through)
+        .bind(snapshot.bytes as i64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM engine_journal WHERE seq <= ?")
+            .bind(snapshot.through)
             .execute(&mut *tx)
             .await?;
-        let empty = snapshot.is_empty();
-        let bytes = snapshot.finish();
-        if !empty {
-            sqlx::query("INSERT INTO engine_journal (effects) VALUES (?)")
-                .bind(&bytes)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
-        Ok(bytes.len() as u64)
+        crate::failpoint("engine.snapshot_switched");
+        if let Err(e) = self.snapshots.remove_all_but(Some(&snapshot.file)) {
+            // Left for the next start to remove.
+            tracing::warn!(error = %e, "the engine could not remove its previous snapshot file");
+        }
+        Ok(())
     }
 
     /// A keyspace with every journaled write applied, and what that took. Entries are read
@@ -204,39 +286,33 @@ impl Journal {
     pub async fn replay(&self, now_ms: i64) -> Result<(Keyspace, Replayed), sqlx::Error> {
         use futures::TryStreamExt;
         let started = std::time::Instant::now();
-        let mut rows =
-            sqlx::query("SELECT effects FROM engine_journal ORDER BY seq").fetch(&self.pool);
         let mut keyspace = Keyspace::default();
-        let (mut entries, mut applying, mut args) = (0, std::time::Duration::ZERO, Args::new());
-        let (mut first_bytes, mut bytes) = (0, 0);
+        let mut args = Args::new();
+        let mut applying = std::time::Duration::ZERO;
+        let snapshot = self.snapshot().await?;
+        if let Some(snapshot) = &snapshot {
+            let content = self.snapshots.read(&snapshot.file, snapshot.bytes)?;
+            let applied = std::time::Instant::now();
+            apply(&mut keyspace, &content, &mut args, now_ms)?;
+            applying += applied.elapsed();
+        }
+        let through = snapshot.as_ref().map_or(0, |s| s.through);
+        let mut rows = sqlx::query("SELECT effects FROM engine_journal WHERE seq > ? ORDER BY seq")
+            .bind(through)
+            .fetch(&self.pool);
+        let (mut entries, mut bytes) = (0, 0);
         while let Some(row) = rows.try_next().await? {
             let blob: &[u8] = row.try_get(0)?;
-            if entries == 0 {
-                first_bytes = blob.len() as u64;
-            }
             bytes += blob.len() as u64;
             let applied = std::time::Instant::now();
-            let walked = for_each_effect(blob, &mut args, |effect| {
-                let mut ctx = Ctx {
-                    now_ms,
-                    replaying: true,
-                    ..Ctx::default()
-                };
-                if let Err(e) = keyspace.execute(&mut ctx, effect) {
-                    // Replaying what once succeeded cannot fail; say so if it ever does.
-                    tracing::error!(code = e.code, message = %e.message, "a journaled write failed on replay");
-                }
-            });
-            if walked.is_none() {
-                return Err(sqlx::Error::Decode("a journal entry is truncated".into()));
-            }
+            apply(&mut keyspace, blob, &mut args, now_ms)?;
             applying += applied.elapsed();
             entries += 1;
         }
         let applied_ms = applying.as_millis() as u64;
         let replayed = Replayed {
+            snapshot_bytes: snapshot.map_or(0, |s| s.bytes),
             entries,
-            first_bytes,
             bytes,
             read_ms: (started.elapsed().as_millis() as u64).saturating_sub(applied_ms),
             applied_ms,
@@ -245,16 +321,37 @@ impl Journal {
     }
 }
 
+/// Applies the writes of one entry (or snapshot) to `keyspace`.
+fn apply(
+    keyspace: &mut Keyspace,
+    entry: &[u8],
+    args: &mut Args,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let walked = for_each_effect(entry, args, |effect| {
+        let mut ctx = Ctx {
+            now_ms,
+            replaying: true,
+            ..Ctx::default()
+        };
+        if let Err(e) = keyspace.execute(&mut ctx, effect) {
+            // Replaying what once succeeded cannot fail; say so if it ever does.
+            tracing::error!(code = e.code, message = %e.message, "a journaled write failed on replay");
+        }
+    });
+    walked.ok_or_else(|| sqlx::Error::Decode("a journal entry is truncated".into()))
+}
+
 /// What reading the journal back took.
 #[derive(Debug, Clone, Copy)]
 pub struct Replayed {
-    /// Entries read (a snapshot counts as one).
+    /// The snapshot's bytes (0: none).
+    pub snapshot_bytes: u64,
+    /// Entries read after the snapshot.
     pub entries: u64,
-    /// The first entry's bytes (the last snapshot, once the journal was compacted).
-    pub first_bytes: u64,
-    /// Every entry's bytes.
+    /// Their bytes.
     pub bytes: u64,
-    /// Milliseconds reading them from SQLite.
+    /// Milliseconds reading the snapshot and the entries.
     pub read_ms: u64,
     /// Milliseconds applying their writes.
     pub applied_ms: u64,

@@ -8,8 +8,8 @@
 //! It is a `redis::aio::ConnectionLike`, so every role talks to it through the same code it
 //! uses for Redis. Every write is journaled to SQLite before its answer is returned
 //! ([`journal`]), the writes of commands that arrive together in one commit ([`commit`]);
-//! opening the engine replays the journal, then compacts it to one entry that rebuilds the
-//! state, and it is compacted again while serving. Publishing reaches this process's
+//! opening the engine replays the journal (a snapshot file, then the entries after it), and
+//! the journal is compacted while serving ([`snapshot_file`]). Publishing reaches this process's
 //! subscribers ([`Engine::subscribe`]): the gateway of `linkdrop all`.
 //!
 //! Commands run one at a time under one lock, as in Redis; a script runs whole.
@@ -19,10 +19,11 @@ pub mod entry;
 pub mod journal;
 pub mod keyspace;
 pub mod lua;
+pub mod snapshot_file;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
@@ -36,6 +37,22 @@ use crate::lua::Scripts;
 
 /// Messages a slow subscriber may fall behind before it misses some (and is told so).
 const SUBSCRIBER_BACKLOG: usize = 16_384;
+
+/// The crash tests' failpoints, when the process has them ([`set_failpoint`]).
+static FAILPOINT: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Lets the process die at the engine's named moments, as its own failpoints do
+/// (`engine.snapshot_written`: a snapshot file is whole on disk, the journal does not name it
+/// yet; `engine.snapshot_switched`: the journal names it, the previous file is still there).
+pub fn set_failpoint(hook: fn(&str)) {
+    let _ = FAILPOINT.set(hook);
+}
+
+pub(crate) fn failpoint(name: &str) {
+    if let Some(hook) = FAILPOINT.get() {
+        hook(name);
+    }
+}
 
 /// A message published on a channel.
 #[derive(Debug, Clone)]
@@ -94,18 +111,17 @@ pub enum OpenError {
 
 impl Engine {
     /// The engine journaled at `path`, with every write the journal holds replayed. The
-    /// journal is compacted now only when it is longer than serving would have let it grow
-    /// (a journal left by a crash in the middle of a compaction, or by an older linkdrop):
-    /// otherwise it already is a snapshot and fewer bytes of entries after it than serving
-    /// allows, and the committer goes on counting from there.
+    /// journal is compacted now only when it holds more entries after its snapshot than
+    /// serving would have let it grow (a journal left by a crash in the middle of a
+    /// compaction, or by an older linkdrop, which kept no snapshot file); otherwise the
+    /// committer goes on counting from there.
     pub async fn open(path: &Path, options: JournalOptions) -> Result<Self, OpenError> {
         let sync = options.sync;
         let journal = Journal::open(path, sync).await?;
         let (mut keyspace, replayed) = journal.replay(now_ms()).await?;
         let entries = replayed.entries;
-        let mut since_compaction = replayed.bytes - replayed.first_bytes;
-        // The bound serving keeps: the first entry is the last snapshot once compacted.
-        let mut compact_after = options.compact_after_bytes.max(2 * replayed.first_bytes);
+        let mut since_compaction = replayed.bytes;
+        let mut compact_after = options.compact_after_bytes.max(2 * replayed.snapshot_bytes);
         if since_compaction > compact_after {
             let started = std::time::Instant::now();
             let snapshot_bytes = journal.compact(&mut keyspace, now_ms()).await?;
@@ -120,6 +136,7 @@ impl Engine {
         }
         tracing::info!(
             path = %path.display(),
+            snapshot_bytes = replayed.snapshot_bytes,
             entries,
             bytes = replayed.bytes,
             read_ms = replayed.read_ms,
@@ -183,6 +200,13 @@ impl Engine {
     /// the writes of one or more commands); 0 in memory.
     pub fn journal_commits(&self) -> u64 {
         self.shared.committer.as_ref().map_or(0, Committer::commits)
+    }
+
+    /// Waits until no compaction of the journal is under way.
+    pub async fn compacted(&self) {
+        if let Some(committer) = &self.shared.committer {
+            committer.compacted().await;
+        }
     }
 
     /// Runs one command; waits when it is a blocking read with nothing to read yet.

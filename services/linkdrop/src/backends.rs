@@ -92,11 +92,13 @@ impl Backends {
                 dir.display()
             )
         })?;
+        // The crash tests' failpoints reach into the engine's journal too.
+        linkdrop_engine::set_failpoint(linkdrop_infra::failpoint::hit);
         let engine = Engine::open(
             &dir.join(ENGINE_FILE),
             JournalOptions {
                 sync: config.embedded.data_sync,
-                ..JournalOptions::default()
+                compact_after_bytes: config.embedded.data_compact_after_bytes,
             },
         )
         .await

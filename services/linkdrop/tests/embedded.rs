@@ -3,7 +3,10 @@
 //! started again on the same data directory. Every order answered 201 (before the kill, or
 //! after it for a request whose answer was lost) is in the records exactly once and was
 //! announced to the merchant; the stock adds up; nothing was sold twice. A third start, on
-//! the journal the second one compacted, still knows every order.
+//! the journal the second one compacted, still knows every order. The same holds when the
+//! process dies in the middle of compacting its journal while serving (failpoints): with a
+//! snapshot file written that the journal does not name yet, and with the journal switched
+//! to a new snapshot while the previous file is still there.
 
 use linkdrop_testkit as support;
 
@@ -99,6 +102,103 @@ async fn acknowledged_orders_survive_a_sigkill_of_the_embedded_process() {
         (&0.into(), &STOCK.into()),
         "{drop:?}"
     );
+}
+
+/// Journal bytes after which the engine compacts in the crash tests below: a few orders'
+/// worth, more than setting up a sale writes.
+const COMPACT_AFTER_BYTES: &str = "16384";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkill_with_a_snapshot_written_but_not_yet_named_loses_nothing() {
+    killed_while_compacting("engine.snapshot_written").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkill_right_after_the_switch_to_a_new_snapshot_loses_nothing() {
+    // The second compaction: the first one's file is still there when the process dies.
+    killed_while_compacting("engine.snapshot_switched:2").await;
+}
+
+/// A rush on `linkdrop all` that compacts its journal every few orders and dies at
+/// `failpoint`; then a start without it.
+async fn killed_while_compacting(failpoint: &str) {
+    const STOCK: u32 = 150;
+    let data_dir = fresh_data_dir();
+    let mut env = embedded_env(&data_dir, &fresh_namespace());
+    env.insert(
+        "LINKDROP_DATA_COMPACT_AFTER_BYTES".into(),
+        COMPACT_AFTER_BYTES.into(),
+    );
+    let mut doomed_env = env.clone();
+    doomed_env.insert("LINKDROP_FAILPOINT".into(), failpoint.into());
+    let mut first = Process::start(&["all"], &doomed_env).await;
+    let app = Arc::new(TestApp::external_embedded(&first.addr, &data_dir).await);
+    let mut receiver = WebhookReceiver::start().await;
+    let merchant = "m_compacting";
+    app.subscribe(merchant, &receiver.url, &["order.created"])
+        .await;
+    let room_id = app.create_room(merchant).await;
+    let drop_id = app.create_drop(&room_id, STOCK, 1).await;
+    app.launch(&drop_id, 0).await;
+
+    // As many shoppers as units: each one's order is taken unless the process is gone.
+    let (rush, _) = rush::start(app.clone(), &drop_id, STOCK as usize, usize::MAX);
+    first.killed_by_failpoint().await;
+    let rush = rush.await.unwrap();
+    assert!(
+        !rush.acknowledged.is_empty() && !rush.unknown.is_empty(),
+        "the process died in the middle of the rush: {} acknowledged, {} unanswered",
+        rush.acknowledged.len(),
+        rush.unknown.len()
+    );
+
+    let second = Process::start(&["all"], &env).await;
+    assert_eq!(
+        snapshot_files(&data_dir).len(),
+        1,
+        "the start removed the snapshot file the journal does not name"
+    );
+    let app = TestApp::external_embedded(&second.addr, &data_dir).await;
+    for (i, order_id) in rush.acknowledged.iter().enumerate() {
+        let again = app
+            .order(&drop_id, &app.token(&format!("rusher-{i}")), "k", 1)
+            .await;
+        assert_eq!(again.body["order_id"], order_id.as_str(), "rusher-{i}");
+    }
+    let mut acknowledged = rush.acknowledged.clone();
+    acknowledged.extend(rush::resolve_unknown(&app, &drop_id, &rush.unknown).await);
+    let acknowledged: BTreeSet<String> = acknowledged.into_iter().collect();
+    assert_eq!(acknowledged.len(), STOCK as usize, "every unit sold, once");
+    let mut announced = BTreeSet::new();
+    while !acknowledged.is_subset(&announced) {
+        let delivery = receiver.next().await;
+        let event: Value = serde_json::from_str(&delivery.body).unwrap();
+        announced.insert(event["data"]["order_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(announced, acknowledged);
+    let settled = app
+        .count("SELECT count(*) FROM orders WHERE drop_id = $1", &drop_id)
+        .await;
+    assert_eq!(
+        settled,
+        i64::from(STOCK),
+        "each order is in the records once"
+    );
+    let drop = app.admin_get(&format!("/v1/drops/{drop_id}")).await;
+    assert_eq!(
+        (&drop.body["stock_left"], &drop.body["reserved"]),
+        (&0.into(), &STOCK.into()),
+        "{drop:?}"
+    );
+}
+
+/// The engine's snapshot files in `data_dir`.
+fn snapshot_files(data_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".snapshot."))
+        .collect()
 }
 
 #[tokio::test]

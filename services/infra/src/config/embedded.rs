@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use linkdrop_engine::DataSync;
+use linkdrop_engine::{DataSync, JournalOptions};
 
 use super::ConfigError;
-use super::layers::Layers;
+use super::layers::{Layers, parse_in_range};
 
 /// The embedded backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,9 @@ pub struct EmbeddedConfig {
     pub data_dir: PathBuf,
     /// How durable the engine's journal commits are (`data_sync`: `normal` or `full`).
     pub data_sync: DataSync,
+    /// Journal bytes written since the last compaction that start the next one, at least
+    /// (`data_compact_after_bytes`; the bound grows to twice the state's snapshot).
+    pub data_compact_after_bytes: u64,
 }
 
 impl EmbeddedConfig {
@@ -22,6 +25,11 @@ impl EmbeddedConfig {
         Ok(Self {
             data_dir: layers.value("data_dir", PathBuf::from("linkdrop-data"), parse_path)?,
             data_sync: layers.value("data_sync", DataSync::Normal, parse_sync)?,
+            data_compact_after_bytes: layers.value(
+                "data_compact_after_bytes",
+                JournalOptions::default().compact_after_bytes,
+                |s| parse_in_range(s, 1 << 10, 1 << 40),
+            )?,
         })
     }
 }

@@ -228,6 +228,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_journal_compacts_after_64_mib_unless_told_otherwise() {
+        let config = load_env(&[]).unwrap();
+        assert_eq!(config.embedded.data_compact_after_bytes, 64 << 20);
+        let small = load_env(&[("LINKDROP_DATA_COMPACT_AFTER_BYTES", "4096")]).unwrap();
+        assert_eq!(small.embedded.data_compact_after_bytes, 4096);
+        let err = load_env(&[("LINKDROP_DATA_COMPACT_AFTER_BYTES", "12")]).unwrap_err();
+        assert_eq!(err.key, "LINKDROP_DATA_COMPACT_AFTER_BYTES");
+        assert!(err.problem.contains("between 1024"), "{err}");
+    }
+
+    #[test]
     fn a_bad_environment_value_names_its_variable() {
         let err = load_env(&[("LINKDROP_HTTP_ADDR", "not-an-address")]).unwrap_err();
         assert_eq!(err.key, "LINKDROP_HTTP_ADDR");
