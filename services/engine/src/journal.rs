@@ -12,6 +12,7 @@
 //! the commit waited for the disk too (the embedded backend's tail at half rate).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
@@ -58,7 +59,15 @@ pub struct Journal {
     /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the journal is open.
     _checkpoints: Option<Checkpoints>,
     snapshots: SnapshotFiles,
+    /// The last entry the current snapshot covers; entries up to it are deleted a few at a
+    /// time with the group commits that follow the switch, while `trimming`.
+    covered: AtomicI64,
+    trimming: AtomicBool,
 }
+
+/// Entries covered by the snapshot that one group commit deletes, at most: deleting them all
+/// in the switch's transaction held group commits up for 0.1 s per 60 MB of entries.
+const TRIM_PER_COMMIT: i64 = 16;
 
 /// A snapshot file the journal names: it holds the state through entry `through`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,8 +165,13 @@ impl Journal {
             checkpointer,
             _checkpoints: checkpoints,
             snapshots: SnapshotFiles::beside(path),
+            covered: AtomicI64::new(0),
+            trimming: AtomicBool::new(false),
         };
         journal.remove_strays().await?;
+        if let Some(snapshot) = journal.snapshot().await? {
+            journal.trim_through(snapshot.through);
+        }
         Ok(journal)
     }
 
@@ -211,7 +225,8 @@ impl Journal {
     }
 
     /// Appends the effects of several commands (or scripts), each as one entry, in one
-    /// transaction: all of them are journaled, or none. The bytes appended.
+    /// transaction: all of them are journaled, or none. The same transaction deletes a few of
+    /// the entries the snapshot covers, while some are left. The bytes appended.
     pub async fn append_group(&self, entries: &[&[Args]]) -> Result<u64, sqlx::Error> {
         if entries.is_empty() {
             return Ok(0);
@@ -226,8 +241,31 @@ impl Journal {
                 .execute(&mut *tx)
                 .await?;
         }
+        let trimming = self.trimming.load(Ordering::Relaxed);
+        let trimmed = if trimming {
+            sqlx::query(
+                "DELETE FROM engine_journal WHERE seq IN
+                     (SELECT seq FROM engine_journal WHERE seq <= ? ORDER BY seq LIMIT ?)",
+            )
+            .bind(self.covered.load(Ordering::Relaxed))
+            .bind(TRIM_PER_COMMIT)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        } else {
+            0
+        };
         tx.commit().await?;
+        if trimming && (trimmed as i64) < TRIM_PER_COMMIT {
+            self.trimming.store(false, Ordering::Relaxed);
+        }
         Ok(bytes)
+    }
+
+    /// Deletes the entries through `through` with the group commits to come.
+    fn trim_through(&self, through: i64) {
+        self.covered.store(through, Ordering::Relaxed);
+        self.trimming.store(true, Ordering::Relaxed);
     }
 
     /// Replaces every entry with a snapshot of `keyspace` and gives the space back to the
@@ -245,6 +283,10 @@ impl Journal {
             bytes: bytes.len() as u64,
         };
         self.switch_to(&snapshot).await?;
+        sqlx::query("DELETE FROM engine_journal WHERE seq <= ?")
+            .bind(through)
+            .execute(&self.pool)
+            .await?;
         sqlx::query("VACUUM").execute(&self.pool).await?;
         tracing::info!(
             bytes = snapshot.bytes,
@@ -255,23 +297,19 @@ impl Journal {
         Ok(snapshot.bytes)
     }
 
-    /// Makes `snapshot` (written and synced) the journal's start, deleting the entries it
-    /// covers, in one transaction; then removes the snapshot it replaces.
+    /// Makes `snapshot` (written and synced) the journal's start, in one small transaction;
+    /// then removes the snapshot it replaces. The entries it covers are no longer read, and
+    /// are deleted with the group commits that follow.
     pub async fn switch_to(&self, snapshot: &Snapshot) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT OR REPLACE INTO engine_snapshot (id, file, through, bytes) VALUES (1, ?, ?, ?)",
         )
         .bind(&snapshot.file)
         .bind(snapshot.through)
         .bind(snapshot.bytes as i64)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        sqlx::query("DELETE FROM engine_journal WHERE seq <= ?")
-            .bind(snapshot.through)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        self.trim_through(snapshot.through);
         crate::failpoint("engine.snapshot_switched");
         if let Err(e) = self.snapshots.remove_all_but(Some(&snapshot.file)) {
             // Left for the next start to remove.

@@ -69,7 +69,9 @@ async fn get(engine: &Engine, key: &str) -> Option<String> {
         .unwrap()
 }
 
-async fn journal_rows(path: &Path) -> (i64, Option<i64>) {
+/// The entries in the journal, those through `through` of them, and the last entry its
+/// snapshot covers.
+async fn journal_rows(path: &Path, through: i64) -> (i64, i64, Option<i64>) {
     let mut db = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
@@ -77,11 +79,16 @@ async fn journal_rows(path: &Path) -> (i64, Option<i64>) {
         .fetch_one(&mut db)
         .await
         .unwrap();
+    let up_to = sqlx::query_scalar("SELECT count(*) FROM engine_journal WHERE seq <= ?")
+        .bind(through)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
     let through = sqlx::query_scalar("SELECT through FROM engine_snapshot")
         .fetch_optional(&mut db)
         .await
         .unwrap();
-    (entries, through)
+    (entries, up_to, through)
 }
 
 fn snapshot_files(path: &Path) -> Vec<String> {
@@ -108,7 +115,7 @@ async fn commands_are_journaled_and_answered_while_a_snapshot_is_written() {
         set(&engine, &format!("k{i}"), &value).await;
     }
     snapshot_written().notified().await;
-    let (entries, through) = journal_rows(&path).await;
+    let (entries, _, through) = journal_rows(&path, 0).await;
     assert_eq!(
         entries, 100,
         "every write is journaled; none is covered yet"
@@ -122,18 +129,26 @@ async fn commands_are_journaled_and_answered_while_a_snapshot_is_written() {
 
     release();
     engine.compacted().await;
-    let (entries, through) = journal_rows(&path).await;
+    let (_, _, through) = journal_rows(&path, 0).await;
     let through = through.expect("the journal starts from the snapshot");
     assert!(
         (1..50).contains(&through),
         "the snapshot covers the writes before it started: {through}"
     );
-    assert_eq!(
-        entries,
-        100 - through,
-        "the entries it covers are gone, the later ones kept"
-    );
     assert_eq!(snapshot_files(&path).len(), 1);
+
+    // The entries it covers go with the commits that follow, sixteen each; the later ones
+    // stay.
+    let more = (through + 15) / 16 + 1;
+    for i in 100..100 + more {
+        set(&engine, &format!("k{i}"), &value).await;
+    }
+    let (entries, covered_left, _) = journal_rows(&path, through).await;
+    assert_eq!(
+        covered_left, 0,
+        "every entry the snapshot covers is deleted"
+    );
+    assert_eq!(entries, 100 + more - through);
 
     drop(engine);
     let reopened = Engine::open(&path, options).await.unwrap();

@@ -44,11 +44,17 @@ async fn beside(path: &Path) -> SqliteConnection {
         .unwrap()
 }
 
+/// The entries after the snapshot (those it covers are deleted a few at a time later).
+const AFTER_SNAPSHOT: &str =
+    "WHERE seq > coalesce((SELECT through FROM engine_snapshot), 0) ORDER BY seq";
+
 async fn entries(path: &Path) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM engine_journal")
-        .fetch_one(&mut beside(path).await)
-        .await
-        .unwrap()
+    sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM engine_journal {AFTER_SNAPSHOT}"
+    ))
+    .fetch_one(&mut beside(path).await)
+    .await
+    .unwrap()
 }
 
 /// The size of the snapshot the journal starts from, if it has one.
@@ -61,10 +67,12 @@ async fn snapshot_bytes(path: &Path) -> Option<i64> {
 
 /// Each entry's size in bytes, in order (the entries after the snapshot).
 async fn entry_sizes(path: &Path) -> Vec<u64> {
-    sqlx::query_scalar("SELECT length(effects) FROM engine_journal ORDER BY seq")
-        .fetch_all(&mut beside(path).await)
-        .await
-        .unwrap()
+    sqlx::query_scalar(&format!(
+        "SELECT length(effects) FROM engine_journal {AFTER_SNAPSHOT}"
+    ))
+    .fetch_all(&mut beside(path).await)
+    .await
+    .unwrap()
 }
 
 // One thread: the committer runs only once every command below has run and is waiting, so
