@@ -298,9 +298,11 @@ impl Journal {
     }
 
     /// Makes `snapshot` (written and synced) the journal's start, in one small transaction;
-    /// then removes the snapshot it replaces. The entries it covers are no longer read, and
-    /// are deleted with the group commits that follow.
+    /// the file it replaces is removed in the background (unlinking hundreds of megabytes
+    /// takes a while). The entries it covers are no longer read, and are deleted with the
+    /// group commits that follow.
     pub async fn switch_to(&self, snapshot: &Snapshot) -> Result<(), sqlx::Error> {
+        let previous = self.snapshot().await?;
         sqlx::query(
             "INSERT OR REPLACE INTO engine_snapshot (id, file, through, bytes) VALUES (1, ?, ?, ?)",
         )
@@ -311,9 +313,14 @@ impl Journal {
         .await?;
         self.trim_through(snapshot.through);
         crate::failpoint("engine.snapshot_switched");
-        if let Err(e) = self.snapshots.remove_all_but(Some(&snapshot.file)) {
-            // Left for the next start to remove.
-            tracing::warn!(error = %e, "the engine could not remove its previous snapshot file");
+        if let Some(previous) = previous {
+            let path = self.snapshots.path(&previous.file);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    // Left for the next start to remove.
+                    tracing::warn!(error = %e, path = %path.display(), "the engine could not remove its previous snapshot file");
+                }
+            });
         }
         Ok(())
     }

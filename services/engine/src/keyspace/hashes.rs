@@ -85,6 +85,10 @@ impl Keyspace {
             return arity(name);
         }
         let hash = self.hash_mut(key, ctx.now_ms)?;
+        if hash.is_empty() {
+            // Sized once: a snapshot rebuilds each hash with one HSET of every field.
+            hash.reserve(pairs.len() / 2);
+        }
         let added = pairs
             .chunks(2)
             .filter(|p| hash.insert(p[0].clone(), p[1].clone()).is_none())

@@ -12,6 +12,10 @@ impl Keyspace {
             return arity("SADD");
         };
         let set = self.set_mut(key, ctx.now_ms)?;
+        if set.is_empty() {
+            // Sized once: a snapshot rebuilds each set with one SADD.
+            set.reserve(members.len());
+        }
         let added = members.iter().filter(|m| set.insert(m.to_vec())).count();
         self.drop_if_empty(key);
         record(ctx, args, added > 0);

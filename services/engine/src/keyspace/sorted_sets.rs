@@ -64,6 +64,11 @@ impl SortedSet {
         self.scores.is_empty()
     }
 
+    /// Room for `members` more members' scores.
+    pub fn reserve(&mut self, members: usize) {
+        self.scores.reserve(members);
+    }
+
     pub fn len(&self) -> usize {
         self.scores.len()
     }
@@ -99,10 +104,16 @@ impl Keyspace {
             scored.push((score, p[1].clone()));
         }
         let zset = self.zset_mut(key, ctx.now_ms)?;
-        let added = scored
-            .into_iter()
-            .filter(|(score, member)| zset.insert(member.clone(), *score).is_none())
-            .count();
+        if zset.is_empty() {
+            // Sized once: a snapshot rebuilds each sorted set with one ZADD.
+            zset.reserve(scored.len());
+        }
+        let mut added = 0;
+        for (score, member) in scored {
+            if zset.insert(member, score).is_none() {
+                added += 1;
+            }
+        }
         record(ctx, args, true);
         Ok(Value::Int(added as i64))
     }
