@@ -15,10 +15,11 @@
 //! command that ran on top of them are gone, and each of those commands gets an error.
 //!
 //! While serving, the committer also keeps the journal bounded: once enough bytes were
-//! appended since the last compaction it takes a snapshot under the lock and commits what
-//! was queued before it; the snapshot's file is written while group commits go on, and once
-//! it is on disk one small transaction makes it the journal's start and deletes the entries
-//! it covers ([`crate::snapshot_file`]).
+//! appended since the last compaction, a thread of its own replays the journal so far (the
+//! last snapshot and the entries after it) and writes the state it rebuilds as a new
+//! snapshot file, while group commits go on; once it is on disk, one small transaction makes
+//! it the journal's start ([`crate::snapshot_file`]), and the entries it covers are deleted
+//! a few at a time with the commits that follow.
 
 use std::sync::Arc;
 
@@ -133,19 +134,16 @@ impl Committer {
     }
 }
 
-/// A snapshot being written to its file while group commits go on.
+/// A snapshot being made in the background while group commits go on.
 struct Writing {
-    snapshot: Snapshot,
     started: std::time::Instant,
-    locked_ms: u64,
-    caught_up_ms: u64,
-    written: tokio::task::JoinHandle<std::io::Result<()>>,
+    made: tokio::task::JoinHandle<std::io::Result<Snapshot>>,
 }
 
-/// Waits for the snapshot being written, if there is one; never ends otherwise.
-async fn written(writing: &mut Option<Writing>) -> std::io::Result<()> {
+/// Waits for the snapshot being made, if there is one; never ends otherwise.
+async fn made(writing: &mut Option<Writing>) -> std::io::Result<Snapshot> {
     match writing {
-        Some(w) => (&mut w.written)
+        Some(w) => (&mut w.made)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e))),
         None => std::future::pending().await,
@@ -160,27 +158,23 @@ impl Task {
     ) {
         let mut since_compaction = self.since_compaction;
         let mut compact_after = self.compact_after;
-        let mut carried = None;
         let mut writing = None;
         loop {
-            let first = match carried.take() {
-                Some(first) => first,
-                None => tokio::select! {
-                    biased;
-                    outcome = written(&mut writing) => {
-                        let done = writing.take().expect("a snapshot was being written");
-                        if let Some(bytes) = self.switch(done, outcome).await {
-                            compact_after = self.compact_after_bytes.max(2 * bytes);
-                        }
-                        durable.send_modify(|d| d.compacting = false);
-                        continue;
+            let first = tokio::select! {
+                biased;
+                outcome = made(&mut writing) => {
+                    let started = writing.take().expect("a snapshot was being made").started;
+                    if let Some(bytes) = self.switch(started, outcome).await {
+                        compact_after = self.compact_after_bytes.max(2 * bytes);
                     }
-                    first = pending.recv() => match first {
-                        Some(first) => first,
-                        // The engine is gone; a snapshot still being written is left
-                        // unnamed, for the next start to remove.
-                        None => return,
-                    },
+                    durable.send_modify(|d| d.compacting = false);
+                    continue;
+                }
+                first = pending.recv() => match first {
+                    Some(first) => first,
+                    // The engine is gone; a snapshot still being made is left unnamed, for
+                    // the next start to remove.
+                    None => return,
                 },
             };
             let mut group = vec![first];
@@ -196,16 +190,15 @@ impl Task {
             };
             since_compaction += written;
             if writing.is_none() && since_compaction >= compact_after {
-                let (started, next) = self.start_compaction(&mut pending, &durable).await;
-                if started.is_none() {
+                writing = self.start_compaction().await;
+                if writing.is_none() {
                     durable.send_modify(|d| d.compacting = false);
                 }
-                writing = started;
-                carried = next;
                 since_compaction = 0;
             }
         }
     }
+
     /// Journals `group` in one transaction, then publishes and raises the watermark; on a
     /// failure, rebuilds the state and fails everything queued. The bytes journaled, or
     /// None when the commit failed. `starts_compaction` (given the bytes) says whether a
@@ -274,122 +267,73 @@ impl Task {
         });
     }
 
-    /// Starts replacing the journal's older entries with a snapshot of the state. The
-    /// snapshot is taken under the lock, at the last queued sequence number; what was queued
-    /// before it is committed first, so the snapshot covers exactly the journal's entries up
-    /// to the last one then; its file is written off the runtime while group commits go on.
-    /// Returns the write under way (None when a commit failed on the way, or the journal
-    /// could not say where it stands) and the first command queued after the snapshot, if it
-    /// was taken off the queue.
-    async fn start_compaction(
-        &self,
-        pending: &mut mpsc::UnboundedReceiver<Pending>,
-        durable: &watch::Sender<Durable>,
-    ) -> (Option<Writing>, Option<Pending>) {
+    /// Starts replacing the journal's entries so far with a snapshot of the state they
+    /// rebuild, made in the background from the journal itself (the last snapshot and the
+    /// entries after it, replayed on a thread of its own while group commits go on): no
+    /// command waits for it, and the engine keeps no second copy of its state between
+    /// compactions. None when the journal could not say where it stands.
+    async fn start_compaction(&self) -> Option<Writing> {
         let started = std::time::Instant::now();
-        let (snapshot, at) = {
-            let mut core = self.core.lock().await;
-            (core.keyspace.snapshot(now_ms()), core.last_seq)
-        };
-        // Every command waits while the snapshot is taken under the lock.
-        let locked_ms = started.elapsed().as_millis() as u64;
-        let mut after = None;
-        while durable.borrow().committed < at {
-            // Everything up to `at` was queued before the snapshot: it is all in the queue.
-            let mut group = Vec::new();
-            while group.len() < MAX_GROUP && after.is_none() {
-                match pending.try_recv() {
-                    Ok(next) if next.seq <= at => group.push(next),
-                    Ok(next) => after = Some(next),
-                    Err(_) => break,
-                }
-            }
-            if group.is_empty() {
-                return (None, after);
-            }
-            if self
-                .commit(group, pending, durable, |_| false)
-                .await
-                .is_none()
-            {
-                // `after` ran on the lost state too: it is lost with the rest.
-                return (None, None);
-            }
-        }
         let through = match self.journal.last_entry().await {
             Ok(through) => through,
             Err(e) => {
                 tracing::error!(error = %e, "the engine could not compact its journal");
-                return (None, after);
+                return None;
             }
         };
+        let reader = self.journal.reader().clone();
         let files = self.journal.snapshot_files().clone();
-        let file = files.name(through);
-        let bytes = snapshot.finish();
-        let snapshot = Snapshot {
-            file: file.clone(),
-            through,
-            bytes: bytes.len() as u64,
-        };
-        let written = tokio::task::spawn_blocking(move || files.write(&file, &bytes));
-        let writing = Writing {
-            snapshot,
-            started,
-            locked_ms,
-            caught_up_ms: started.elapsed().as_millis() as u64 - locked_ms,
-            written,
-        };
-        (Some(writing), after)
+        let runtime = tokio::runtime::Handle::current();
+        let made = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let (mut keyspace, _) = runtime
+                .block_on(reader.replay(now, Some(through)))
+                .map_err(std::io::Error::other)?;
+            let bytes = keyspace.snapshot(now).finish();
+            drop(keyspace);
+            let file = files.name(through);
+            files.write(&file, &bytes)?;
+            Ok(Snapshot {
+                file,
+                through,
+                bytes: bytes.len() as u64,
+            })
+        });
+        Some(Writing { started, made })
     }
 
-    /// Makes the written snapshot the journal's start. The snapshot's size in bytes, or None
-    /// when it could not be written or switched to (the journal then keeps every entry:
-    /// nothing is lost, it is only longer).
-    async fn switch(&self, done: Writing, written: std::io::Result<()>) -> Option<u64> {
-        let Writing {
-            snapshot,
-            started,
-            locked_ms,
-            caught_up_ms,
-            ..
-        } = done;
+    /// Makes the snapshot made the journal's start. Its size in bytes, or None when it could
+    /// not be made or switched to (the journal then keeps every entry: nothing is lost, it
+    /// is only longer).
+    async fn switch(
+        &self,
+        started: std::time::Instant,
+        made: std::io::Result<Snapshot>,
+    ) -> Option<u64> {
         let switching = std::time::Instant::now();
-        let switched = match written {
-            Ok(()) => self
+        let switched = match made {
+            Ok(snapshot) => self
                 .journal
                 .switch_to(&snapshot)
                 .await
+                .map(|()| snapshot.bytes)
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        if let Err(error) = switched {
-            tracing::error!(%error, "the engine could not compact its journal");
-            return None;
-        }
-        // Commands wait while the snapshot is taken, the commands before it are committed,
-        // and the switch's transaction runs; not while the file is written.
+        let bytes = match switched {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "the engine could not compact its journal");
+                return None;
+            }
+        };
+        // Commands wait only for the switch's small transaction.
         let switch_ms = switching.elapsed().as_millis() as u64;
-        let held_ms = locked_ms + caught_up_ms + switch_ms;
-        let bytes = snapshot.bytes;
-        let total_ms = started.elapsed().as_millis() as u64;
-        if held_ms >= STALL_WORTH_A_WARNING_MS {
-            tracing::warn!(
-                bytes,
-                locked_ms,
-                caught_up_ms,
-                switch_ms,
-                total_ms,
-                "the engine compacted its journal while serving; commands waited for it"
-            );
+        let made_ms = switching.duration_since(started).as_millis() as u64;
+        if switch_ms >= STALL_WORTH_A_WARNING_MS {
+            tracing::warn!(bytes, made_ms, switch_ms, "the engine compacted its journal while serving; commands waited for the switch");
         } else {
-            tracing::info!(
-                bytes,
-                locked_ms,
-                caught_up_ms,
-                switch_ms,
-                total_ms,
-                "the engine compacted its journal while serving"
-            );
+            tracing::info!(bytes, made_ms, switch_ms, "the engine compacted its journal while serving");
         }
         Some(bytes)
     }

@@ -54,11 +54,13 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 pub struct Journal {
     pool: SqlitePool,
+    /// Reads the journal back (at start, after a refused commit, and for a compaction in
+    /// the background while the writer goes on).
+    reader: JournalReader,
     /// A connection of its own for checkpoints.
     checkpointer: SqlitePool,
     /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the journal is open.
     _checkpoints: Option<Checkpoints>,
-    snapshots: SnapshotFiles,
     /// The last entry the current snapshot covers; entries up to it are deleted a few at a
     /// time with the group commits that follow the switch, while `trimming`.
     covered: AtomicI64,
@@ -156,15 +158,22 @@ impl Journal {
         .await?;
         let checkpointer = sqlx::pool::PoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let reader = JournalReader {
+            pool: sqlx::pool::PoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?,
+            snapshots: SnapshotFiles::beside(path),
+        };
         let checkpoints =
             checkpoint_every.map(|every| Checkpoints::start(checkpointer.clone(), every));
         let journal = Self {
             pool,
+            reader,
             checkpointer,
             _checkpoints: checkpoints,
-            snapshots: SnapshotFiles::beside(path),
             covered: AtomicI64::new(0),
             trimming: AtomicBool::new(false),
         };
@@ -179,6 +188,7 @@ impl Journal {
     async fn remove_strays(&self) -> Result<(), sqlx::Error> {
         let current = self.snapshot().await?;
         let removed = self
+            .reader
             .snapshots
             .remove_all_but(current.as_ref().map(|s| s.file.as_str()))?;
         if !removed.is_empty() {
@@ -192,17 +202,7 @@ impl Journal {
 
     /// The snapshot the journal starts from, if any.
     pub async fn snapshot(&self) -> Result<Option<Snapshot>, sqlx::Error> {
-        let row = sqlx::query("SELECT file, through, bytes FROM engine_snapshot WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(Snapshot {
-                file: row.try_get(0)?,
-                through: row.try_get(1)?,
-                bytes: row.try_get::<i64, _>(2)? as u64,
-            })
-        })
-        .transpose()
+        self.reader.snapshot().await
     }
 
     /// The last entry appended so far (0: none ever), whether or not a snapshot covers it.
@@ -216,7 +216,12 @@ impl Journal {
 
     /// Where snapshots are written.
     pub fn snapshot_files(&self) -> &SnapshotFiles {
-        &self.snapshots
+        &self.reader.snapshots
+    }
+
+    /// A reader of the journal that works beside its writer.
+    pub fn reader(&self) -> &JournalReader {
+        &self.reader
     }
 
     /// Checkpoints the WAL now.
@@ -275,8 +280,8 @@ impl Journal {
         let through = self.last_entry().await?;
         let bytes = keyspace.snapshot(now_ms).finish();
         let snapshot_ms = started.elapsed().as_millis() as u64;
-        let file = self.snapshots.name(through);
-        self.snapshots.write(&file, &bytes)?;
+        let file = self.reader.snapshots.name(through);
+        self.reader.snapshots.write(&file, &bytes)?;
         let snapshot = Snapshot {
             file,
             through,
@@ -314,7 +319,7 @@ impl Journal {
         self.trim_through(snapshot.through);
         crate::failpoint("engine.snapshot_switched");
         if let Some(previous) = previous {
-            let path = self.snapshots.path(&previous.file);
+            let path = self.reader.snapshots.path(&previous.file);
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = std::fs::remove_file(&path) {
                     // Left for the next start to remove.
@@ -325,10 +330,44 @@ impl Journal {
         Ok(())
     }
 
-    /// A keyspace with every journaled write applied, and what that took. Entries are read
-    /// one at a time and their writes applied from buffers reused from one write to the
-    /// next: a replay allocates what the keyspace keeps, little more.
+    /// A keyspace with every journaled write applied, and what that took.
     pub async fn replay(&self, now_ms: i64) -> Result<(Keyspace, Replayed), sqlx::Error> {
+        self.reader.replay(now_ms, None).await
+    }
+}
+
+/// Reads the journal back: the snapshot file it names, then the entries after it.
+#[derive(Clone)]
+pub struct JournalReader {
+    pool: SqlitePool,
+    snapshots: SnapshotFiles,
+}
+
+impl JournalReader {
+    /// The snapshot the journal starts from, if any.
+    pub async fn snapshot(&self) -> Result<Option<Snapshot>, sqlx::Error> {
+        let row = sqlx::query("SELECT file, through, bytes FROM engine_snapshot WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Snapshot {
+                file: row.try_get(0)?,
+                through: row.try_get(1)?,
+                bytes: row.try_get::<i64, _>(2)? as u64,
+            })
+        })
+        .transpose()
+    }
+
+    /// A keyspace with the journal's writes applied — all of them, or those of the entries
+    /// up to `through` — and what that took. Entries are read one at a time and their
+    /// writes applied from buffers reused from one write to the next: a replay allocates
+    /// what the keyspace keeps, little more.
+    pub async fn replay(
+        &self,
+        now_ms: i64,
+        through: Option<i64>,
+    ) -> Result<(Keyspace, Replayed), sqlx::Error> {
         use futures::TryStreamExt;
         let started = std::time::Instant::now();
         let mut keyspace = Keyspace::default();
@@ -341,10 +380,13 @@ impl Journal {
             apply(&mut keyspace, &content, &mut args, now_ms)?;
             applying += applied.elapsed();
         }
-        let through = snapshot.as_ref().map_or(0, |s| s.through);
-        let mut rows = sqlx::query("SELECT effects FROM engine_journal WHERE seq > ? ORDER BY seq")
-            .bind(through)
-            .fetch(&self.pool);
+        let after = snapshot.as_ref().map_or(0, |s| s.through);
+        let mut rows = sqlx::query(
+            "SELECT effects FROM engine_journal WHERE seq > ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(after)
+        .bind(through.unwrap_or(i64::MAX))
+        .fetch(&self.pool);
         let (mut entries, mut bytes) = (0, 0);
         while let Some(row) = rows.try_next().await? {
             let blob: &[u8] = row.try_get(0)?;
