@@ -287,7 +287,8 @@ impl Task {
         let made = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             let (mut keyspace, _) = runtime
-                .block_on(reader.replay(now, Some(through)))
+                // One thread: the cores are serving meanwhile.
+                .block_on(reader.replay(now, Some(through), 1))
                 .map_err(std::io::Error::other)?;
             let bytes = keyspace.snapshot(now).finish();
             drop(keyspace);
@@ -331,9 +332,19 @@ impl Task {
         let switch_ms = switching.elapsed().as_millis() as u64;
         let made_ms = switching.duration_since(started).as_millis() as u64;
         if switch_ms >= STALL_WORTH_A_WARNING_MS {
-            tracing::warn!(bytes, made_ms, switch_ms, "the engine compacted its journal while serving; commands waited for the switch");
+            tracing::warn!(
+                bytes,
+                made_ms,
+                switch_ms,
+                "the engine compacted its journal while serving; commands waited for the switch"
+            );
         } else {
-            tracing::info!(bytes, made_ms, switch_ms, "the engine compacted its journal while serving");
+            tracing::info!(
+                bytes,
+                made_ms,
+                switch_ms,
+                "the engine compacted its journal while serving"
+            );
         }
         Some(bytes)
     }

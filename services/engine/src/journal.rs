@@ -15,10 +15,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+use sqlx::{ConnectOptions, Row};
 
-use crate::entry::{encode, for_each_effect};
+use crate::entry::{encode, for_each_effect, for_each_effect_in, split_by_key};
 use crate::keyspace::{Args, Ctx, Keyspace};
 use crate::snapshot_file::SnapshotFiles;
 
@@ -160,10 +160,13 @@ impl Journal {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
+        // A replay reads its entries as it applies them, so the statement runs as long as
+        // the replay does: not a slow statement to warn about.
+        let reader_options = options.disable_statement_logging();
         let reader = JournalReader {
             pool: sqlx::pool::PoolOptions::new()
                 .max_connections(1)
-                .connect_with(options)
+                .connect_with(reader_options)
                 .await?,
             snapshots: SnapshotFiles::beside(path),
         };
@@ -330,9 +333,11 @@ impl Journal {
         Ok(())
     }
 
-    /// A keyspace with every journaled write applied, and what that took.
+    /// A keyspace with every journaled write applied, and what that took (the snapshot
+    /// applied on as many threads as the machine has cores, up to four).
     pub async fn replay(&self, now_ms: i64) -> Result<(Keyspace, Replayed), sqlx::Error> {
-        self.reader.replay(now_ms, None).await
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.reader.replay(now_ms, None, cores.min(4)).await
     }
 }
 
@@ -360,13 +365,15 @@ impl JournalReader {
     }
 
     /// A keyspace with the journal's writes applied — all of them, or those of the entries
-    /// up to `through` — and what that took. Entries are read one at a time and their
-    /// writes applied from buffers reused from one write to the next: a replay allocates
-    /// what the keyspace keeps, little more.
+    /// up to `through` — and what that took. The snapshot is applied on `threads` threads,
+    /// its keys shared out among them; then the entries after it are read one at a time and
+    /// their writes applied from buffers reused from one write to the next: a replay
+    /// allocates what the keyspace keeps, little more.
     pub async fn replay(
         &self,
         now_ms: i64,
         through: Option<i64>,
+        threads: usize,
     ) -> Result<(Keyspace, Replayed), sqlx::Error> {
         use futures::TryStreamExt;
         let started = std::time::Instant::now();
@@ -377,7 +384,7 @@ impl JournalReader {
         if let Some(snapshot) = &snapshot {
             let content = self.snapshots.read(&snapshot.file, snapshot.bytes)?;
             let applied = std::time::Instant::now();
-            apply(&mut keyspace, &content, &mut args, now_ms)?;
+            keyspace = apply_snapshot(&content, now_ms, threads)?;
             applying += applied.elapsed();
         }
         let after = snapshot.as_ref().map_or(0, |s| s.through);
@@ -408,6 +415,48 @@ impl JournalReader {
     }
 }
 
+/// The keyspace a snapshot rebuilds, its keys applied on `threads` threads.
+fn apply_snapshot(snapshot: &[u8], now_ms: i64, threads: usize) -> Result<Keyspace, sqlx::Error> {
+    let groups = split_by_key(snapshot, threads)
+        .ok_or_else(|| sqlx::Error::Decode("a snapshot is truncated".into()))?;
+    let built: Vec<Keyspace> = std::thread::scope(|scope| {
+        let workers: Vec<_> = groups
+            .iter()
+            .map(|spans| {
+                scope.spawn(move || {
+                    let mut keyspace = Keyspace::default();
+                    for_each_effect_in(spans, &mut Args::new(), |effect| {
+                        apply_effect(&mut keyspace, effect, now_ms)
+                    });
+                    keyspace
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a snapshot's keys apply without panicking"))
+            .collect()
+    });
+    let mut keyspace = Keyspace::default();
+    for part in built {
+        keyspace.merge(part);
+    }
+    Ok(keyspace)
+}
+
+/// Applies one journaled write.
+fn apply_effect(keyspace: &mut Keyspace, effect: &[Vec<u8>], now_ms: i64) {
+    let mut ctx = Ctx {
+        now_ms,
+        replaying: true,
+        ..Ctx::default()
+    };
+    if let Err(e) = keyspace.execute(&mut ctx, effect) {
+        // Replaying what once succeeded cannot fail; say so if it ever does.
+        tracing::error!(code = e.code, message = %e.message, "a journaled write failed on replay");
+    }
+}
+
 /// Applies the writes of one entry (or snapshot) to `keyspace`.
 fn apply(
     keyspace: &mut Keyspace,
@@ -415,17 +464,7 @@ fn apply(
     args: &mut Args,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    let walked = for_each_effect(entry, args, |effect| {
-        let mut ctx = Ctx {
-            now_ms,
-            replaying: true,
-            ..Ctx::default()
-        };
-        if let Err(e) = keyspace.execute(&mut ctx, effect) {
-            // Replaying what once succeeded cannot fail; say so if it ever does.
-            tracing::error!(code = e.code, message = %e.message, "a journaled write failed on replay");
-        }
-    });
+    let walked = for_each_effect(entry, args, |effect| apply_effect(keyspace, effect, now_ms));
     walked.ok_or_else(|| sqlx::Error::Decode("a journal entry is truncated".into()))
 }
 

@@ -105,6 +105,12 @@ macro_rules! typed_or_new {
 }
 
 impl Keyspace {
+    /// Takes in the keys of `other`, which holds none of this keyspace's.
+    pub fn merge(&mut self, other: Keyspace) {
+        self.data.extend(other.data);
+        self.expires.extend(other.expires);
+    }
+
     /// The value at `key`, removing it first when its deadline passed.
     fn live(&mut self, key: &[u8], now: i64) -> Option<&mut Data> {
         if self.expires.get(key).is_some_and(|at| *at <= now) {
