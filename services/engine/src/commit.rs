@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, Notify, broadcast, mpsc, watch};
+use tokio::sync::{Mutex, Notify, broadcast, mpsc, oneshot, watch};
 
 use crate::journal::{Journal, Snapshot};
 use crate::keyspace::Args;
@@ -137,17 +137,36 @@ impl Committer {
 /// A snapshot being made in the background while group commits go on.
 struct Writing {
     started: std::time::Instant,
-    made: tokio::task::JoinHandle<std::io::Result<Snapshot>>,
+    made: oneshot::Receiver<std::io::Result<Snapshot>>,
 }
 
 /// Waits for the snapshot being made, if there is one; never ends otherwise.
 async fn made(writing: &mut Option<Writing>) -> std::io::Result<Snapshot> {
     match writing {
-        Some(w) => (&mut w.made)
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        Some(w) => (&mut w.made).await.unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the compaction's thread ended without a snapshot",
+            ))
+        }),
         None => std::future::pending().await,
     }
+}
+
+/// Makes the calling thread the machine's least urgent (Linux's `SCHED_BATCH` at niceness
+/// 19: about 1.5 % of a core while every core is busy serving, all of an idle one): a
+/// compaction gives way to serving, and is never starved for good (`SCHED_IDLE` would be:
+/// a rush that keeps the cores busy would hold it off for as long as it lasts).
+pub(crate) fn yield_to_serving() -> Result<(), String> {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+    )
+    .map_err(|e| format!("{e:?}"))
 }
 
 impl Task {
@@ -284,7 +303,11 @@ impl Task {
         let reader = self.journal.reader().clone();
         let files = self.journal.snapshot_files().clone();
         let runtime = tokio::runtime::Handle::current();
-        let made = tokio::task::spawn_blocking(move || {
+        let (done, made) = oneshot::channel();
+        let make = move || {
+            if let Err(e) = yield_to_serving() {
+                tracing::warn!(error = %e, "the engine's compaction runs at the priority of serving");
+            }
             let now = now_ms();
             let (mut keyspace, _) = runtime
                 // One thread: the cores are serving meanwhile.
@@ -299,7 +322,18 @@ impl Task {
                 through,
                 bytes: bytes.len() as u64,
             })
-        });
+        };
+        // A thread of its own (not the runtime's blocking pool, whose threads are reused):
+        // it gives way to serving.
+        let spawned = std::thread::Builder::new()
+            .name("engine-compaction".into())
+            .spawn(move || {
+                let _ = done.send(make());
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "the engine could not start a compaction");
+            return None;
+        }
         Some(Writing { started, made })
     }
 
@@ -347,5 +381,27 @@ impl Task {
             );
         }
         Some(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_compaction_thread_is_the_least_urgent_of_the_machine() {
+        let (policy, nice) = std::thread::spawn(|| {
+            super::yield_to_serving().unwrap();
+            // Fields 19 and 41 of /proc/thread-self/stat: niceness and scheduling policy
+            // (3: SCHED_BATCH); the command name in field 2 may hold spaces, so count after
+            // its ')'.
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            let fields: Vec<String> = stat[stat.rfind(')').unwrap() + 2..]
+                .split(' ')
+                .map(str::to_string)
+                .collect();
+            (fields[41 - 3].clone(), fields[19 - 3].clone())
+        })
+        .join()
+        .unwrap();
+        assert_eq!((policy.as_str(), nice.as_str()), ("3", "19"));
     }
 }

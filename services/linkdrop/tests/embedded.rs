@@ -122,7 +122,9 @@ async fn a_sigkill_right_after_the_switch_to_a_new_snapshot_loses_nothing() {
 /// A rush on `linkdrop all` that compacts its journal every few orders and dies at
 /// `failpoint`; then a start without it.
 async fn killed_while_compacting(failpoint: &str) {
-    const STOCK: u32 = 150;
+    // Enough shoppers that the rush outlasts the compaction's start (its thread is the
+    // machine's least urgent, and the other tests keep the cores busy).
+    const STOCK: u32 = 600;
     let data_dir = fresh_data_dir();
     let mut env = embedded_env(&data_dir, &fresh_namespace());
     env.insert(
