@@ -60,33 +60,8 @@ async fn acknowledged_orders_survive_a_sigkill_of_the_embedded_process() {
     assert_eq!(replay.status, 201);
     assert_eq!(replay.body["order_id"], rush.acknowledged[0].as_str());
 
-    let acknowledged: BTreeSet<String> = acknowledged.into_iter().collect();
-    assert_eq!(
-        acknowledged.len(),
-        STOCK as usize,
-        "more shoppers than units: the whole stock sells, once"
-    );
-    let mut announced = BTreeSet::new();
-    while !acknowledged.is_subset(&announced) {
-        let delivery = receiver.next().await;
-        let event: Value = serde_json::from_str(&delivery.body).unwrap();
-        announced.insert(event["data"]["order_id"].as_str().unwrap().to_string());
-    }
-    assert_eq!(
-        announced, acknowledged,
-        "the merchant heard of exactly these"
-    );
-    let settled = app
-        .count("SELECT count(*) FROM orders WHERE drop_id = $1", &drop_id)
-        .await;
-    assert_eq!(
-        settled,
-        i64::from(STOCK),
-        "each order is in the records once"
-    );
-    let drop = app.admin_get(&format!("/v1/drops/{drop_id}")).await;
-    assert_eq!(drop.body["stock_left"], 0, "{drop:?}");
-    assert_eq!(drop.body["reserved"], STOCK, "{drop:?}");
+    // More shoppers than units: the whole stock sells, once.
+    sold_once(&app, &mut receiver, &drop_id, acknowledged, STOCK).await;
 
     // Once more: the second start compacted the journal; the state it rebuilt holds.
     second.kill().await;
@@ -169,27 +144,42 @@ async fn killed_while_compacting(failpoint: &str) {
     }
     let mut acknowledged = rush.acknowledged.clone();
     acknowledged.extend(rush::resolve_unknown(&app, &drop_id, &rush.unknown).await);
+    sold_once(&app, &mut receiver, &drop_id, acknowledged, STOCK).await;
+}
+
+/// Every unit of the drop was sold once, to the orders `acknowledged`: each announced to
+/// the merchant and in the records once, and the drop's stock adds up.
+async fn sold_once(
+    app: &TestApp,
+    receiver: &mut WebhookReceiver,
+    drop_id: &str,
+    acknowledged: Vec<String>,
+    stock: u32,
+) {
     let acknowledged: BTreeSet<String> = acknowledged.into_iter().collect();
-    assert_eq!(acknowledged.len(), STOCK as usize, "every unit sold, once");
+    assert_eq!(acknowledged.len(), stock as usize, "every unit sold, once");
     let mut announced = BTreeSet::new();
     while !acknowledged.is_subset(&announced) {
         let delivery = receiver.next().await;
         let event: Value = serde_json::from_str(&delivery.body).unwrap();
         announced.insert(event["data"]["order_id"].as_str().unwrap().to_string());
     }
-    assert_eq!(announced, acknowledged);
+    assert_eq!(
+        announced, acknowledged,
+        "the merchant heard of exactly these"
+    );
     let settled = app
-        .count("SELECT count(*) FROM orders WHERE drop_id = $1", &drop_id)
+        .count("SELECT count(*) FROM orders WHERE drop_id = $1", drop_id)
         .await;
     assert_eq!(
         settled,
-        i64::from(STOCK),
+        i64::from(stock),
         "each order is in the records once"
     );
     let drop = app.admin_get(&format!("/v1/drops/{drop_id}")).await;
     assert_eq!(
         (&drop.body["stock_left"], &drop.body["reserved"]),
-        (&0.into(), &STOCK.into()),
+        (&0.into(), &stock.into()),
         "{drop:?}"
     );
 }
