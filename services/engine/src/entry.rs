@@ -97,25 +97,10 @@ impl<'a> Reader<'a> {
 
 /// Calls `each` with every effect of an entry, in order, held in `args` (whose buffers are
 /// reused from one effect to the next). A truncated entry gives None before any effect.
-pub fn for_each_effect(
-    blob: &[u8],
-    args: &mut Args,
-    mut each: impl FnMut(&[Vec<u8>]),
-) -> Option<()> {
+pub fn for_each_effect(blob: &[u8], args: &mut Args, each: impl FnMut(&[Vec<u8>])) -> Option<()> {
     Reader(blob).whole()?;
-    let mut entry = Reader(blob);
-    for _ in 0..entry.number()? {
-        let argc = entry.number()?;
-        if args.len() < argc {
-            args.resize_with(argc, Vec::new);
-        }
-        for arg in &mut args[..argc] {
-            let len = entry.number()?;
-            arg.clear();
-            arg.extend_from_slice(entry.take(len)?);
-        }
-        each(&args[..argc]);
-    }
+    // After the count, the effects themselves, whole.
+    for_each_effect_in(&[&blob[4..]], args, each);
     Some(())
 }
 
@@ -162,13 +147,13 @@ pub fn split_by_key(blob: &[u8], parts: usize) -> Option<Vec<Vec<&[u8]>>> {
     Some(groups.into_iter().map(|(_, spans)| spans).collect())
 }
 
-/// Calls `each` with every effect in `spans` (from [`split_by_key`]), in order, as
-/// [`for_each_effect`] does.
+/// Calls `each` with every effect in `spans` (byte spans of whole effects, as
+/// [`split_by_key`] gives them), in order, held in `args` as [`for_each_effect`] does.
 pub fn for_each_effect_in(spans: &[&[u8]], args: &mut Args, mut each: impl FnMut(&[Vec<u8>])) {
     for span in spans {
         let mut effects = Reader(span);
         while !effects.0.is_empty() {
-            // Whole effects: split_by_key walked them.
+            // Whole effects: the caller walked them.
             let Some(argc) = effects.number() else { return };
             if args.len() < argc {
                 args.resize_with(argc, Vec::new);

@@ -145,7 +145,7 @@ impl Journal {
         .execute(&pool)
         .await?;
         // The snapshot the journal starts from (one row at most); the entries it covers are
-        // deleted with the switch to it.
+        // no longer read, and are deleted with the commits that follow the switch to it.
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS engine_snapshot (
                  id      INTEGER PRIMARY KEY CHECK (id = 1),
