@@ -8,7 +8,6 @@
 //! history when the next one arrives. On the embedded backend the bus is the engine's
 //! in-process publishing, the same frames through the same path.
 
-use axum::extract::ws::Utf8Bytes;
 use linkdrop_domain::clock::now_ms;
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::analytics::Analytics;
@@ -19,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::fanout::FanOut;
+use crate::wire::Frame;
 use std::sync::Arc;
 
 /// Subscribes to every room channel of the namespace and fans each event out locally,
@@ -81,7 +81,7 @@ async fn deliver(keys: &Keys, local: Local<'_>, channel: &str, message: String) 
         analytics,
     } = local;
     if let Some(user_id) = keys.user_of_channel(channel) {
-        fanout.send_to_user(user_id, &Utf8Bytes::from(message));
+        fanout.send_to_user(user_id, &Frame::text(&message));
         return;
     }
     let Some(room_id) = keys.room_of_channel(channel) else {
@@ -100,17 +100,18 @@ async fn deliver(keys: &Keys, local: Local<'_>, channel: &str, message: String) 
     }
     let countdown = countdown_of(analytics, &frame);
     let started = std::time::Instant::now();
-    let delivery = fanout.broadcast(room_id, seq, &Utf8Bytes::from(frame));
+    let delivery = fanout.broadcast(room_id, seq, &Frame::text(&frame));
     metrics::histogram!("linkdrop_gateway_broadcast_seconds")
         .record(started.elapsed().as_secs_f64());
-    tracing::debug!(%room_id, ?seq, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
+    tracing::debug!(%room_id, ?seq, written = delivery.written, queued = delivery.queued, slow = delivery.slow, "room event fanned out");
     if let Some(countdown) = countdown
         && now_ms() < countdown.opens_at_ms
     {
-        analytics.countdown_reached(&countdown.drop.id, delivery.queued as u64);
+        analytics.countdown_reached(&countdown.drop.id, delivery.reached() as u64);
     }
     if let Some(span) = span {
         span.set("linkdrop.room_id", room_id.to_string());
+        span.set("linkdrop.viewers_written", delivery.written as i64);
         span.set("linkdrop.viewers_queued", delivery.queued as i64);
         span.set("linkdrop.viewers_slow", delivery.slow as i64);
         span.end();
@@ -154,7 +155,7 @@ async fn fill_gap(history: &RoomBus, fanout: &FanOut, room_id: &str, seq: u64) {
         Ok(frames) => {
             metrics::counter!("linkdrop_gateway_gap_events_total").increment(frames.len() as u64);
             for frame in frames {
-                fanout.broadcast(room_id, frame_seq(&frame), &Utf8Bytes::from(frame));
+                fanout.broadcast(room_id, frame_seq(&frame), &Frame::text(&frame));
             }
         }
         Err(e) => tracing::warn!(%room_id, error = %e, "could not fill a gap in the room's events"),

@@ -9,6 +9,8 @@ pub mod bus;
 pub mod fanout;
 pub mod session;
 pub mod snapshot;
+pub mod upgrade;
+pub mod wire;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -17,13 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::events::{Frame, RoomViewers, ViewersType};
+use linkdrop_domain::events::{Frame as _, RoomViewers, ViewersType};
 use linkdrop_domain::ids::{self, new_id};
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::ApiError;
@@ -40,7 +41,8 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{CloseReason, FanOut};
-use crate::session::{MAX_CLIENT_FRAME, READ_BUFFER};
+use crate::upgrade::{NotUpgrade, Upgrade};
+use crate::wire::Frame;
 
 /// How often viewer counts are reported and `room.viewers` may be sent.
 const VIEWERS_INTERVAL: Duration = Duration::from_secs(1);
@@ -108,11 +110,15 @@ pub fn register_metrics() {
     );
     declare_seconds(
         "linkdrop_gateway_broadcast_seconds",
-        "Time to enqueue one room event to every viewer of the room on this gateway",
+        "Time to hand one room event to every viewer of the room on this gateway (written or queued)",
+    );
+    declare_counter(
+        "linkdrop_gateway_frames_written_total",
+        "Frames written to viewers' sockets straight from the broadcast",
     );
     declare_counter(
         "linkdrop_gateway_frames_queued_total",
-        "Frames queued to viewers",
+        "Frames queued for viewers whose socket did not take them at once",
     );
     declare_counter(
         "linkdrop_gateway_slow_consumers_total",
@@ -203,7 +209,7 @@ async fn connect(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room_id): Path<String>,
     ApiQuery(params): ApiQuery<ConnectParams>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotUpgrade>,
 ) -> Result<Response, ApiError> {
     if let Some(limiter) = &state.connects_per_ip
         && limiter.check_key(&peer.ip()).is_err()
@@ -216,26 +222,19 @@ async fn connect(
         .ok_or(ApiError::Unauthorized("missing token query parameter"))?;
     let shopper = state.auth.shopper(&token).await?;
     ensure_room_exists(&state, &room_id).await?;
-    let upgrade =
-        upgrade.map_err(|e| ApiError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let upgrade = upgrade?;
     let room = state.fanout.room_or_insert(&room_id);
     if !room.knows_seq() {
         room.learn_seq(state.bus.latest_seq(&room_id).await?);
     }
-    let response = upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| {
-            let viewer = session::Viewer {
-                room_id,
-                user_id: shopper.user_id,
-                since: params.since,
-            };
-            session::run(socket, state, viewer, room)
-        });
-    Ok(response.into_response())
+    Ok(upgrade.on_upgrade(move |socket, early| {
+        let viewer = session::Viewer {
+            room_id,
+            user_id: shopper.user_id,
+            since: params.since,
+        };
+        session::run(socket, early, state, viewer, room)
+    }))
 }
 
 async fn ensure_room_exists(state: &GatewayState, room_id: &str) -> Result<(), ApiError> {
@@ -308,7 +307,7 @@ async fn report_room(
         };
         state
             .fanout
-            .broadcast(room_id, None, &Utf8Bytes::from(frame.to_text()));
+            .broadcast(room_id, None, &Frame::text(&frame.to_text()));
     }
     Ok(())
 }

@@ -1,21 +1,25 @@
 //! One viewer's WebSocket session, in one task: `hello`, what the viewer missed (after a
-//! reconnect with `since`, or the room's current drops for a new viewer), then room events
-//! from its queue, `pong` for its clock pings, server pings to find dead peers, and a close
-//! with a code and reason for anything that breaks the protocol (API.md, WebSocket).
+//! reconnect with `since`, or the room's current drops for a new viewer), then what its
+//! queue holds (room events go straight to the socket when it takes them, see
+//! [`crate::fanout`]), `pong` for its clock pings, server pings to find dead peers, and a
+//! close with a code and reason for anything that breaks the protocol (API.md, WebSocket).
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
 use linkdrop_domain::clock::now_ms;
-use linkdrop_domain::events::{Frame, Hello, HelloType, Pong, PongType};
+use linkdrop_domain::events::{Frame as _, Hello, HelloType, Pong, PongType};
 use linkdrop_domain::ids::{new_id, prefix};
 use serde::Deserialize;
+use tokio::net::TcpStream;
 
 use crate::GatewayState;
-use crate::fanout::{Catchup, Mailbox, Next, RoomMembers};
+use crate::fanout::{Catchup, Flushed, Mailbox, Offer, RoomMembers};
 use crate::snapshot;
+use crate::wire::{Frame, Incoming, Reader};
 
 /// Room events waiting for one slow connection before it is closed as a slow consumer.
 pub const QUEUE_CAPACITY: usize = 64;
@@ -23,17 +27,16 @@ pub const QUEUE_CAPACITY: usize = 64;
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// A connection silent for this long (no frame, no pong) is dead and reaped.
 pub const IDLE_TIMEOUT_MS: i64 = 60_000;
-/// Largest frame a client may send.
-pub const MAX_CLIENT_FRAME: usize = 4096;
-/// What the read buffer of a connection starts with. Clients send small frames (clock
-/// pings); the buffer grows for a bigger one up to `MAX_CLIENT_FRAME`. Most viewers never
-/// send anything, so this is mostly idle memory, paid once per connection.
-pub const READ_BUFFER: usize = 512;
+/// How long closing may take: the rest of a frame under way and the close frame out, then
+/// the client's own close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 1024;
 
 /// Close codes the server uses.
 mod close_code {
+    pub const NORMAL: u16 = 1000;
     pub const UNSUPPORTED: u16 = 1003;
-    pub const TOO_BIG: u16 = 1009;
     pub const GOING_AWAY: u16 = 1001;
 }
 
@@ -45,72 +48,135 @@ pub struct Viewer {
     pub since: Option<u64>,
 }
 
-/// Runs the session of `viewer` in `room` until either side closes.
+/// Runs the session of `viewer` in `room` on `socket` until either side closes; `early`
+/// holds what the client sent right after its upgrade request.
 pub async fn run(
-    mut socket: WebSocket,
+    socket: TcpStream,
+    early: Bytes,
     state: GatewayState,
     viewer: Viewer,
     room: Arc<RoomMembers>,
 ) {
-    let mailbox = Mailbox::new(QUEUE_CAPACITY);
-    let member = mailbox.clone();
-    let joined = state.fanout.join(&room, member.clone(), viewer.since);
-    state.fanout.join_user(&viewer.user_id, joined.id, member);
+    let mailbox = Mailbox::held(QUEUE_CAPACITY, socket);
+    let joined = state.fanout.join(&room, mailbox.clone(), viewer.since);
+    state
+        .fanout
+        .join_user(&viewer.user_id, joined.id, mailbox.clone());
     state.analytics.joined(&viewer.room_id, &viewer.user_id);
     let mut opening = vec![hello(&viewer, &room, joined.seq)];
     // Boxed: the catch-up reads Redis, and its large future would otherwise be part of
     // every session's task for the session's whole life.
     opening.extend(Box::pin(catch_up(&state, &viewer, joined.seq, joined.catchup)).await);
-    for frame in opening {
-        if socket.send(Message::Text(frame)).await.is_err() {
-            leave(&state, &room, &viewer, joined.id, &mailbox);
-            return;
-        }
-    }
-
-    let mut last_heard = now_ms();
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.reset();
-    loop {
-        let step = tokio::select! {
-            biased;
-            next = mailbox.next() => match next {
-                Next::Send(frame) => Step::Send(Message::Text(frame)),
-                Next::Close(reason) => Step::Close(reason.code(), reason.text()),
-            },
-            received = socket.recv() => {
-                last_heard = now_ms();
-                answer(received)
-            }
-            _ = ping.tick() => {
-                if now_ms() - last_heard > IDLE_TIMEOUT_MS {
-                    metrics::counter!("linkdrop_gateway_reaped_total").increment(1);
-                    Step::Close(close_code::GOING_AWAY, "ping timeout")
-                } else {
-                    Step::Send(Message::Ping(Default::default()))
-                }
-            }
-        };
-        match step {
-            Step::Send(message) => {
-                if socket.send(message).await.is_err() {
-                    break;
-                }
-            }
-            Step::Continue => {}
-            Step::Close(code, reason) => {
-                let _ = socket.send(close(code, reason)).await;
-                break;
-            }
-            Step::End => break,
+    if write_opening(&mailbox, opening).await.is_ok() {
+        mailbox.release();
+        if let Ending::Close(code, reason) = serve(&mailbox, early).await {
+            close(&mailbox, code, reason).await;
         }
     }
     leave(&state, &room, &viewer, joined.id, &mailbox);
 }
 
+async fn write_opening(mailbox: &Mailbox, opening: Vec<Frame>) -> io::Result<()> {
+    for frame in &opening {
+        mailbox.write_held(frame).await?;
+    }
+    Ok(())
+}
+
+/// How a session ends.
+enum Ending {
+    /// With a close frame.
+    Close(u16, &'static str),
+    /// The connection is gone.
+    Gone,
+}
+
+/// Serves an open session: writes what waits in its queue, reads and answers the
+/// client's frames, pings it when quiet. Returns how the session ends.
+async fn serve(mailbox: &Mailbox, early: Bytes) -> Ending {
+    let mut reader = Reader::default();
+    reader.push(&early);
+    // Not kept for the session's life: it may share the server's whole read buffer.
+    drop(early);
+    let mut last_heard = now_ms();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.reset();
+    loop {
+        loop {
+            match reader.message() {
+                Ok(Some(message)) => {
+                    last_heard = now_ms();
+                    match answer(message) {
+                        Step::Send(frame) => {
+                            if mailbox.offer(&frame) == Offer::Gone {
+                                return Ending::Gone;
+                            }
+                        }
+                        Step::Continue => {}
+                        Step::Close(code, reason) => return Ending::Close(code, reason),
+                    }
+                }
+                Ok(None) => break,
+                Err(refusal) => return Ending::Close(refusal.code(), refusal.reason()),
+            }
+        }
+        tokio::select! {
+            biased;
+            flushed = mailbox.flush() => return match flushed {
+                Flushed::Close(reason) => Ending::Close(reason.code(), reason.text()),
+                Flushed::Broken => Ending::Gone,
+            },
+            read = read_some(mailbox.socket(), |bytes| reader.push(bytes)) => {
+                if !matches!(read, Ok(true)) {
+                    return Ending::Gone;
+                }
+            }
+            _ = ping.tick() => {
+                if now_ms() - last_heard > IDLE_TIMEOUT_MS {
+                    metrics::counter!("linkdrop_gateway_reaped_total").increment(1);
+                    return Ending::Close(close_code::GOING_AWAY, "ping timeout");
+                }
+                mailbox.offer(&Frame::ping());
+            }
+        }
+    }
+}
+
+/// Waits for what the client sends and gives it to `take`: `false` once the client has
+/// ended the connection. The read buffer is not held while waiting.
+async fn read_some(socket: &TcpStream, mut take: impl FnMut(&[u8])) -> io::Result<bool> {
+    loop {
+        socket.readable().await?;
+        let mut chunk = [0u8; READ_CHUNK];
+        match socket.try_read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                take(&chunk[..n]);
+                return Ok(true);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends the close frame (after the rest of a frame under way), then waits, bounded, for
+/// the client to end the connection, reading and dropping whatever it still sends — so
+/// that the close frame is not lost to a reset.
+async fn close(mailbox: &Mailbox, code: u16, reason: &'static str) {
+    let closing = async {
+        mailbox.close_with(Frame::close(code, reason)).await?;
+        let socket = mailbox.socket();
+        socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write)?;
+        while read_some(socket, |_| {}).await? {}
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+}
+
 /// The `hello` frame. Built apart so that its strings are freed at once rather than
 /// living in the session's task for as long as the viewer stays.
-fn hello(viewer: &Viewer, room: &RoomMembers, seq: u64) -> Utf8Bytes {
+fn hello(viewer: &Viewer, room: &RoomMembers, seq: u64) -> Frame {
     let hello = Hello {
         room_id: viewer.room_id.clone(),
         seq,
@@ -119,7 +185,7 @@ fn hello(viewer: &Viewer, room: &RoomMembers, seq: u64) -> Utf8Bytes {
         kind: HelloType,
         viewers: room.viewers_total.load(Ordering::Relaxed).max(room.len()),
     };
-    Utf8Bytes::from(hello.to_text())
+    Frame::text(&hello.to_text())
 }
 
 fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64, mailbox: &Mailbox) {
@@ -133,12 +199,7 @@ fn leave(state: &GatewayState, room: &RoomMembers, viewer: &Viewer, id: u64, mai
 
 /// The frames that bring a viewer up to `seq`: what it missed, or — when that is more
 /// than the room's history keeps, or it is new — a `resync` snapshot of the room's drops.
-async fn catch_up(
-    state: &GatewayState,
-    viewer: &Viewer,
-    seq: u64,
-    catchup: Catchup,
-) -> Vec<Utf8Bytes> {
+async fn catch_up(state: &GatewayState, viewer: &Viewer, seq: u64, catchup: Catchup) -> Vec<Frame> {
     let missed = match catchup {
         Catchup::UpToDate if viewer.since.is_some() => return Vec::new(),
         Catchup::UpToDate => None,
@@ -146,7 +207,7 @@ async fn catch_up(
         Catchup::FromHistory { after, until } => {
             match state.bus.history(&viewer.room_id, after, until).await {
                 Ok(frames) if frames.len() as u64 == until - after => {
-                    Some(frames.into_iter().map(Utf8Bytes::from).collect())
+                    Some(frames.iter().map(|frame| Frame::text(frame)).collect())
                 }
                 Ok(_) => None,
                 Err(e) => {
@@ -161,7 +222,7 @@ async fn catch_up(
         return frames;
     }
     match snapshot::resync(state, &viewer.room_id, seq).await {
-        Ok(Some(frame)) => vec![Utf8Bytes::from(frame)],
+        Ok(Some(frame)) => vec![Frame::text(&frame)],
         Ok(None) => Vec::new(),
         Err(e) => {
             tracing::warn!(room_id = %viewer.room_id, error = %e, "could not build a resync snapshot");
@@ -172,17 +233,9 @@ async fn catch_up(
 
 /// What to do next.
 enum Step {
-    Send(Message),
+    Send(Frame),
     Continue,
     Close(u16, &'static str),
-    End,
-}
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    }))
 }
 
 /// What a client may send: `{"type": "ping", "t": <client ms>}`.
@@ -193,49 +246,25 @@ struct ClientMessage {
     t: Option<serde_json::Number>,
 }
 
-/// The answer to one frame from the client.
-fn answer(received: Option<Result<Message, axum::Error>>) -> Step {
-    let message = match received {
-        Some(Ok(message)) => message,
-        Some(Err(e)) if is_too_big(&e) => {
-            return Step::Close(close_code::TOO_BIG, "frame too large (max 4096 bytes)");
-        }
-        Some(Err(_)) | None => return Step::End,
-    };
+/// The answer to one message from the client.
+fn answer(message: Incoming) -> Step {
     match message {
-        Message::Text(text) => match serde_json::from_str::<ClientMessage>(&text) {
+        Incoming::Text(text) => match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage { kind, t }) if kind == "ping" => {
                 let pong = Pong {
                     server_time_ms: now_ms(),
                     t,
                     kind: PongType,
                 };
-                Step::Send(Message::Text(pong.to_text().into()))
+                Step::Send(Frame::text(&pong.to_text()))
             }
             _ => Step::Close(
                 close_code::UNSUPPORTED,
                 "unsupported message (only {\"type\":\"ping\"} is accepted)",
             ),
         },
-        Message::Binary(_) => {
-            Step::Close(close_code::UNSUPPORTED, "binary frames are not accepted")
-        }
-        Message::Close(_) => Step::End,
-        Message::Ping(_) | Message::Pong(_) => Step::Continue,
+        Incoming::Ping(payload) => Step::Send(Frame::pong(&payload)),
+        Incoming::Pong => Step::Continue,
+        Incoming::Close(_) => Step::Close(close_code::NORMAL, ""),
     }
-}
-
-fn is_too_big(error: &axum::Error) -> bool {
-    use std::error::Error;
-    let mut source = error.source();
-    while let Some(e) = source {
-        if let Some(tungstenite) = e.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(
-                tungstenite,
-                tokio_tungstenite::tungstenite::Error::Capacity(_)
-            );
-        }
-        source = e.source();
-    }
-    false
 }

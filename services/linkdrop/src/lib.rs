@@ -4,5 +4,6 @@
 
 pub mod backends;
 pub mod listener;
+pub mod serve;
 pub mod startup;
 pub mod watch;

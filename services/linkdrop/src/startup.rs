@@ -10,7 +10,7 @@ use crate::listener::Listener;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::{Listener as _, ListenerExt};
+use axum::serve::Listener as _;
 use linkdrop_domain::keys::Keys;
 use linkdrop_infra::auth::{Auth, ShopperTokens};
 use linkdrop_infra::backends;
@@ -234,15 +234,7 @@ impl Application {
 
     /// Serves until shutdown, then waits (bounded) for every role to finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let shutdown = self.shutdown.clone();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        // `tap_io` only to give handlers the peer address (`ConnectInfo<SocketAddr>`).
-        axum::serve(self.listener.tap_io(|_| {}), service)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("serving HTTP")?;
+        crate::serve::serve(self.listener, self.router, self.shutdown.clone()).await;
         let tasks: Vec<_> = self.roles.into_iter().flat_map(|r| r.tasks).collect();
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, join_all_tasks(tasks)).await;
         if drained.is_err() {

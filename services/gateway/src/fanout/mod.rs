@@ -1,10 +1,12 @@
 //! Fan-out: who is in which room on this node, and handing one frame to all of them.
 //!
 //! A room's members are spread over shards, each behind its own lock, so joins and leaves
-//! contend only within a shard. A broadcast takes a frame that was serialized once (shared
-//! bytes) and offers it to every member's bounded queue without waiting; a member whose
-//! queue is full is a slow consumer and is told to close (4008) rather than allowed to
-//! hold memory or delay the room.
+//! contend only within a shard. A broadcast takes a WebSocket frame that was encoded once
+//! (shared bytes) and offers it to every member without waiting: written to the member's
+//! socket straight from the broadcast's loop when the socket takes it, queued for the
+//! member's own task otherwise ([`Mailbox`]). A member whose queue is full is a slow
+//! consumer and is told to close (4008) rather than allowed to hold memory or delay the
+//! room.
 //!
 //! Each room has a gate holding the `seq` of the last event this node delivered. A
 //! broadcast holds it exclusively, joins hold it shared: so a joining member either gets
@@ -13,19 +15,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
-use tokio::sync::Notify;
+use crate::wire::Frame;
+
+mod mailbox;
+pub use mailbox::{Flushed, MAX_QUEUED_BYTES, Mailbox, Member, Next, Offer};
 
 /// Shards per room: enough to keep joins of a large room from queueing on one lock.
 const SHARDS: usize = 16;
 /// Recent events kept per room on this node, for viewers that reconnect quickly.
 pub const RING: usize = 512;
-/// Bytes that may wait in one connection's queue before it counts as a slow consumer.
-pub const MAX_QUEUED_BYTES: usize = 256 * 1024;
-
 /// Why the server closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -51,114 +52,13 @@ impl CloseReason {
     }
 }
 
-/// One connection's mailbox: the frames waiting for its writer and its kill switch, in a
-/// single allocation. An idle viewer costs what its mailbox costs, times a room of 100k: a
-/// tokio channel with two shared counters beside it took about 1.5 KiB more per
-/// connection than this (BENCHMARKS.md, fan-out).
-pub struct Mailbox {
-    queue: Mutex<Queue>,
-    /// Frames the queue holds at most before its connection counts as a slow consumer.
-    capacity: usize,
-    /// Why the connection must close; the first reason wins.
-    kill: OnceLock<CloseReason>,
-    wake: Notify,
-}
-
-#[derive(Default)]
-struct Queue {
-    frames: VecDeque<Utf8Bytes>,
-    bytes: usize,
-    /// The connection is gone: nothing more is taken.
-    closed: bool,
-}
-
-/// What a connection's writer does next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Next {
-    Send(Utf8Bytes),
-    Close(CloseReason),
-}
-
-/// This node's handle on one connection.
-pub type Member = Arc<Mailbox>;
-
-impl Mailbox {
-    pub fn new(capacity: usize) -> Member {
-        Arc::new(Self {
-            queue: Mutex::default(),
-            capacity,
-            kill: OnceLock::new(),
-            wake: Notify::new(),
-        })
-    }
-
-    /// Tells the connection to close with `reason` (unless it was told already).
-    pub fn fire(&self, reason: CloseReason) {
-        let _ = self.kill.set(reason);
-        self.wake.notify_one();
-    }
-
-    /// Waits for the next thing to do: close when told to, otherwise the oldest frame.
-    /// Cancel-safe: nothing is taken from the queue until it is returned.
-    pub async fn next(&self) -> Next {
-        loop {
-            // Created before looking, so a frame offered in between still wakes us.
-            let woken = self.wake.notified();
-            if let Some(reason) = self.kill.get() {
-                return Next::Close(*reason);
-            }
-            {
-                let mut queue = self.queue.lock().expect("mailbox lock");
-                if let Some(frame) = queue.frames.pop_front() {
-                    queue.bytes -= frame.len();
-                    return Next::Send(frame);
-                }
-            }
-            woken.await;
-        }
-    }
-
-    /// Marks the connection gone and frees what waits for it.
-    pub fn close(&self) {
-        let mut queue = self.queue.lock().expect("mailbox lock");
-        queue.closed = true;
-        queue.frames = VecDeque::new();
-        queue.bytes = 0;
-    }
-
-    /// Offers a frame without waiting; a full queue (in frames or bytes) tells the
-    /// connection to close as a slow consumer.
-    fn offer(&self, frame: &Utf8Bytes) -> Offer {
-        let mut queue = self.queue.lock().expect("mailbox lock");
-        if queue.closed {
-            return Offer::Gone;
-        }
-        if queue.frames.len() >= self.capacity || queue.bytes + frame.len() > MAX_QUEUED_BYTES {
-            drop(queue);
-            self.fire(CloseReason::SlowConsumer);
-            return Offer::Slow;
-        }
-        queue.frames.push_back(frame.clone());
-        queue.bytes += frame.len();
-        drop(queue);
-        self.wake.notify_one();
-        Offer::Queued
-    }
-}
-
-enum Offer {
-    Queued,
-    Slow,
-    Gone,
-}
-
 /// What a joining viewer missed, given the `seq` it last saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Catchup {
     /// Nothing: it saw everything up to the room's latest event (or asked for nothing).
     UpToDate,
     /// These frames, in order, from this node's recent events.
-    Frames(Vec<Utf8Bytes>),
+    Frames(Vec<Frame>),
     /// Events `after + 1 ..= until` are older than this node keeps: read the room history.
     FromHistory { after: u64, until: u64 },
 }
@@ -178,7 +78,7 @@ struct Gate {
     /// `seq` of the last event delivered here; `None` until learned from Redis.
     last: Option<u64>,
     /// The latest events delivered here, oldest first.
-    recent: VecDeque<(u64, Utf8Bytes)>,
+    recent: VecDeque<(u64, Frame)>,
 }
 
 /// The members of one room on this node.
@@ -278,8 +178,18 @@ pub struct FanOut {
 /// Delivery figures of one broadcast.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
+    /// Written to the member's socket by the broadcast itself.
+    pub written: usize,
+    /// Queued for the member's own task.
     pub queued: usize,
     pub slow: usize,
+}
+
+impl Delivery {
+    /// Members that got the frame (written, or queued for them).
+    pub fn reached(&self) -> usize {
+        self.written + self.queued
+    }
 }
 
 impl FanOut {
@@ -377,7 +287,7 @@ impl FanOut {
     /// Offers `frame` (the room event numbered `seq`, or an unnumbered frame) to every
     /// member of `room_id` on this node. Never waits: a full queue closes that member as a
     /// slow consumer. An event at or below the room's gate was delivered before: dropped.
-    pub fn broadcast(&self, room_id: &str, seq: Option<u64>, frame: &Utf8Bytes) -> Delivery {
+    pub fn broadcast(&self, room_id: &str, seq: Option<u64>, frame: &Frame) -> Delivery {
         let Some(room) = self.room(room_id) else {
             return Delivery::default();
         };
@@ -399,6 +309,10 @@ impl FanOut {
         for shard in &room.shards {
             let mut members = shard.lock().expect("shard lock");
             members.retain(|_, member| match member.offer(frame) {
+                Offer::Written => {
+                    delivery.written += 1;
+                    true
+                }
                 Offer::Queued => {
                     delivery.queued += 1;
                     true
@@ -419,6 +333,8 @@ impl FanOut {
             room.count.fetch_sub(removed, Ordering::Relaxed);
             metrics::gauge!("linkdrop_gateway_connections").decrement(removed as f64);
         }
+        metrics::counter!("linkdrop_gateway_frames_written_total")
+            .increment(delivery.written as u64);
         metrics::counter!("linkdrop_gateway_frames_queued_total").increment(delivery.queued as u64);
         metrics::counter!("linkdrop_gateway_slow_consumers_total").increment(delivery.slow as u64);
         delivery
@@ -445,14 +361,14 @@ impl FanOut {
     }
 
     /// Offers `frame` to every connection of `user_id` on this node; how many took it.
-    pub fn send_to_user(&self, user_id: &str, frame: &Utf8Bytes) -> usize {
+    pub fn send_to_user(&self, user_id: &str, frame: &Frame) -> usize {
         let users = self.users.lock().expect("users lock");
         let Some(connections) = users.get(user_id) else {
             return 0;
         };
         connections
             .values()
-            .filter(|member| matches!(member.offer(frame), Offer::Queued))
+            .filter(|member| matches!(member.offer(frame), Offer::Written | Offer::Queued))
             .count()
     }
 

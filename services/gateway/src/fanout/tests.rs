@@ -1,5 +1,7 @@
 //! The fan-out's unit tests: mailboxes, joins against broadcasts, catch-up, slow consumers.
 
+use futures::FutureExt;
+
 use super::*;
 
 /// A member, and a second handle on its mailbox to read it with.
@@ -9,11 +11,11 @@ fn member(capacity: usize) -> (Member, Member) {
 }
 
 /// The frame the member's writer would send next, without waiting.
-fn queued(mailbox: &Mailbox) -> Option<Utf8Bytes> {
-    let mut queue = mailbox.queue.lock().unwrap();
-    let frame = queue.frames.pop_front()?;
-    queue.bytes -= frame.len();
-    Some(frame)
+fn queued(mailbox: &Mailbox) -> Option<Frame> {
+    match mailbox.next().now_or_never() {
+        Some(Next::Send(frame)) => Some(frame),
+        _ => None,
+    }
 }
 
 #[test]
@@ -26,10 +28,17 @@ fn a_broadcast_reaches_every_member_of_the_room_only() {
     fanout.join(&r1, a, None);
     fanout.join(&r1, b, None);
     fanout.join(&fanout.room_or_insert("r2"), other, None);
-    let delivery = fanout.broadcast("r1", None, &Utf8Bytes::from_static("hi"));
-    assert_eq!(delivery, Delivery { queued: 2, slow: 0 });
-    assert_eq!(queued(&rx_a).unwrap().as_str(), "hi");
-    assert_eq!(queued(&rx_b).unwrap().as_str(), "hi");
+    let delivery = fanout.broadcast("r1", None, &Frame::text("hi"));
+    assert_eq!(
+        delivery,
+        Delivery {
+            written: 0,
+            queued: 2,
+            slow: 0
+        }
+    );
+    assert_eq!(queued(&rx_a).unwrap(), Frame::text("hi"));
+    assert_eq!(queued(&rx_b).unwrap(), Frame::text("hi"));
     assert!(queued(&rx_other).is_none());
 }
 
@@ -42,16 +51,23 @@ async fn a_full_queue_closes_only_that_member_as_slow() {
     let room = fanout.room_or_insert("r");
     fanout.join(&room, slow, None);
     fanout.join(&room, fast, None);
-    fanout.broadcast("r", None, &Utf8Bytes::from_static("1"));
-    let delivery = fanout.broadcast("r", None, &Utf8Bytes::from_static("2"));
-    assert_eq!(delivery, Delivery { queued: 1, slow: 1 });
+    fanout.broadcast("r", None, &Frame::text("1"));
+    let delivery = fanout.broadcast("r", None, &Frame::text("2"));
+    assert_eq!(
+        delivery,
+        Delivery {
+            written: 0,
+            queued: 1,
+            slow: 1
+        }
+    );
     assert_eq!(
         slow_kill.next().await,
         Next::Close(CloseReason::SlowConsumer)
     );
     assert_eq!(room.len(), 1);
-    assert_eq!(queued(&rx_fast).unwrap().as_str(), "1");
-    assert_eq!(queued(&rx_fast).unwrap().as_str(), "2");
+    assert_eq!(queued(&rx_fast).unwrap(), Frame::text("1"));
+    assert_eq!(queued(&rx_fast).unwrap(), Frame::text("2"));
 }
 
 #[test]
@@ -75,14 +91,14 @@ fn a_member_gets_exactly_the_events_after_its_join_seq() {
     let fanout = FanOut::default();
     let room = fanout.room_or_insert("r");
     room.learn_seq(7);
-    fanout.broadcast("r", Some(8), &Utf8Bytes::from_static("8"));
+    fanout.broadcast("r", Some(8), &Frame::text("8"));
     let (m, rx) = member(8);
     let seen = fanout.join(&room, m, None).seq;
     assert_eq!(seen, 8);
     // A late copy of event 8 (e.g. the bus catching up) is not delivered again.
-    fanout.broadcast("r", Some(8), &Utf8Bytes::from_static("8 again"));
-    fanout.broadcast("r", Some(9), &Utf8Bytes::from_static("9"));
-    assert_eq!(queued(&rx).unwrap().as_str(), "9");
+    fanout.broadcast("r", Some(8), &Frame::text("8 again"));
+    fanout.broadcast("r", Some(9), &Frame::text("9"));
+    assert_eq!(queued(&rx).unwrap(), Frame::text("9"));
     assert!(queued(&rx).is_none());
 }
 
@@ -90,7 +106,7 @@ fn a_member_gets_exactly_the_events_after_its_join_seq() {
 fn learning_an_older_seq_never_moves_the_gate_back() {
     let fanout = FanOut::default();
     let room = fanout.room_or_insert("r");
-    fanout.broadcast("r", Some(5), &Utf8Bytes::from_static("5"));
+    fanout.broadcast("r", Some(5), &Frame::text("5"));
     room.learn_seq(3);
     let (m, _rx) = member(1);
     assert_eq!(fanout.join(&room, m, None).seq, 5);
@@ -106,17 +122,11 @@ fn a_user_frame_reaches_only_that_users_connections() {
     fanout.join_user("alice", id_a, a);
     let id_b = fanout.join(&room, b.clone(), None).id;
     fanout.join_user("bob", id_b, b);
-    assert_eq!(
-        fanout.send_to_user("alice", &Utf8Bytes::from_static("won")),
-        1
-    );
-    assert_eq!(queued(&rx_a).unwrap().as_str(), "won");
+    assert_eq!(fanout.send_to_user("alice", &Frame::text("won")), 1);
+    assert_eq!(queued(&rx_a).unwrap(), Frame::text("won"));
     assert!(queued(&rx_b).is_none());
     fanout.leave_user("alice", id_a);
-    assert_eq!(
-        fanout.send_to_user("alice", &Utf8Bytes::from_static("x")),
-        0
-    );
+    assert_eq!(fanout.send_to_user("alice", &Frame::text("x")), 0);
 }
 
 #[test]
@@ -125,12 +135,12 @@ fn a_viewer_that_reconnects_gets_what_it_missed_from_the_ring() {
     let room = fanout.room_or_insert("r");
     room.learn_seq(0);
     for seq in 1..=5 {
-        fanout.broadcast("r", Some(seq), &Utf8Bytes::from(format!("e{seq}")));
+        fanout.broadcast("r", Some(seq), &Frame::text(&format!("e{seq}")));
     }
     let (m, _rx) = member(8);
     let joined = fanout.join(&room, m, Some(3));
     assert_eq!(joined.seq, 5);
-    let expected = vec![Utf8Bytes::from_static("e4"), Utf8Bytes::from_static("e5")];
+    let expected = vec![Frame::text("e4"), Frame::text("e5")];
     assert_eq!(joined.catchup, Catchup::Frames(expected));
     let (m, _rx) = member(8);
     assert_eq!(fanout.join(&room, m, Some(5)).catchup, Catchup::UpToDate);
@@ -142,7 +152,7 @@ fn events_older_than_the_ring_come_from_the_history() {
     let room = fanout.room_or_insert("r");
     room.learn_seq(0);
     for seq in 1..=(RING as u64 + 10) {
-        fanout.broadcast("r", Some(seq), &Utf8Bytes::from_static("e"));
+        fanout.broadcast("r", Some(seq), &Frame::text("e"));
     }
     let (m, _rx) = member(8);
     let joined = fanout.join(&room, m, Some(2));
@@ -162,7 +172,7 @@ async fn a_member_over_its_byte_budget_is_a_slow_consumer() {
     let (m, _rx) = member(10_000);
     let kill = m.clone();
     fanout.join(&room, m, None);
-    let big = Utf8Bytes::from("x".repeat(MAX_QUEUED_BYTES / 2 + 1));
+    let big = Frame::text(&"x".repeat(MAX_QUEUED_BYTES / 2 + 1));
     assert_eq!(fanout.broadcast("r", None, &big).queued, 1);
     assert_eq!(fanout.broadcast("r", None, &big).slow, 1);
     assert_eq!(kill.next().await, Next::Close(CloseReason::SlowConsumer));
@@ -176,9 +186,9 @@ async fn a_waiting_writer_wakes_for_each_offered_frame_in_order() {
     fanout.join(&room, m, None);
     let writer = tokio::spawn(async move { [rx.next().await, rx.next().await] });
     tokio::task::yield_now().await;
-    fanout.broadcast("r", None, &Utf8Bytes::from_static("1"));
-    fanout.broadcast("r", None, &Utf8Bytes::from_static("2"));
-    let expected = [1, 2].map(|n| Next::Send(Utf8Bytes::from(n.to_string())));
+    fanout.broadcast("r", None, &Frame::text("1"));
+    fanout.broadcast("r", None, &Frame::text("2"));
+    let expected = [1, 2].map(|n| Next::Send(Frame::text(&n.to_string())));
     assert_eq!(writer.await.unwrap(), expected);
 }
 
@@ -189,8 +199,15 @@ fn a_closed_mailbox_takes_nothing_and_leaves_the_room() {
     let (m, rx) = member(8);
     fanout.join(&room, m, None);
     rx.close();
-    let delivery = fanout.broadcast("r", None, &Utf8Bytes::from_static("late"));
-    assert_eq!(delivery, Delivery { queued: 0, slow: 0 });
+    let delivery = fanout.broadcast("r", None, &Frame::text("late"));
+    assert_eq!(
+        delivery,
+        Delivery {
+            written: 0,
+            queued: 0,
+            slow: 0
+        }
+    );
     assert_eq!(room.len(), 0);
     assert!(queued(&rx).is_none());
 }
