@@ -153,7 +153,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RoleHandle, redis::RedisError> {
     let state = GatewayState(Arc::new(Shared {
-        fanout: Arc::new(FanOut::default()),
+        fanout: Arc::new(FanOut::walked_by(runtime_workers())),
         bus: RoomBus::new(deps.redis.clone(), deps.keys.clone()),
         redis: deps.redis,
         keys: deps.keys.clone(),
@@ -193,6 +193,16 @@ pub async fn start(
         .with_task(bus_task)
         .with_task(viewers_task)
         .with_task(closer))
+}
+
+/// The worker threads of the runtime the gateway runs on (1 on a single-threaded one,
+/// where a broadcast cannot be walked on other threads).
+fn runtime_workers() -> usize {
+    let runtime = tokio::runtime::Handle::current();
+    match runtime.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => runtime.metrics().num_workers(),
+        _ => 1,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -134,16 +134,16 @@ impl Mailbox {
         if queue.closed {
             return Offer::Gone;
         }
-        let mut rest = frame.bytes().clone();
+        let mut written = 0;
         if let Some(socket) = &self.socket
             && !queue.held
             && queue.frames.is_empty()
         {
-            match socket.try_write(&rest) {
-                Ok(n) if n == rest.len() => return Offer::Written,
+            match socket.try_write(frame.bytes()) {
+                Ok(n) if n == frame.len() => return Offer::Written,
                 Ok(n) => {
                     queue.started = n > 0;
-                    rest.advance(n);
+                    written = n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -153,12 +153,16 @@ impl Mailbox {
                     return Offer::Gone;
                 }
             }
-        } else if queue.frames.len() >= self.capacity || queue.bytes + rest.len() > MAX_QUEUED_BYTES
+        } else if queue.frames.len() >= self.capacity
+            || queue.bytes + frame.len() > MAX_QUEUED_BYTES
         {
             drop(queue);
             self.fire(CloseReason::SlowConsumer);
             return Offer::Slow;
         }
+        // Only a frame that waits is cloned (a reference count): one written at once costs
+        // the broadcast nothing but the write.
+        let rest = frame.bytes().slice(written..);
         queue.bytes += rest.len();
         queue.frames.push_back(rest);
         drop(queue);

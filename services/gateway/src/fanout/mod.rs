@@ -173,6 +173,8 @@ pub struct FanOut {
     rooms: RwLock<HashMap<String, Arc<RoomMembers>>>,
     users: Mutex<HashMap<String, HashMap<u64, Member>>>,
     next_id: AtomicU64,
+    /// Threads a big room's broadcast is walked on at most (0 or 1: the caller's only).
+    walkers: usize,
 }
 
 /// Delivery figures of one broadcast.
@@ -190,9 +192,90 @@ impl Delivery {
     pub fn reached(&self) -> usize {
         self.written + self.queued
     }
+
+    fn add(self, other: Delivery) -> Delivery {
+        Delivery {
+            written: self.written + other.written,
+            queued: self.queued + other.queued,
+            slow: self.slow + other.slow,
+        }
+    }
+}
+
+/// Members a broadcast walks per thread: a room with more than this on the node is walked
+/// on several threads at once (up to [`FanOut::walked_by`]'s count), each taking every
+/// n-th shard, so that the writes to a big room's sockets use the node's cores.
+const MEMBERS_PER_WALKER: u64 = 4096;
+
+/// Offers `frame` to the members of `shards`, removing those that are slow or gone; how
+/// it went, and how many were removed.
+fn walk<'a>(
+    shards: impl Iterator<Item = &'a Mutex<HashMap<u64, Member>>>,
+    frame: &Frame,
+) -> (Delivery, u64) {
+    let mut delivery = Delivery::default();
+    let mut removed = 0u64;
+    for shard in shards {
+        let mut members = shard.lock().expect("shard lock");
+        members.retain(|_, member| match member.offer(frame) {
+            Offer::Written => {
+                delivery.written += 1;
+                true
+            }
+            Offer::Queued => {
+                delivery.queued += 1;
+                true
+            }
+            Offer::Slow => {
+                delivery.slow += 1;
+                removed += 1;
+                false
+            }
+            // The connection is already gone; its own `leave` will find it removed.
+            Offer::Gone => {
+                removed += 1;
+                false
+            }
+        });
+    }
+    (delivery, removed)
+}
+
+/// [`walk`] on `threads` threads at once, each taking every `threads`-th shard. Blocks the
+/// calling thread until all are done (the runtime moves its other tasks elsewhere).
+fn walk_on(
+    threads: usize,
+    shards: &[Mutex<HashMap<u64, Member>>],
+    frame: &Frame,
+) -> (Delivery, u64) {
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let walkers: Vec<_> = (1..threads)
+                .map(|first| {
+                    scope.spawn(move || walk(shards.iter().skip(first).step_by(threads), frame))
+                })
+                .collect();
+            let own = walk(shards.iter().step_by(threads), frame);
+            walkers
+                .into_iter()
+                .fold(own, |(delivery, removed), walker| {
+                    let (d, r) = walker.join().expect("a walker thread");
+                    (delivery.add(d), removed + r)
+                })
+        })
+    })
 }
 
 impl FanOut {
+    /// A fan-out that walks a big room's broadcast on up to `threads` threads at once
+    /// (needs tokio's multi-thread runtime when more than one).
+    pub fn walked_by(threads: usize) -> FanOut {
+        FanOut {
+            walkers: threads.min(SHARDS),
+            ..FanOut::default()
+        }
+    }
+
     /// Adds a member to a room (see [`FanOut::room_or_insert`]). It receives every event
     /// after [`Joined::seq`]; a member that last saw `since` also learns what it missed
     /// up to there.
@@ -304,31 +387,12 @@ impl FanOut {
             }
             gate.recent.push_back((seq, frame.clone()));
         }
-        let mut delivery = Delivery::default();
-        let mut removed = 0u64;
-        for shard in &room.shards {
-            let mut members = shard.lock().expect("shard lock");
-            members.retain(|_, member| match member.offer(frame) {
-                Offer::Written => {
-                    delivery.written += 1;
-                    true
-                }
-                Offer::Queued => {
-                    delivery.queued += 1;
-                    true
-                }
-                Offer::Slow => {
-                    delivery.slow += 1;
-                    removed += 1;
-                    false
-                }
-                // The connection is already gone; its own `leave` will find it removed.
-                Offer::Gone => {
-                    removed += 1;
-                    false
-                }
-            });
-        }
+        let threads = (room.len().div_ceil(MEMBERS_PER_WALKER) as usize).min(self.walkers);
+        let (delivery, removed) = if threads > 1 {
+            walk_on(threads, &room.shards, frame)
+        } else {
+            walk(room.shards.iter(), frame)
+        };
         if removed > 0 {
             room.count.fetch_sub(removed, Ordering::Relaxed);
             metrics::gauge!("linkdrop_gateway_connections").decrement(removed as f64);

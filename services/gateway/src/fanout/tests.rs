@@ -233,3 +233,29 @@ fn a_viewer_count_goes_out_when_it_changed_and_the_pace_allows() {
     );
     assert!(!room.viewers_due(11, Duration::ZERO), "sent: not again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_room_walked_on_several_threads_reaches_each_member_once() {
+    let fanout = FanOut::walked_by(4);
+    let room = fanout.room_or_insert("r");
+    let members: Vec<Member> = (0..3 * MEMBERS_PER_WALKER)
+        .map(|_| {
+            let (m, rx) = member(1);
+            fanout.join(&room, m, None);
+            rx
+        })
+        .collect();
+    // One member per shard is closed already: each walker removes its share.
+    let gone: Vec<u64> = (0..SHARDS as u64).collect();
+    for id in &gone {
+        members[*id as usize].close();
+    }
+    let delivery = fanout.broadcast("r", None, &Frame::text("1"));
+    assert_eq!(delivery.queued, members.len() - gone.len());
+    assert_eq!(room.len(), delivery.queued as u64);
+    for (id, member) in members.iter().enumerate() {
+        let expected = (!gone.contains(&(id as u64))).then(|| Frame::text("1"));
+        assert_eq!(queued(member), expected, "member {id}");
+        assert_eq!(queued(member), None, "member {id} got it once");
+    }
+}
