@@ -63,7 +63,8 @@ pub enum Offer {
     Gone,
 }
 
-/// What a connection's writer does next (a mailbox with no connection).
+/// What a connection's writer does next (a mailbox with no connection, in tests).
+#[cfg(test)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     Send(Frame),
@@ -83,7 +84,8 @@ pub enum Flushed {
 pub type Member = Arc<Mailbox>;
 
 impl Mailbox {
-    /// A mailbox with no connection: frames wait until taken with [`Mailbox::next`].
+    /// A mailbox with no connection: frames wait until taken with `Mailbox::next` (tests).
+    #[cfg(test)]
     pub fn new(capacity: usize) -> Member {
         Mailbox::build(capacity, None, false)
     }

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use crate::wire::Frame;
 
 mod mailbox;
-pub use mailbox::{Flushed, MAX_QUEUED_BYTES, Mailbox, Member, Next, Offer};
+#[cfg(test)]
+pub use mailbox::Next;
+pub use mailbox::{Flushed, MAX_QUEUED_BYTES, Mailbox, Member, Offer};
 
 /// Shards per room: enough to keep joins of a large room from queueing on one lock.
 const SHARDS: usize = 16;
