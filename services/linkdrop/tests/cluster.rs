@@ -1,4 +1,5 @@
-//! linkdrop as a cluster on one machine: `scripts/cluster` starts a three-master Redis
+//! linkdrop as a cluster on one machine: the launcher's cluster (what `scripts/cluster`
+//! runs) starts a three-master Redis
 //! Cluster, three Kafka brokers and several processes per role (three gateways, two orders
 //! APIs, two settlement consumers, a relay, a dispatcher, a control API). One drop runs
 //! across all of them; mid-drop one gateway and one Kafka broker are killed with SIGKILL.
@@ -24,10 +25,10 @@ use support::{
 const STOCK: u32 = 300;
 const VIEWERS_PER_GATEWAY: usize = 6;
 
-/// `scripts/cluster` with the test's directory, ports and settings.
+/// The launcher's cluster with the test's directory, ports and settings.
 struct Cluster {
-    env: BTreeMap<String, String>,
-    /// What `scripts/cluster env` exported: where everything listens.
+    launcher: Arc<linkdrop_launch::Cluster>,
+    /// What `scripts/cluster env` would export: where everything listens.
     exported: BTreeMap<String, String>,
 }
 
@@ -61,16 +62,27 @@ impl Cluster {
 
     /// Stops what an earlier run left (processes of an older build), then starts it all.
     async fn up() -> Cluster {
-        let env = Self::settings();
-        run_script(&env, &["down"]).await;
-        run_script(&env, &["up"]).await;
-        let exported = run_script(&env, &["env"])
-            .await
-            .lines()
-            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        // Only what the launcher needs, so a shell's stack settings cannot leak in.
+        let env = std::env::vars()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "PATH" | "HOME" | "LINKDROP_CACHE_DIR" | "CARGO_TARGET_DIR"
+                )
+            })
+            .chain(Self::settings())
             .collect();
-        Cluster { env, exported }
+        let launcher = Arc::new(
+            linkdrop_launch::Cluster::from_env(&env)
+                .unwrap_or_else(|f| panic!("{}", f.render("cluster"))),
+        );
+        launch(&launcher, |c| c.down(false)).await;
+        launch(&launcher, |c| c.up()).await;
+        let exported = launch(&launcher, |c| c.exports())
+            .await
+            .into_iter()
+            .collect();
+        Cluster { launcher, exported }
     }
 
     fn addresses(&self, name: &str) -> Vec<String> {
@@ -82,12 +94,12 @@ impl Cluster {
     }
 
     /// Kills one component with SIGKILL, as a crash would.
-    async fn kill(&self, name: &str) {
-        run_script(&self.env, &["kill", name]).await;
+    async fn kill(&self, name: &'static str) {
+        launch(&self.launcher, move |c| c.kill(name)).await;
     }
 
     async fn down(&self) {
-        run_script(&self.env, &["down"]).await;
+        launch(&self.launcher, |c| c.down(false)).await;
     }
 }
 
@@ -95,30 +107,16 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Runs `scripts/cluster <args>` and returns its output; fails the test if it fails.
-async fn run_script(env: &BTreeMap<String, String>, args: &[&str]) -> String {
-    // Only what the script needs, so a shell's stack settings cannot leak in.
-    let inherited = std::env::vars().filter(|(k, _)| {
-        matches!(
-            k.as_str(),
-            "PATH" | "HOME" | "LINKDROP_CACHE_DIR" | "CARGO_TARGET_DIR"
-        )
-    });
-    let output = tokio::process::Command::new(repo_root().join("scripts/cluster"))
-        .args(args)
-        .env_clear()
-        .envs(inherited)
-        .envs(env)
-        .output()
+/// Runs a launcher command off the test's runtime; fails the test if it fails.
+async fn launch<T: Send + 'static>(
+    cluster: &Arc<linkdrop_launch::Cluster>,
+    command: impl FnOnce(&linkdrop_launch::Cluster) -> linkdrop_launch::Result<T> + Send + 'static,
+) -> T {
+    let cluster = cluster.clone();
+    tokio::task::spawn_blocking(move || command(&cluster))
         .await
-        .expect("scripts/cluster runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "scripts/cluster {args:?} failed:\n{text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text
+        .unwrap()
+        .unwrap_or_else(|failure| panic!("{}", failure.render("cluster")))
 }
 
 /// A viewer and what it has seen.

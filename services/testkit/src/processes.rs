@@ -133,7 +133,7 @@ impl Process {
 }
 
 /// A stack of the test's own (Redis, PostgreSQL, Kafka), for tests that kill a component:
-/// `scripts/stack` with its own directory and ports.
+/// the launcher's single-node stack with its own directory and ports.
 pub struct PrivateStack {
     pub dir: PathBuf,
     pub env: BTreeMap<String, String>,
@@ -144,75 +144,56 @@ impl PrivateStack {
     pub fn up() -> PrivateStack {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = root.join("target/crash-stack");
-        let env: BTreeMap<String, String> = [
+        let own = [
             ("LINKDROP_STACK_DIR", dir.to_str().unwrap()),
             ("LINKDROP_STACK_REDIS_PORT", "26479"),
             ("LINKDROP_STACK_PG_PORT", "25532"),
             ("LINKDROP_STACK_KAFKA_PORT", "29192"),
             ("LINKDROP_STACK_KAFKA_CONTROLLER_PORT", "29193"),
             ("LINKDROP_SKIP_MIGRATE", "1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ];
+        let env = std::env::vars()
+            .filter(|(k, _)| !k.starts_with("LINKDROP_STACK_"))
+            .chain(own.map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
         let stack = PrivateStack { dir, env };
-        stack.run(&["up"]);
+        stack.restart_stopped();
         stack
     }
 
-    fn run(&self, args: &[&str]) -> String {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack");
-        let output = std::process::Command::new(script)
-            .args(args)
-            .envs(&self.env)
-            .output()
-            .expect("scripts/stack runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success(),
-            "scripts/stack {args:?} failed:\n{text}"
-        );
-        text
+    fn launcher(&self) -> linkdrop_launch::Stack {
+        linkdrop_launch::Stack::from_env(&self.env)
+            .unwrap_or_else(|failure| panic!("{}", failure.render("stack")))
     }
 
     /// Starts again whatever of the stack is not running.
     pub fn restart_stopped(&self) {
-        self.run(&["up"]);
+        self.launcher()
+            .up()
+            .unwrap_or_else(|failure| panic!("{}", failure.render("stack")));
     }
 
     pub fn redis_url(&self) -> String {
-        "redis://127.0.0.1:26479".into()
+        format!("redis://127.0.0.1:{}", self.launcher().redis.port)
     }
 
     pub fn kafka_brokers(&self) -> String {
-        "127.0.0.1:29192".into()
+        self.launcher().kafka.brokers()
     }
 
+    /// The PostgreSQL server's URL, without a database.
     pub fn database_server(&self) -> String {
-        "postgres://postgres@127.0.0.1:25532".into()
+        format!(
+            "postgres://postgres@127.0.0.1:{}",
+            self.launcher().postgres.port
+        )
     }
 
-    /// Kills one component (`redis`, `kafka`) with SIGKILL, as a crash would.
+    /// Kills one component (`redis`, `kafka`) with SIGKILL, as a crash would, and waits
+    /// until it is gone (so that a restart does not find it running).
     pub fn kill(&self, component: &str) {
-        let pidfile = match component {
-            "redis" => self.dir.join("redis/redis.pid"),
-            "kafka" => self.dir.join("kafka/kafka.pid"),
-            other => panic!("cannot kill {other}"),
-        };
-        let pid = std::fs::read_to_string(&pidfile).expect("the component's pidfile");
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", pid.trim()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        // Until it is gone, so that a restart does not find it running.
-        std::process::Command::new("tail")
-            .args(["--pid", pid.trim(), "-f", "/dev/null"])
-            .status()
-            .unwrap();
+        self.launcher()
+            .kill(component)
+            .unwrap_or_else(|failure| panic!("{}", failure.render("stack")));
     }
 }

@@ -1,0 +1,553 @@
+//! Kafka in KRaft mode: nodes that are broker and controller at once (one with a dynamic
+//! quorum of itself, or several with a static quorum), their configs, storage formatted
+//! once, the broker JVMs, the short-lived CLI JVM, the wait until a broker answers and the
+//! orders topic.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::proc::{self, HOST, POLL};
+use crate::report::{Result, Voice, config, failed};
+
+/// The orders topic.
+pub const TOPIC: &str = "ld.orders";
+pub const PARTITIONS: u32 = 4;
+
+/// Where the CLI tools (StorageTool, TopicCommand) log.
+pub struct Tools {
+    pub log4j: PathBuf,
+    pub log: PathBuf,
+}
+
+/// One node: `name` (`kafka`, `kafka-2`) names its files in `dir`.
+pub struct KafkaNode {
+    pub name: String,
+    pub dir: PathBuf,
+    pub id: u32,
+    pub port: u16,
+    pub controller_port: u16,
+    /// The JVM's initial and largest heap.
+    pub heap: (&'static str, &'static str),
+    pub timeout: Duration,
+}
+
+/// The nodes of one Kafka cluster and their shared settings.
+pub struct Kafka {
+    pub nodes: Vec<KafkaNode>,
+    pub tools: Tools,
+    pub replication: u32,
+    /// Where the cluster id of several nodes is kept (one node keeps it in `.formatted`).
+    pub cluster_id_file: PathBuf,
+}
+
+impl KafkaNode {
+    pub fn props(&self) -> PathBuf {
+        self.dir.join("server.properties")
+    }
+
+    fn log4j(&self) -> PathBuf {
+        self.dir.join("log4j2.properties")
+    }
+
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join(format!("{}.pid", self.name))
+    }
+
+    /// The JVM's stdout and stderr.
+    pub fn out(&self) -> PathBuf {
+        self.dir.join(format!("{}.out", self.name))
+    }
+
+    fn logdir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// Kafka's own log.
+    pub fn log(&self) -> PathBuf {
+        self.logdir().join("server.log")
+    }
+
+    fn formatted(&self) -> PathBuf {
+        self.dir.join(".formatted")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        proc::pid_of(&self.pidfile(), |line| line.contains("kafka.Kafka"))
+    }
+
+    /// The broker port in the server.properties the running broker was started with.
+    pub fn running_port(&self) -> Option<String> {
+        let props = fs::read_to_string(self.props()).ok()?;
+        props.lines().find_map(|line| {
+            let rest = line.strip_prefix("listeners=PLAINTEXT://")?;
+            Some(rest.split(',').next()?.rsplit(':').next()?.to_string())
+        })
+    }
+
+    pub fn address(&self) -> String {
+        format!("{HOST}:{}", self.port)
+    }
+
+    fn logs(&self) -> [PathBuf; 2] {
+        [self.log(), self.out()]
+    }
+}
+
+impl Kafka {
+    fn single(&self) -> bool {
+        self.nodes.len() == 1
+    }
+
+    pub fn brokers(&self) -> String {
+        let all: Vec<String> = self.nodes.iter().map(KafkaNode::address).collect();
+        all.join(",")
+    }
+
+    pub fn node(&self, name: &str) -> Option<&KafkaNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// `java ... <class> args`: a small heap, C1 only (starts faster), quiet logging.
+    fn tool(&self, class: &str) -> Result<Command> {
+        let mut command = Command::new("java");
+        command
+            .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                self.tools.log4j.display()
+            ))
+            .arg("-cp")
+            .arg(format!("{}/*", crate::install::kafka_lib()?.display()))
+            .arg(class)
+            .stderr(proc::append_to(&self.tools.log));
+        Ok(command)
+    }
+
+    fn write_tools_config(&self) -> Result<()> {
+        if let Some(dir) = self.tools.log4j.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        if let Some(dir) = self.tools.log.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::write(&self.tools.log4j, TOOLS_LOG4J)?;
+        Ok(())
+    }
+
+    fn write_config(&self, node: &KafkaNode) -> Result<()> {
+        fs::create_dir_all(node.data())?;
+        fs::create_dir_all(node.logdir())?;
+        let rf = self.replication;
+        let isr = if self.single() { 1 } else { 2 };
+        let quorum = if self.single() {
+            format!(
+                "controller.quorum.bootstrap.servers={HOST}:{}",
+                node.controller_port
+            )
+        } else {
+            let voters: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| format!("{}@{HOST}:{}", n.id, n.controller_port))
+                .collect();
+            format!("controller.quorum.voters={}", voters.join(","))
+        };
+        let min_isr = if self.single() {
+            String::new()
+        } else {
+            format!("min.insync.replicas={isr}\n")
+        };
+        let props = format!(
+            "# Generated by linkdrop-launch on every start; edit the launcher, not this file.\n\
+             # Node {id} of {count}, KRaft combined mode.\n\
+             process.roles=broker,controller\nnode.id={id}\n{quorum}\n\
+             listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}\n\
+             advertised.listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}\n\
+             inter.broker.listener.name=PLAINTEXT\ncontroller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+             log.dirs={data}\nnum.partitions={PARTITIONS}\ndefault.replication.factor={rf}\n\
+             {min_isr}offsets.topic.replication.factor={rf}\n\
+             transaction.state.log.replication.factor={rf}\ntransaction.state.log.min.isr={isr}\n\
+             share.coordinator.state.topic.replication.factor={rf}\n\
+             share.coordinator.state.topic.min.isr={isr}\n\
+             group.initial.rebalance.delay.ms=0\nauto.create.topics.enable=false\n",
+            id = node.id,
+            count = self.nodes.len(),
+            port = node.port,
+            cport = node.controller_port,
+            data = node.data().display(),
+        );
+        fs::write(node.props(), props)?;
+        fs::write(node.log4j(), broker_log4j(&node.log()))?;
+        Ok(())
+    }
+
+    fn new_cluster_id(&self, node: &KafkaNode) -> Result<String> {
+        let out = self
+            .tool("kafka.tools.StorageTool")?
+            .arg("random-uuid")
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.lines().last().map(str::trim) {
+            Some(id) if out.status.success() && !id.is_empty() => Ok(id.to_string()),
+            _ => Err(failed(
+                &node.name,
+                "StorageTool random-uuid failed",
+                [&self.tools.log],
+            )),
+        }
+    }
+
+    /// The cluster id every node is formatted with (made once).
+    fn cluster_id(&self, node: &KafkaNode) -> Result<String> {
+        if let Ok(id) = fs::read_to_string(&self.cluster_id_file)
+            && !id.trim().is_empty()
+        {
+            return Ok(id.trim().to_string());
+        }
+        let id = self.new_cluster_id(node)?;
+        fs::write(&self.cluster_id_file, format!("{id}\n"))?;
+        Ok(id)
+    }
+
+    /// Formats, once, the storage of each node not formatted yet. One node records its
+    /// controller's endpoint (`--standalone`), so its port cannot change afterwards.
+    fn format(&self, voice: Voice) -> Result<()> {
+        for node in &self.nodes {
+            if let Ok(formatted) = fs::read_to_string(node.formatted()) {
+                if self.single() {
+                    let port = formatted
+                        .lines()
+                        .find_map(|l| l.strip_prefix("controller_port="))
+                        .unwrap_or_default();
+                    if port != node.controller_port.to_string() {
+                        return Err(config(format!(
+                            "kafka storage was formatted for controller port {port}, not {}: run `down --wipe` to change it",
+                            node.controller_port
+                        )));
+                    }
+                }
+                continue;
+            }
+            let id = self.cluster_id(node)?;
+            let _ = fs::remove_dir_all(node.data());
+            fs::create_dir_all(node.data())?;
+            let mut format = self.tool("kafka.tools.StorageTool")?;
+            format.arg("format");
+            if self.single() {
+                format.arg("--standalone");
+            }
+            let ok = format
+                .args(["-t", &id, "-c"])
+                .arg(node.props())
+                .stdout(proc::append_to(&self.tools.log))
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(failed(
+                    &node.name,
+                    "StorageTool format failed",
+                    [&self.tools.log],
+                ));
+            }
+            let mut marker = format!("cluster_id={id}\n");
+            if self.single() {
+                marker += &format!("controller_port={}\n", node.controller_port);
+            }
+            fs::write(node.formatted(), marker)?;
+            voice.say(format!(
+                "{}: formatted storage (cluster id {id})",
+                node.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the configs, formats what needs it and launches the JVMs of `names` (all when
+    /// empty) that are not running; returns the names started.
+    pub fn start(&self, voice: Voice, names: &[&str]) -> Result<Vec<String>> {
+        self.write_tools_config()?;
+        let chosen: Vec<&KafkaNode> = self
+            .nodes
+            .iter()
+            .filter(|n| names.is_empty() || names.contains(&n.name.as_str()))
+            .collect();
+        for node in &chosen {
+            if let Some(pid) = node.pid() {
+                let running = node.running_port().unwrap_or_default();
+                if running != node.port.to_string() {
+                    return Err(config(format!(
+                        "{} is already running on port {running}, not {}: stop it first",
+                        node.name, node.port
+                    )));
+                }
+                voice.say(format!(
+                    "{} already running (pid {pid}, port {})",
+                    node.name, node.port
+                ));
+            } else {
+                self.write_config(node)?;
+            }
+        }
+        self.format(voice)?;
+        let mut started = Vec::new();
+        for node in chosen.into_iter().filter(|n| n.pid().is_none()) {
+            self.launch(node)?;
+            voice.say(format!(
+                "{} starting (pid {}, port {})",
+                node.name,
+                node.pid().unwrap_or_default(),
+                node.port
+            ));
+            started.push(node.name.clone());
+        }
+        Ok(started)
+    }
+
+    fn launch(&self, node: &KafkaNode) -> Result<()> {
+        proc::need_free_port(&node.name, node.port, &[&node.log(), &node.out()])?;
+        proc::need_free_port(
+            &node.name,
+            node.controller_port,
+            &[&node.log(), &node.out()],
+        )?;
+        fs::write(node.out(), "")?;
+        let args = vec![
+            format!("-Xms{}", node.heap.0),
+            format!("-Xmx{}", node.heap.1),
+            "-XX:+UseG1GC".into(),
+            "-XX:MaxGCPauseMillis=20".into(),
+            "-XX:+ExitOnOutOfMemoryError".into(),
+            "-Djava.awt.headless=true".into(),
+            format!("-Dkafka.logs.dir={}", node.logdir().display()),
+            format!("-Dlog4j2.configurationFile={}", node.log4j().display()),
+            "-cp".into(),
+            format!("{}/*", crate::install::kafka_lib()?.display()),
+            "kafka.Kafka".into(),
+            node.props().display().to_string(),
+        ];
+        let env = std::env::vars().collect();
+        proc::launch_detached(
+            &node.dir,
+            &node.pidfile(),
+            &node.out(),
+            Path::new("java"),
+            &args,
+            &env,
+        )
+        .map_err(|e| {
+            failed(
+                &node.name,
+                format!("the JVM did not start: {e}"),
+                node.logs(),
+            )
+        })?;
+        if node.pid().is_none() {
+            return Err(failed(&node.name, "the JVM did not start", node.logs()));
+        }
+        Ok(())
+    }
+
+    /// Waits until the node answers TopicCommand --list on its own port (a broker serves
+    /// requests once the controller has unfenced it); returns the topics it listed.
+    pub fn await_node(&self, node: &KafkaNode, started: Option<Instant>) -> Result<Vec<String>> {
+        let start = started.unwrap_or_else(Instant::now);
+        loop {
+            if node.pid().is_none() {
+                return Err(failed(
+                    &node.name,
+                    format!("the broker exited (port {})", node.port),
+                    node.logs(),
+                ));
+            }
+            let left = node.timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                let mut logs = node.logs().to_vec();
+                logs.push(self.tools.log.clone());
+                return Err(failed(
+                    &node.name,
+                    format!(
+                        "not ready after {}s (TopicCommand --list on {})",
+                        node.timeout.as_secs(),
+                        node.address()
+                    ),
+                    logs,
+                ));
+            }
+            // The port opens before the broker can serve metadata; TopicCommand's admin
+            // client retries until then (bounded by what is left of the timeout).
+            if proc::port_open(node.port) {
+                let mut list = self.tool("org.apache.kafka.tools.TopicCommand")?;
+                list.args(["--bootstrap-server", &node.address(), "--list"]);
+                if let Some(out) = proc::output_within(&mut list, left)
+                    && out.status.success()
+                {
+                    let topics = String::from_utf8_lossy(&out.stdout);
+                    return Ok(topics.lines().map(str::to_string).collect());
+                }
+            }
+            sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Waits for every node, then creates the orders topic if it is missing.
+    pub fn wait(&self, voice: Voice, started: &[(String, Instant)]) -> Result<()> {
+        let mut topics = Vec::new();
+        for node in &self.nodes {
+            let at = started
+                .iter()
+                .find(|(n, _)| *n == node.name)
+                .map(|(_, at)| *at);
+            topics = self.await_node(node, at)?;
+            if let Some(at) = at {
+                voice.say(format!(
+                    "{} ready (pid {}, port {}) after {}s",
+                    node.name,
+                    node.pid().unwrap_or_default(),
+                    node.port,
+                    at.elapsed().as_secs()
+                ));
+            }
+        }
+        self.ensure_topic(voice, &topics)
+    }
+
+    fn ensure_topic(&self, voice: Voice, topics: &[String]) -> Result<()> {
+        if topics.iter().any(|t| t == TOPIC) {
+            return Ok(());
+        }
+        let ok = self
+            .tool("org.apache.kafka.tools.TopicCommand")?
+            .args([
+                "--bootstrap-server",
+                &self.brokers(),
+                "--create",
+                "--if-not-exists",
+            ])
+            .args(["--topic", TOPIC, "--partitions", &PARTITIONS.to_string()])
+            .args(["--replication-factor", &self.replication.to_string()])
+            .stdout(proc::append_to(&self.tools.log))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(failed(
+                "kafka",
+                format!("could not create topic {TOPIC}"),
+                [self.tools.log.clone(), self.nodes[0].log()],
+            ));
+        }
+        let replication = if self.replication == 1 {
+            String::new()
+        } else {
+            format!(", replication factor {}", self.replication)
+        };
+        voice.say(format!(
+            "kafka: created topic {TOPIC} ({PARTITIONS} partitions{replication})"
+        ));
+        Ok(())
+    }
+
+    /// Stops every node: SIGTERM to all at once. A broker's controlled shutdown needs the
+    /// controller quorum's approval, so of several nodes stopped one after the other the
+    /// last would wait for it in vain; stopped together, one may still ask too late, once
+    /// the others have exited: a node left alone for 15 s gets SIGKILL.
+    pub fn stop(&self, voice: Voice) -> Result<()> {
+        let mut left: Vec<(&KafkaNode, u32)> = Vec::new();
+        for node in &self.nodes {
+            match node.pid() {
+                Some(pid) => {
+                    proc::signal(pid, "TERM");
+                    left.push((node, pid));
+                }
+                None => voice.say(format!("{} not running", node.name)),
+            }
+        }
+        let timeout = self
+            .nodes
+            .first()
+            .map_or(Duration::from_secs(90), |n| n.timeout);
+        let end = Instant::now() + timeout;
+        let mut alone_since: Option<Instant> = None;
+        while !left.is_empty() {
+            left.retain(|(node, pid)| {
+                let running = !proc::gone(*pid);
+                if !running {
+                    let _ = fs::remove_file(node.pidfile());
+                    voice.say(format!("{} stopped (pid {pid})", node.name));
+                }
+                running
+            });
+            if left.is_empty() {
+                break;
+            }
+            let mut why = None;
+            if left.len() == 1 && !self.single() {
+                let since = *alone_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(15) {
+                    why = Some("waits for a controller quorum that is gone".to_string());
+                }
+            }
+            if Instant::now() >= end {
+                why = Some(format!("still running after {}s", timeout.as_secs()));
+            }
+            if let Some(why) = why {
+                for (node, pid) in &left {
+                    voice.warn(format!("{} (pid {pid}) {why}: sending SIGKILL", node.name));
+                    proc::signal(*pid, "KILL");
+                    if !proc::wait_exit(*pid, Duration::from_secs(10)) {
+                        return Err(failed(
+                            &node.name,
+                            format!("pid {pid} survived SIGKILL"),
+                            [node.log()],
+                        ));
+                    }
+                    let _ = fs::remove_file(node.pidfile());
+                    voice.say(format!("{} stopped (pid {pid})", node.name));
+                }
+                break;
+            }
+            sleep(POLL);
+        }
+        Ok(())
+    }
+}
+
+/// Everything at INFO into the log (rolled at 20 MB), only errors on stderr.
+fn broker_log4j(log: &Path) -> String {
+    let log = log.display();
+    format!(
+        "# Generated by linkdrop-launch.\nstatus = warn\nname = linkdrop-kafka\n\
+         appender.file.type = RollingFile\nappender.file.name = file\n\
+         appender.file.fileName = {log}\nappender.file.filePattern = {log}.%i\n\
+         appender.file.layout.type = PatternLayout\n\
+         appender.file.layout.pattern = [%d] %p %m (%c)%n\n\
+         appender.file.policies.type = Policies\n\
+         appender.file.policies.size.type = SizeBasedTriggeringPolicy\n\
+         appender.file.policies.size.size = 20MB\n\
+         appender.file.strategy.type = DefaultRolloverStrategy\n\
+         appender.file.strategy.max = 3\n\
+         appender.err.type = Console\nappender.err.name = err\nappender.err.target = SYSTEM_ERR\n\
+         appender.err.layout.type = PatternLayout\n\
+         appender.err.layout.pattern = [%d] %p %m (%c)%n\n\
+         appender.err.filter.level.type = ThresholdFilter\n\
+         appender.err.filter.level.level = error\n\
+         rootLogger.level = info\nrootLogger.appenderRef.file.ref = file\n\
+         rootLogger.appenderRef.err.ref = err\n\
+         logger.statechange.name = state.change.logger\nlogger.statechange.level = warn\n\
+         logger.request.name = kafka.request.logger\nlogger.request.level = warn\n"
+    )
+}
+
+/// The CLI tools log warnings and errors on stderr only.
+const TOOLS_LOG4J: &str = "# Generated by linkdrop-launch.\nstatus = warn\n\
+name = linkdrop-kafka-tools\nappender.err.type = Console\nappender.err.name = err\n\
+appender.err.target = SYSTEM_ERR\nappender.err.layout.type = PatternLayout\n\
+appender.err.layout.pattern = [%d] %p %m (%c)%n\nrootLogger.level = warn\n\
+rootLogger.appenderRef.err.ref = err\n";

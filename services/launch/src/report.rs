@@ -1,0 +1,101 @@
+//! How the launcher speaks: progress lines on stdout, and failures that name the
+//! component, say what went wrong and show the tail of the logs that tell why.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A setting or an argument is wrong; nothing was started.
+    Config(String),
+    /// A component did not start, stop or answer; `logs` tell why.
+    Component {
+        component: String,
+        message: String,
+        logs: Vec<PathBuf>,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// A configuration error naming the setting.
+pub fn config(message: impl Into<String>) -> Failure {
+    Failure::Config(message.into())
+}
+
+/// A component's failure, with the logs to show.
+pub fn failed<P: Into<PathBuf>>(
+    component: &str,
+    message: impl Into<String>,
+    logs: impl IntoIterator<Item = P>,
+) -> Failure {
+    Failure::Component {
+        component: component.to_string(),
+        message: message.into(),
+        logs: logs.into_iter().map(Into::into).collect(),
+    }
+}
+
+impl Failure {
+    /// The failure as `prog` prints it: the message, then the last 40 lines of each log.
+    pub fn render(&self, prog: &str) -> String {
+        match self {
+            Failure::Config(message) => format!("{prog}: error: {message}"),
+            Failure::Component {
+                component,
+                message,
+                logs,
+            } => {
+                let mut out = format!("{prog}: {component} FAILED: {message}");
+                for log in logs {
+                    let Ok(text) = std::fs::read_to_string(log) else {
+                        continue;
+                    };
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let lines: Vec<&str> = text.lines().collect();
+                    out += &format!("\n----- last 40 lines of {} -----", log.display());
+                    for line in &lines[lines.len().saturating_sub(40)..] {
+                        out += "\n";
+                        out += line;
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render("linkdrop-launch"))
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Failure {
+        Failure::Config(error.to_string())
+    }
+}
+
+/// Progress lines, each starting with the command's name (`stack`, `cluster`, `role`).
+#[derive(Clone, Copy, Debug)]
+pub struct Voice(pub &'static str);
+
+impl Voice {
+    pub fn say(&self, message: impl fmt::Display) {
+        println!("{}: {message}", self.0);
+    }
+
+    pub fn warn(&self, message: impl fmt::Display) {
+        eprintln!("{}: {message}", self.0);
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0
+    }
+}
