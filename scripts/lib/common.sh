@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shared helpers for scripts/setup and scripts/stack: repo paths, the Kafka
-# jar cache (version read from scripts/kafka/pom.xml) and the PostgreSQL bindir.
+# Shared helpers of scripts/setup, scripts/test and scripts/run: repo paths, the Kafka
+# jar cache (version read from scripts/kafka/pom.xml) and the PostgreSQL bindir. The
+# launcher (services/launch/src/install.rs) looks in the same places for what it starts.
 # Source it; it defines functions and LD_ROOT only and runs nothing.
 
 LD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -484,3 +484,6 @@ impl Cluster {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -551,3 +551,6 @@ name = linkdrop-kafka-tools\nappender.err.type = Console\nappender.err.name = er
 appender.err.target = SYSTEM_ERR\nappender.err.layout.type = PatternLayout\n\
 appender.err.layout.pattern = [%d] %p %m (%c)%n\nrootLogger.level = warn\n\
 rootLogger.appenderRef.err.ref = err\n";
+
+#[cfg(test)]
+mod tests;

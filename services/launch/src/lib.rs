@@ -19,6 +19,8 @@ pub mod proc;
 pub mod redis;
 pub mod report;
 pub mod role;
+#[cfg(test)]
+mod scratch;
 pub mod settings;
 pub mod stack;
 

@@ -99,17 +99,10 @@ fn status((lines, all_up): (String, bool)) -> ExitCode {
     }
 }
 
-/// `export NAME=VALUE` lines for `eval`, quoted only when a value needs it.
+/// `export NAME=VALUE` lines for `eval`.
 fn print_exports(exports: &[(String, String)]) {
     for (name, value) in exports {
-        let plain = value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:,@%+=-".contains(c));
-        if plain {
-            println!("export {name}={value}");
-        } else {
-            println!("export {name}='{}'", value.replace('\'', r"'\''"));
-        }
+        println!("{}", settings::export_line(name, value));
     }
 }
 

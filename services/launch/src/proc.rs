@@ -130,7 +130,7 @@ pub fn children(pid: u32) -> Vec<u32> {
 
 /// Starts `program args` in `dir`, in a session of its own (a Ctrl-C in the caller's
 /// terminal does not reach it), with exactly `env`, stdin closed and stdout and stderr
-/// appended to `out`; writes its pid to `pidfile` and returns it.
+/// appended to `out`; writes its pid to `pidfile` and returns it once the program runs.
 pub fn launch_detached(
     dir: &Path,
     pidfile: &Path,
@@ -154,6 +154,15 @@ pub fn launch_detached(
         .spawn()?;
     let pid = child.id();
     fs::write(pidfile, format!("{pid}\n"))?;
+    // Returns once setsid has become the program (or the program is gone), so that the
+    // pid's command line and session are the program's from here on.
+    let end = Instant::now() + Duration::from_secs(5);
+    while alive(pid)
+        && command_line(pid).is_some_and(|line| line.starts_with("setsid "))
+        && Instant::now() < end
+    {
+        sleep(Duration::from_millis(2));
+    }
     Ok(pid)
 }
 
@@ -302,3 +311,6 @@ pub fn lock_dir(dir: &Path, timeout: Duration, holder: &str) -> Result<fs::File>
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,3 +59,18 @@ fn absolute(path: &Path) -> PathBuf {
         std::env::current_dir().unwrap_or_default().join(path)
     }
 }
+
+/// `export NAME=VALUE` for `eval`, the value quoted only when it needs to be.
+pub fn export_line(name: &str, value: &str) -> String {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_./:,@%+=-".contains(c));
+    if plain {
+        format!("export {name}={value}")
+    } else {
+        format!("export {name}='{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

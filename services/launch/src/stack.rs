@@ -351,3 +351,6 @@ pub fn kill_and_wait(voice: Voice, name: &str, pid: u32, timeout: Duration) -> R
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -163,6 +163,19 @@ fn the_load_generator_builds_without_kafka_or_lua() {
     assert!(ours.is_empty(), "linkdrop-loadgen depends on {ours:?}");
 }
 
+#[test]
+fn the_launcher_builds_with_the_standard_library_alone() {
+    let packages = packages();
+    let launcher = packages
+        .iter()
+        .find(|p| p.name == "linkdrop-launch")
+        .unwrap();
+    let deps = normal_deps(launcher);
+    // scripts/stack builds it before scripts/setup has installed anything (no C toolchain
+    // for librdkafka or Lua yet), in a few seconds.
+    assert!(deps.is_empty(), "linkdrop-launch depends on {deps:?}");
+}
+
 /// Dependencies that are used without their name appearing in the code, and why.
 const USED_UNNAMED: [(&str, &str); 0] = [];
 
