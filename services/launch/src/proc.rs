@@ -140,9 +140,24 @@ pub fn launch_detached(
     env: &BTreeMap<String, String>,
 ) -> std::io::Result<u32> {
     let _ = fs::remove_file(pidfile);
+    let child = detached_command(dir, out, program, args, env)?.spawn()?;
+    record_started(pidfile, child.id())?;
+    Ok(child.id())
+}
+
+/// The command `launch_detached` spawns, for a caller that keeps the child (to wait for its
+/// exit status); `record_started` then writes its pidfile.
+pub fn detached_command(
+    dir: &Path,
+    out: &Path,
+    program: &Path,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+) -> std::io::Result<Command> {
     let log = OpenOptions::new().create(true).append(true).open(out)?;
     // setsid(1) calls setsid() and then execs the program: the pid stays the program's.
-    let child = Command::new("setsid")
+    let mut command = Command::new("setsid");
+    command
         .arg(program)
         .args(args)
         .current_dir(dir)
@@ -150,12 +165,15 @@ pub fn launch_detached(
         .envs(env)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let pid = child.id();
+        .stderr(log);
+    Ok(command)
+}
+
+/// Writes the pid of a process just spawned to `pidfile`; returns once setsid has become
+/// the program (or the program is gone), so that the pid's command line and session are
+/// the program's from here on.
+pub fn record_started(pidfile: &Path, pid: u32) -> std::io::Result<()> {
     fs::write(pidfile, format!("{pid}\n"))?;
-    // Returns once setsid has become the program (or the program is gone), so that the
-    // pid's command line and session are the program's from here on.
     let end = Instant::now() + Duration::from_secs(5);
     while alive(pid)
         && command_line(pid).is_some_and(|line| line.starts_with("setsid "))
@@ -163,7 +181,7 @@ pub fn launch_detached(
     {
         sleep(Duration::from_millis(2));
     }
-    Ok(pid)
+    Ok(())
 }
 
 /// Whether something accepts connections on the port.

@@ -12,6 +12,7 @@ use crate::report::{Result, Voice, config, failed};
 use crate::settings::Env;
 
 /// One linkdrop process: `name` names its files in `dir`.
+#[derive(Clone, Debug)]
 pub struct App {
     pub name: String,
     /// What follows the binary on its command line (`gateway`, `all`, ...).
@@ -50,22 +51,17 @@ impl App {
             ));
             return Ok(None);
         }
-        fs::create_dir_all(&self.dir)?;
-        let log = self.log();
-        proc::need_free_port(&self.name, self.port, &[&log])?;
-        if fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
-            fs::rename(&log, self.dir.join(format!("{}.log.1", self.name)))?;
-        }
-        let mut env = env.clone();
-        env.insert("LINKDROP_HTTP_ADDR".into(), self.address());
-        let pid = proc::launch_detached(&self.dir, &self.pidfile(), &log, bin, &self.args, &env)
+        let spawned = self.command(bin, env)?.spawn();
+        let pid = spawned
             .map_err(|e| {
                 failed(
                     &self.name,
                     format!("{} did not start: {e}", bin.display()),
-                    [&log],
+                    [self.log()],
                 )
-            })?;
+            })?
+            .id();
+        self.record_started(pid)?;
         if !proc::alive(pid) {
             return Err(failed(
                 &self.name,
@@ -73,7 +69,7 @@ impl App {
                     "the process exited right after its start (port {})",
                     self.port
                 ),
-                [&log],
+                [self.log()],
             ));
         }
         voice.say(format!(
@@ -81,6 +77,28 @@ impl App {
             self.name, self.port
         ));
         Ok(Some(pid))
+    }
+
+    /// The command that starts it (what `start` spawns), for a caller that keeps the child
+    /// to learn how it ended; `record_started` then writes its pidfile.
+    pub fn command(&self, bin: &Path, env: &Env) -> Result<std::process::Command> {
+        fs::create_dir_all(&self.dir)?;
+        let log = self.log();
+        proc::need_free_port(&self.name, self.port, &[&log])?;
+        if fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+            fs::rename(&log, self.dir.join(format!("{}.log.1", self.name)))?;
+        }
+        let _ = fs::remove_file(self.pidfile());
+        let mut env = env.clone();
+        env.insert("LINKDROP_HTTP_ADDR".into(), self.address());
+        Ok(proc::detached_command(
+            &self.dir, &log, bin, &self.args, &env,
+        )?)
+    }
+
+    /// Writes the pidfile of the process `command` spawned.
+    pub fn record_started(&self, pid: u32) -> Result<()> {
+        Ok(proc::record_started(&self.pidfile(), pid)?)
     }
 
     /// Waits until it answers `GET /readyz` with 200; `started` is when this command

@@ -1,16 +1,17 @@
-//! Real linkdrop processes for the crash tests: started from the built binary, ready when
-//! they log that they listen, killed with SIGKILL (by the test, or by themselves at a
-//! failpoint), and started again.
+//! Real linkdrop processes for the crash tests: started from the built binary by the
+//! launcher (`linkdrop_launch::role`, what `scripts/bench` uses too), ready when `/readyz`
+//! answers, killed with SIGKILL (by the test, or by themselves at a failpoint), and started
+//! again. Each has a directory of its own under `target/test-processes/`, its log in it.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use linkdrop_launch::report::Voice;
+use linkdrop_launch::role::App;
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
 
 use crate::PATIENCE;
 
@@ -18,8 +19,8 @@ use crate::PATIENCE;
 pub struct Process {
     pub name: String,
     pub addr: String,
+    app: App,
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 /// The `linkdrop` binary cargo built for the integration tests: `CARGO_BIN_EXE_linkdrop`
@@ -46,53 +47,65 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A directory of its own for each process of this test binary.
+fn process_dir() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-processes")
+        .join(format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+}
+
+const VOICE: Voice = Voice("process");
+
 impl Process {
     /// Starts `linkdrop <args>` with `env` (and nothing inherited but PATH and HOME); waits
-    /// until it logs that it listens.
+    /// until it is ready.
     pub async fn start(args: &[&str], env: &BTreeMap<String, String>) -> Process {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(linkdrop_binary());
-        command
-            .args(args)
-            .env_clear()
-            .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
-            .envs(env)
-            .env("LINKDROP_HTTP_ADDR", &addr)
-            .env("LINKDROP_LOG", "info")
-            .env("LINKDROP_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("the linkdrop binary starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready) = oneshot::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        tokio::spawn(async move {
-            let mut ready_tx = Some(ready_tx);
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if line.contains("linkdrop listening")
-                    && let Some(tx) = ready_tx.take()
-                {
-                    let _ = tx.send(());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let name = args.join(" ");
-        let mut process = Process {
-            name,
-            addr,
-            child,
-            log,
+        let app = App {
+            name: "linkdrop".into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            port: free_port(),
+            dir: process_dir(),
         };
-        if tokio::time::timeout(PATIENCE, ready).await.is_err() {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k == "PATH" || k == "HOME")
+            .chain(env.clone())
+            .chain([
+                ("LINKDROP_LOG".to_string(), "info".to_string()),
+                ("LINKDROP_LOG_FORMAT".to_string(), "json".to_string()),
+            ])
+            .collect();
+        let command = app
+            .command(&linkdrop_binary(), &env)
+            .unwrap_or_else(|failure| panic!("{}", failure.render("process")));
+        let child = Command::from(command)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the linkdrop binary starts");
+        let started = Instant::now();
+        app.record_started(child.id().expect("a running child"))
+            .unwrap();
+        let mut process = Process {
+            name: args.join(" "),
+            addr: app.address(),
+            app,
+            child,
+        };
+        let waiting = process.app.clone();
+        let ready =
+            tokio::task::spawn_blocking(move || waiting.wait(VOICE, Some(started), PATIENCE))
+                .await
+                .unwrap();
+        if let Err(failure) = ready {
             process.child.start_kill().ok();
             panic!(
                 "linkdrop {} did not start:\n{}",
                 process.name,
-                process.log_tail()
+                failure.render("process")
             );
         }
         process
@@ -100,7 +113,8 @@ impl Process {
 
     /// The last lines it logged.
     pub fn log_tail(&self) -> String {
-        let lines = self.log.lock().unwrap();
+        let log = std::fs::read_to_string(self.app.log()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
@@ -129,6 +143,13 @@ impl Process {
     pub async fn kill(&mut self) {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
+    }
+}
+
+impl Drop for Process {
+    /// Its directory goes with it (the child is killed as its handle drops).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.app.dir);
     }
 }
 
