@@ -12,7 +12,7 @@ use linkdrop_launch::{Cluster, Result, Stack};
 const USAGE: &str = "usage:
   linkdrop-launch stack up | down [--wipe] | status | env | kill NAME
   linkdrop-launch cluster up [NAME...] | down [--wipe] | status | env | kill NAME
-  linkdrop-launch role start --dir DIR --name NAME --port PORT [--bin PATH] [--timeout S] -- ARGS...
+  linkdrop-launch role start|run --dir DIR --name NAME --port PORT [--bin PATH] [--timeout S] -- ARGS...
   linkdrop-launch role stop --dir DIR [--timeout S] NAME...";
 
 fn main() -> ExitCode {
@@ -164,44 +164,25 @@ fn role_options(rest: &[String]) -> Result<RoleOptions> {
 }
 
 /// `role start`: starts one linkdrop process with the caller's environment, waits until it
-/// is ready and prints `pid=P addr=A log=L`. `role stop`: SIGTERM, then waits.
+/// is ready and prints `pid=P addr=A log=L`. `role run`: the same, then stays until the
+/// process exits and exits as it did (128 + the signal that ended it). `role stop`: SIGTERM,
+/// then waits.
 fn role(command: &str, rest: &[String]) -> Result<ExitCode> {
-    const VOICE: Voice = Voice("role");
     let options = role_options(rest)?;
     let dir = options
         .dir
         .clone()
         .ok_or_else(|| config("--dir is required"))?;
     match command {
-        "start" => {
-            let (Some(name), Some(port)) = (options.name, options.port) else {
-                return Err(config("role start needs --name and --port"));
-            };
-            if options.args.is_empty() {
-                return Err(config("role start needs the process's arguments after --"));
-            }
+        "start" | "run" => {
+            let timeout = options.timeout;
+            let (app, bin) = role_app(options, dir)?;
             let env = settings::from_process();
-            let bin = match options.bin {
-                Some(bin) => bin,
-                None => role::binary(&env, VOICE)?,
-            };
-            let app = App {
-                name,
-                args: options.args,
-                port,
-                dir,
-            };
-            let at = Instant::now();
-            let pid = app.start(VOICE, &bin, &env)?;
-            app.wait(VOICE, pid.map(|_| at), options.timeout)?;
-            let pid = app
-                .pid()
-                .ok_or_else(|| config(format!("{} is not running", app.name)))?;
-            println!(
-                "pid={pid} addr={} log={}",
-                app.address(),
-                app.log().display()
-            );
+            if command == "start" {
+                start_role(&app, &bin, &env, timeout)?;
+            } else {
+                return run_role(&app, &bin, &env, timeout);
+            }
         }
         "stop" => {
             let apps: Vec<App> = options
@@ -214,11 +195,82 @@ fn role(command: &str, rest: &[String]) -> Result<ExitCode> {
                     dir: dir.clone(),
                 })
                 .collect();
-            role::stop_all(VOICE, &apps, options.timeout)?;
+            role::stop_all(ROLE, &apps, options.timeout)?;
         }
         _ => return Err(config("usage")),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const ROLE: Voice = Voice("role");
+
+/// The process `role start|run` names, and the binary it runs.
+fn role_app(options: RoleOptions, dir: PathBuf) -> Result<(App, PathBuf)> {
+    let (Some(name), Some(port)) = (options.name, options.port) else {
+        return Err(config("role start needs --name and --port"));
+    };
+    if options.args.is_empty() {
+        return Err(config("role start needs the process's arguments after --"));
+    }
+    let bin = match options.bin {
+        Some(bin) => bin,
+        None => role::binary(&settings::from_process(), ROLE)?,
+    };
+    let app = App {
+        name,
+        args: options.args,
+        port,
+        dir,
+    };
+    Ok((app, bin))
+}
+
+fn print_started(app: &App, pid: u32) {
+    println!(
+        "pid={pid} addr={} log={}",
+        app.address(),
+        app.log().display()
+    );
+}
+
+fn start_role(
+    app: &App,
+    bin: &std::path::Path,
+    env: &settings::Env,
+    timeout: Duration,
+) -> Result<()> {
+    let at = Instant::now();
+    let pid = app.start(ROLE, bin, env)?;
+    app.wait(ROLE, pid.map(|_| at), timeout)?;
+    let pid = app
+        .pid()
+        .ok_or_else(|| config(format!("{} is not running", app.name)))?;
+    print_started(app, pid);
+    Ok(())
+}
+
+fn run_role(
+    app: &App,
+    bin: &std::path::Path,
+    env: &settings::Env,
+    timeout: Duration,
+) -> Result<ExitCode> {
+    let at = Instant::now();
+    let mut child = app.command(bin, env)?.spawn()?;
+    app.record_started(child.id())?;
+    if let Err(failure) = app.wait(ROLE, Some(at), timeout) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(failure);
+    }
+    print_started(app, child.id());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let status = child.wait()?;
+    let _ = std::fs::remove_file(app.pidfile());
+    let code = status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    });
+    Ok(ExitCode::from(code as u8))
 }
 
 /// The arguments a running process was started with (from its command line), so that

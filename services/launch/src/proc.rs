@@ -155,6 +155,13 @@ pub fn detached_command(
     env: &BTreeMap<String, String>,
 ) -> std::io::Result<Command> {
     let log = OpenOptions::new().create(true).append(true).open(out)?;
+    // It runs in `dir`: a relative path to the program is the caller's (a bare name is
+    // looked up on PATH).
+    let program = if program.is_relative() && program.components().count() > 1 {
+        std::env::current_dir()?.join(program)
+    } else {
+        program.to_path_buf()
+    };
     // setsid(1) calls setsid() and then execs the program: the pid stays the program's.
     let mut command = Command::new("setsid");
     command
