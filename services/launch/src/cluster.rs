@@ -19,7 +19,7 @@ use crate::redis::{self, RedisNode};
 use crate::report::{Result, Voice, config, failed};
 use crate::role::{self, App};
 use crate::settings::{self, Env};
-use crate::stack::{kill_and_wait, status_line};
+use crate::topology::{self, kill_and_wait, status_line};
 
 const VOICE: Voice = Voice("cluster");
 /// Holds the port base; `down --wipe` deletes only a directory that has it.
@@ -322,15 +322,14 @@ impl Cluster {
     fn migrate(&self, bin: &Path, env: &Env) -> Result<()> {
         VOICE.say(format!("applying migrations ({} migrate)", bin.display()));
         let log = self.dir.join("migrate.log");
-        let ok = std::process::Command::new(bin)
-            .arg("migrate")
-            .current_dir(&self.dir)
-            .env_clear()
-            .envs(env)
-            .stdout(proc::append_to(&log))
-            .stderr(proc::append_to(&log))
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = proc::succeeds_logging_to(
+            std::process::Command::new(bin)
+                .arg("migrate")
+                .current_dir(&self.dir)
+                .env_clear()
+                .envs(env),
+            &log,
+        );
         if ok {
             Ok(())
         } else {
@@ -409,11 +408,7 @@ impl Cluster {
     /// Stops the linkdrop processes, then Kafka, Redis and PostgreSQL; with `wipe`, deletes
     /// the directory too.
     pub fn down(&self, wipe: bool) -> Result<()> {
-        if !self.dir.is_dir() {
-            VOICE.say(format!(
-                "nothing to stop ({} does not exist)",
-                self.dir.display()
-            ));
+        if topology::nothing_to_stop(VOICE, &self.dir) {
             return Ok(());
         }
         let lock = self.lock()?;
@@ -422,15 +417,9 @@ impl Cluster {
         redis::stop_all(VOICE, &self.redis)?;
         self.postgres.stop(VOICE)?;
         if wipe {
-            if !self.dir.join(MARKER).exists() {
-                return Err(config(format!(
-                    "{} has no {MARKER} marker: not deleting it",
-                    self.dir.display()
-                )));
-            }
+            topology::marked(&self.dir, MARKER)?;
             drop(lock);
-            fs::remove_dir_all(&self.dir)?;
-            VOICE.say(format!("wiped {}", self.dir.display()));
+            topology::wipe(VOICE, &self.dir)?;
         }
         Ok(())
     }

@@ -244,12 +244,10 @@ impl Kafka {
             if self.single() {
                 format.arg("--standalone");
             }
-            let ok = format
-                .args(["-t", &id, "-c"])
-                .arg(node.props())
-                .stdout(proc::append_to(&self.tools.log))
-                .status()
-                .is_ok_and(|s| s.success());
+            let ok = proc::succeeds_logging_to(
+                format.args(["-t", &id, "-c"]).arg(node.props()),
+                &self.tools.log,
+            );
             if !ok {
                 return Err(failed(
                     &node.name,
@@ -423,19 +421,18 @@ impl Kafka {
         if topics.iter().any(|t| t == TOPIC) {
             return Ok(());
         }
-        let ok = self
-            .tool("org.apache.kafka.tools.TopicCommand")?
-            .args([
-                "--bootstrap-server",
-                &self.brokers(),
-                "--create",
-                "--if-not-exists",
-            ])
-            .args(["--topic", TOPIC, "--partitions", &PARTITIONS.to_string()])
-            .args(["--replication-factor", &self.replication.to_string()])
-            .stdout(proc::append_to(&self.tools.log))
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = proc::succeeds_logging_to(
+            self.tool("org.apache.kafka.tools.TopicCommand")?
+                .args([
+                    "--bootstrap-server",
+                    &self.brokers(),
+                    "--create",
+                    "--if-not-exists",
+                ])
+                .args(["--topic", TOPIC, "--partitions", &PARTITIONS.to_string()])
+                .args(["--replication-factor", &self.replication.to_string()]),
+            &self.tools.log,
+        );
         if !ok {
             return Err(failed(
                 "kafka",

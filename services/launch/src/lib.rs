@@ -23,6 +23,7 @@ pub mod role;
 mod scratch;
 pub mod settings;
 pub mod stack;
+pub mod topology;
 
 pub use cluster::Cluster;
 pub use report::{Failure, Result};

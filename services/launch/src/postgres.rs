@@ -144,22 +144,17 @@ impl Postgres {
             voice.say(format!("postgres: creating cluster in {}", data.display()));
             let _ = fs::remove_dir_all(&data);
             let log = self.dir.join("initdb.log");
-            let ok = self
-                .as_pg(&self.bin("initdb")?)
-                .arg("-D")
-                .arg(&data)
-                .args([
+            let ok = proc::succeeds_logging_to(
+                self.as_pg(&self.bin("initdb")?).arg("-D").arg(&data).args([
                     "-U",
                     "postgres",
                     "--auth=trust",
                     "-E",
                     "UTF8",
                     "--locale=C.UTF-8",
-                ])
-                .stdout(proc::append_to(&log))
-                .stderr(proc::append_to(&log))
-                .status()
-                .is_ok_and(|s| s.success());
+                ]),
+                &log,
+            );
             if !ok {
                 return Err(failed(NAME, "initdb failed", [log]));
             }
@@ -213,17 +208,15 @@ impl Postgres {
         let _ = fs::remove_file(&ctl_log);
         // pg_ctl -w returns once the server accepts connections, or fails as soon as the
         // postmaster exits (its reason is in the log).
-        let ok = self
-            .as_pg(&self.bin("pg_ctl")?)
-            .arg("-D")
-            .arg(self.data())
-            .arg("-l")
-            .arg(self.log())
-            .args(["-w", "-t", &self.timeout.as_secs().to_string(), "start"])
-            .stdout(proc::append_to(&ctl_log))
-            .stderr(proc::append_to(&ctl_log))
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = proc::succeeds_logging_to(
+            self.as_pg(&self.bin("pg_ctl")?)
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.log())
+                .args(["-w", "-t", &self.timeout.as_secs().to_string(), "start"]),
+            &ctl_log,
+        );
         if !ok {
             return Err(failed(
                 NAME,

@@ -288,6 +288,15 @@ pub fn running_as_root() -> bool {
     })
 }
 
+/// Runs a command with its stdout and stderr appended to `log`; whether it succeeded.
+pub fn succeeds_logging_to(command: &mut Command, log: &Path) -> bool {
+    command
+        .stdout(append_to(log))
+        .stderr(append_to(log))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A file opened for appending, for a command's stderr.
 pub fn append_to(path: &Path) -> Stdio {
     OpenOptions::new()

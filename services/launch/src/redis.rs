@@ -94,12 +94,7 @@ impl RedisNode {
         }
         fs::write(self.conf(), conf)?;
         // Config errors are printed before Redis opens its log: append them to it.
-        let ok = Command::new("redis-server")
-            .arg(self.conf())
-            .stdout(proc::append_to(&log))
-            .stderr(proc::append_to(&log))
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = proc::succeeds_logging_to(Command::new("redis-server").arg(self.conf()), &log);
         if !ok {
             return Err(failed(&self.name, "redis-server refused to start", [log]));
         }
@@ -220,15 +215,14 @@ pub fn form_cluster(voice: Voice, nodes: &[RedisNode]) -> Result<()> {
         nodes.len()
     ));
     let log = nodes[0].dir.join("cluster-create.log");
-    let ok = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("create")
-        .args(&addresses)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdout(proc::append_to(&log))
-        .stderr(proc::append_to(&log))
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = proc::succeeds_logging_to(
+        Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"]),
+        &log,
+    );
     if ok {
         Ok(())
     } else {

@@ -16,8 +16,9 @@ use crate::kafka::{Kafka, KafkaNode, Tools};
 use crate::postgres::Postgres;
 use crate::proc::{self, HOST};
 use crate::redis::{self, RedisNode};
-use crate::report::{Result, Voice, config, failed};
+use crate::report::{Result, Voice, config};
 use crate::settings::{self, Env};
+use crate::topology::{self, kill_and_wait, status_line};
 
 const VOICE: Voice = Voice("stack");
 /// `down --wipe` deletes only a directory that has it.
@@ -219,11 +220,7 @@ impl Stack {
 
     /// Stops what `up` started; with `wipe`, deletes the directory too.
     pub fn down(&self, wipe: bool) -> Result<()> {
-        if !self.dir.is_dir() {
-            VOICE.say(format!(
-                "nothing to stop ({} does not exist)",
-                self.dir.display()
-            ));
+        if topology::nothing_to_stop(VOICE, &self.dir) {
             return Ok(());
         }
         let lock = self.lock()?;
@@ -237,12 +234,7 @@ impl Stack {
             redis::stop_all(VOICE, std::slice::from_ref(&self.redis))?;
         }
         if wipe {
-            if !self.dir.join(MARKER).exists() {
-                return Err(config(format!(
-                    "{} has no {MARKER} marker: not deleting it",
-                    self.dir.display()
-                )));
-            }
+            topology::marked(&self.dir, MARKER)?;
             // Components left out of LINKDROP_STACK_COMPONENTS keep running: not under their feet.
             for (name, running) in self.running() {
                 if running && !self.wants(name) {
@@ -253,8 +245,7 @@ impl Stack {
                 }
             }
             drop(lock);
-            fs::remove_dir_all(&self.dir)?;
-            VOICE.say(format!("wiped {}", self.dir.display()));
+            topology::wipe(VOICE, &self.dir)?;
         }
         Ok(())
     }
@@ -312,44 +303,6 @@ impl Stack {
         let pid = pid.ok_or_else(|| config(format!("{name} is not running")))?;
         kill_and_wait(VOICE, name, pid, self.timeout)
     }
-}
-
-/// `name up port P pid N` or `name down port P -`.
-pub fn status_line(name: &str, width: usize, pid: Option<u32>, port: String) -> String {
-    match pid {
-        Some(pid) => format!("{name:<width$} up    port {port:<5} pid {pid}\n"),
-        None => format!("{name:<width$} down  port {port:<5} -\n"),
-    }
-}
-
-/// SIGKILL, then waits until the process and its children are gone (PostgreSQL's backends
-/// leave on their own once the postmaster is dead).
-pub fn kill_and_wait(voice: Voice, name: &str, pid: u32, timeout: Duration) -> Result<()> {
-    let children = proc::children(pid);
-    proc::signal(pid, "KILL");
-    if !proc::wait_exit(pid, Duration::from_secs(10)) {
-        return Err(failed(
-            name,
-            format!("pid {pid} survived SIGKILL"),
-            Vec::<PathBuf>::new(),
-        ));
-    }
-    for child in children {
-        if !proc::wait_exit(child, timeout) {
-            return Err(failed(
-                name,
-                format!(
-                    "child pid {child} of {pid} still running {}s after the SIGKILL",
-                    timeout.as_secs()
-                ),
-                Vec::<PathBuf>::new(),
-            ));
-        }
-    }
-    voice.say(format!(
-        "{name} killed (pid {pid}; its pidfile is left behind, as after a crash)"
-    ));
-    Ok(())
 }
 
 #[cfg(test)]
