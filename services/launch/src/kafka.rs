@@ -332,7 +332,7 @@ impl Kafka {
             node.props().display().to_string(),
         ];
         let env = std::env::vars().collect();
-        proc::launch_detached(
+        let pid = proc::launch_detached(
             &node.dir,
             &node.pidfile(),
             &node.out(),
@@ -347,8 +347,18 @@ impl Kafka {
                 node.logs(),
             )
         })?;
-        if node.pid().is_none() {
-            return Err(failed(&node.name, "the JVM did not start", node.logs()));
+        // Found by its pidfile once its command line is the JVM's.
+        let end = Instant::now() + Duration::from_secs(5);
+        while node.pid().is_none() {
+            if !proc::alive(pid) || Instant::now() >= end {
+                let line = proc::command_line(pid).unwrap_or_default();
+                return Err(failed(
+                    &node.name,
+                    format!("the JVM did not start (pid {pid}: '{}')", line.trim()),
+                    node.logs(),
+                ));
+            }
+            sleep(POLL);
         }
         Ok(())
     }

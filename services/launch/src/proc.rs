@@ -182,10 +182,11 @@ pub fn detached_command(
 pub fn record_started(pidfile: &Path, pid: u32) -> std::io::Result<()> {
     fs::write(pidfile, format!("{pid}\n"))?;
     let end = Instant::now() + Duration::from_secs(5);
-    while alive(pid)
-        && command_line(pid).is_some_and(|line| line.starts_with("setsid "))
-        && Instant::now() < end
-    {
+    // (During the exec the command line reads empty for a moment.)
+    let became_program = |pid| {
+        command_line(pid).is_some_and(|line| !line.is_empty() && !line.starts_with("setsid "))
+    };
+    while alive(pid) && !became_program(pid) && Instant::now() < end {
         sleep(Duration::from_millis(2));
     }
     Ok(())

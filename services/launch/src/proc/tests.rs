@@ -122,3 +122,28 @@ fn a_command_that_overstays_is_killed() {
     let out = output_within(Command::new("echo").arg("hi"), Duration::from_secs(10)).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 }
+
+#[test]
+fn a_launched_process_is_found_by_its_pidfile_at_once() {
+    let scratch = Scratch::new("at-once");
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let mut missed = Vec::new();
+    for i in 0..100 {
+        let pidfile = scratch.path().join(format!("{i}.pid"));
+        let out = scratch.path().join("out");
+        let pid = launch_detached(
+            scratch.path(),
+            &pidfile,
+            &out,
+            Path::new("sleep"),
+            &["5".into()],
+            &env,
+        )
+        .unwrap();
+        if pid_of(&pidfile, |line| line.starts_with("sleep ")).is_none() {
+            missed.push(command_line(pid));
+        }
+        signal(pid, "KILL");
+    }
+    assert!(missed.is_empty(), "not yet the program: {missed:?}");
+}
