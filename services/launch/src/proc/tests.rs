@@ -94,8 +94,9 @@ fn a_taken_port_is_named_with_its_owner() {
         )),
         "{error}"
     );
+    // (That a free port passes is not asserted here: the tests beside this one take
+    // ephemeral ports too, and one may be this port again as soon as it is free.)
     drop(listener);
-    need_free_port("redis", port, &[]).unwrap();
 }
 
 #[test]
