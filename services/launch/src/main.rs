@@ -1,4 +1,5 @@
-//! `linkdrop-launch stack|cluster|role ...`: see `--help`, and the library's docs.
+//! `linkdrop-launch stack|cluster|role ...`: run it without arguments for the usage; the
+//! library's docs say what each topology is.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
-        Err(Failure::Config(message)) if message == "usage" => usage(),
+        Err(Failure::Usage) => usage(),
         Err(failure) => {
             eprintln!("{}", failure.render(topology));
             if command == "up" && matches!(failure, Failure::Component { .. }) {
@@ -56,7 +57,7 @@ fn stack(command: &str, rest: &[String]) -> Result<ExitCode> {
         ("status", []) => return Ok(status(stack.status())),
         ("env", []) => print_exports(&stack.exports()),
         ("kill", [name]) => stack.kill(name)?,
-        _ => return Err(config("usage")),
+        _ => return Err(Failure::Usage),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -76,7 +77,7 @@ fn cluster(command: &str, rest: &[String]) -> Result<ExitCode> {
                 cluster.names().join(" ")
             )));
         }
-        _ => return Err(config("usage")),
+        _ => return Err(Failure::Usage),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -197,7 +198,7 @@ fn role(command: &str, rest: &[String]) -> Result<ExitCode> {
                 .collect();
             role::stop_all(ROLE, &apps, options.timeout)?;
         }
-        _ => return Err(config("usage")),
+        _ => return Err(Failure::Usage),
     }
     Ok(ExitCode::SUCCESS)
 }

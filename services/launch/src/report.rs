@@ -7,6 +7,8 @@ use std::path::PathBuf;
 /// Why a command failed.
 #[derive(Debug)]
 pub enum Failure {
+    /// The command line is not one the launcher knows.
+    Usage,
     /// A setting or an argument is wrong; nothing was started.
     Config(String),
     /// A component did not start, stop or answer; `logs` tell why.
@@ -41,6 +43,9 @@ impl Failure {
     /// The failure as `prog` prints it: the message, then the last 40 lines of each log.
     pub fn render(&self, prog: &str) -> String {
         match self {
+            Failure::Usage => {
+                format!("{prog}: error: unknown command (run it without arguments for the usage)")
+            }
             Failure::Config(message) => format!("{prog}: error: {message}"),
             Failure::Component {
                 component,
