@@ -173,28 +173,28 @@ impl Stack {
             self.kafka.wait(VOICE, &kafka_started)?;
         }
         self.after_up()?;
-        let ready: Vec<String> = self
-            .exports()
-            .iter()
-            .map(|(name, url)| {
-                let what = match name.as_str() {
-                    "LINKDROP_REDIS_URL" => "redis",
-                    "LINKDROP_DATABASE_URL" => "postgres",
-                    _ => "kafka",
-                };
-                format!(
-                    "{what} {}",
-                    url.trim_start_matches("redis://")
-                        .trim_start_matches("postgres://postgres@")
-                )
-            })
-            .collect();
         VOICE.say(format!(
             "up in {}s: {}",
             t0.elapsed().as_secs(),
-            ready.join(", ")
+            self.summary()
         ));
         Ok(())
+    }
+
+    /// Where the chosen components listen.
+    fn summary(&self) -> String {
+        let mut ready = Vec::new();
+        if self.wants("redis") {
+            ready.push(format!("redis {HOST}:{}", self.redis.port));
+        }
+        if self.wants("postgres") {
+            let pg = &self.postgres;
+            ready.push(format!("postgres {HOST}:{}/{}", pg.port, pg.database));
+        }
+        if self.wants("kafka") {
+            ready.push(format!("kafka {}", self.kafka.brokers()));
+        }
+        ready.join(", ")
     }
 
     /// The hook that applies the database migrations: it needs PostgreSQL.
