@@ -2,7 +2,7 @@
 //! component, say what went wrong and show the tail of the logs that tell why.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -54,23 +54,23 @@ impl Failure {
             } => {
                 let mut out = format!("{prog}: {component} FAILED: {message}");
                 for log in logs {
-                    let Ok(text) = std::fs::read_to_string(log) else {
-                        continue;
-                    };
-                    if text.is_empty() {
-                        continue;
-                    }
-                    let lines: Vec<&str> = text.lines().collect();
-                    out += &format!("\n----- last 40 lines of {} -----", log.display());
-                    for line in &lines[lines.len().saturating_sub(40)..] {
-                        out += "\n";
-                        out += line;
+                    let last = tail(log, 40);
+                    if !last.is_empty() {
+                        out += &format!("\n----- last 40 lines of {} -----\n", log.display());
+                        out += &last;
                     }
                 }
                 out
             }
         }
     }
+}
+
+/// The last `count` lines of a log (empty if it cannot be read).
+pub fn tail(log: &Path, count: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 impl fmt::Display for Failure {

@@ -113,9 +113,7 @@ impl Process {
 
     /// The last lines it logged.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.app.log()).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        linkdrop_launch::report::tail(&self.app.log(), 30)
     }
 
     /// Waits until the process died of SIGKILL (its failpoint), and says so.
